@@ -1,0 +1,8 @@
+"""async-jobs Lambda code: thin handlers (``handlers/``) over a small domain core.
+
+* ``model``      job record, statuses and the allowed transitions (pure Python)
+* ``tasks``      THE TASK REGISTRY: where your own long-running work goes
+* ``service``    submit and status use cases; ``runner`` runs one delivery of a job
+* ``repository`` DynamoDB data access; ``dispatcher`` the asynchronous worker invoke
+* ``settings``   configuration from environment variables, validated at cold start
+"""

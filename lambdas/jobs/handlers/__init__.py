@@ -1,0 +1,1 @@
+"""Lambda entry points. Each module is one function; each stays thin on purpose."""

@@ -1,0 +1,33 @@
+"""GET /jobs/{job_id}: the job's status, progress and, once finished, result or error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs.api import build_resolver, caller_identity, json_response
+from jobs.observability import logger, tracer
+from jobs.repository import JobRepository
+from jobs.service import JobService
+from jobs.settings import Settings
+
+settings = Settings.from_env()
+service = JobService(JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds))
+app = build_resolver(settings.retry_after_seconds)
+
+
+@app.get("/jobs/<job_id>")
+@tracer.capture_method
+def status(job_id: str) -> Any:
+    job = service.get_for_owner(caller_identity(app.current_event), job_id)
+    # Retry-After tells pollers when to look again; a finished job will not change.
+    headers = {} if job.status.is_terminal else {"Retry-After": str(settings.retry_after_seconds)}
+    return json_response(200, job.to_public_dict(), headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,102 @@
+"""POST /jobs: store the job, hand it to the worker, answer 202 Accepted at once."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
+from jobs.api import ApiError, build_resolver, caller_identity, job_url, json_response
+from jobs.dispatcher import LambdaDispatcher
+from jobs.observability import logger, metrics, tracer
+from jobs.repository import JobRepository
+from jobs.schemas import submit_request_schema
+from jobs.service import JobService
+from jobs.settings import Settings
+
+settings = Settings.from_env()
+service = JobService(
+    JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds),
+    LambdaDispatcher(settings.require("worker_function_name")),
+)
+app = build_resolver(settings.retry_after_seconds)
+
+# The same Idempotency-Key from the same caller returns the first job; with a different
+# body it is refused (payload validation). An in-flight record expires with the Lambda
+# context, so a crashed request does not block its key for the whole window.
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="[owner, key]",
+    payload_validation_jmespath="[task, task_input]",
+    expires_after_seconds=settings.idempotency_window_seconds,
+)
+persistence = DynamoDBPersistenceLayer(table_name=settings.require("idempotency_table_name"))
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as in the IETF draft
+
+
+@idempotent_function(data_keyword_argument="request", config=idempotency_config, persistence_store=persistence)
+def submit_once(request: dict[str, Any]) -> dict[str, Any]:
+    job = service.submit(request["owner"], request["task"], request["task_input"], request["correlation_id"])
+    return job.to_public_dict()
+
+
+def parse_body() -> dict[str, Any]:
+    """The request body as a dict, or the 415/413/400 a client should see."""
+    event = app.current_event
+    content_type = event.headers.get("Content-Type") or ""  # Powertools headers ignore case
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "Content-Type must be application/json")
+    body = event.decoded_body or ""
+    size = len(body.encode())
+    if size > settings.max_request_bytes:
+        raise ApiError(413, f"request body is {size} bytes; the limit is {settings.max_request_bytes} bytes")
+    try:
+        request = json.loads(body)
+    except ValueError as error:
+        raise ApiError(400, f"request body is not valid JSON: {error}") from error
+    try:
+        validate(event=request, schema=submit_request_schema())
+    except SchemaValidationError as error:
+        raise ApiError(400, f"invalid request body: {error}") from error
+    return dict(request)
+
+
+@app.post("/jobs")
+@tracer.capture_method
+def submit() -> Any:
+    request = parse_body()
+    event = app.current_event
+    submission = {
+        "owner": caller_identity(event),
+        "task": request["task"],
+        "task_input": request.get("input", {}),
+        "correlation_id": event.request_context.request_id,
+    }
+    key = event.headers.get("Idempotency-Key")
+    if key is None:
+        view = service.submit(**submission).to_public_dict()
+    elif IDEMPOTENCY_KEY.match(key):
+        view = submit_once(request={**submission, "key": key})
+    else:
+        raise ApiError(400, "Idempotency-Key must be 1 to 128 visible ASCII characters")
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    location = job_url(event, view["job_id"])
+    return json_response(202, view, {"Location": location, "Retry-After": str(settings.retry_after_seconds)})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
+    return app.resolve(event, context)

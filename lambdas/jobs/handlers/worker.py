@@ -1,0 +1,58 @@
+"""The worker: runs one job per asynchronous invocation, for up to 15 minutes.
+
+Invoked by the submit function with ``{"job_id": ..., "correlation_id": ...}``. Lambda
+retries a failed attempt (per the event-invoke config) and, after the last one, sends
+the event to the on-failure destination. The job logic lives in ``jobs.runner``; your
+own tasks go in ``jobs.tasks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs.model import is_job_id
+from jobs.observability import logger, metrics, tracer
+from jobs.repository import JobRepository
+from jobs.runner import AttemptFailed, JobRunner, Outcome
+from jobs.settings import Settings
+from jobs.tasks import REGISTRY
+
+settings = Settings.from_env()
+runner = JobRunner(
+    JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds),
+    REGISTRY,
+    max_attempts=settings.max_attempts,
+    max_result_bytes=settings.max_result_bytes,
+    progress_min_interval=settings.progress_min_interval_seconds,
+    timeout_margin_seconds=settings.timeout_margin_seconds,
+)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    job_id = event.get("job_id") if isinstance(event, dict) else None
+    if not isinstance(job_id, str) or not is_job_id(job_id):
+        # Retrying a malformed event cannot help; log it and finish.
+        logger.error("worker event without a valid job_id", extra={"event": event})
+        return {"outcome": Outcome.SKIPPED.value}
+    logger.set_correlation_id(event.get("correlation_id"))
+    tracer.put_annotation("job_id", job_id)
+    try:
+        report = runner.run(job_id, context.aws_request_id, lambda: context.get_remaining_time_in_millis() / 1000)
+    except AttemptFailed as failure:
+        metrics.add_metric(name="AttemptsFailed", unit=MetricUnit.Count, value=1)
+        if failure.final:
+            metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+        raise
+    if report.outcome is Outcome.COMPLETED:
+        metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
+    elif report.outcome is Outcome.FAILED:
+        metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+    if report.outcome is not Outcome.SKIPPED:
+        metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=report.duration_seconds * 1000)
+    return {"job_id": job_id, "outcome": report.outcome.value}

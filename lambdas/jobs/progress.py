@@ -1,0 +1,52 @@
+"""The progress reporter that tasks call while they work.
+
+Throttled, because a task may report on every loop iteration and each report is a
+DynamoDB write: at most one write per interval, so a chatty task costs the same as a
+quiet one. Reports inside the interval are dropped: progress is a hint for the client,
+and the job's final status supersedes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from jobs.model import Progress
+
+
+class JobNoLongerOwned(Exception):
+    """The job was finished or taken over by another attempt; the task should stop."""
+
+
+class ProgressReporter:
+    """Records a running job's progress, at most once per ``min_interval`` seconds.
+
+    ``sink`` persists a progress value and returns False when this attempt no longer owns
+    the job; the reporter then raises :class:`JobNoLongerOwned` so the task stops early.
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[Progress], bool],
+        min_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._min_interval = min_interval
+        self._clock = clock
+        self._last_write: float | None = None
+        self.writes = 0
+
+    def report(self, percent: float, message: str | None = None) -> None:
+        """Tell the client how far the job is (0-100), with an optional short message."""
+        progress = Progress(int(max(0, min(100, percent))), message[:200] if message else None)
+        now = self._clock()
+        if self._last_write is not None and now - self._last_write < self._min_interval:
+            return
+        self._write(progress, now)
+
+    def _write(self, progress: Progress, now: float) -> None:
+        self._last_write = now
+        self.writes += 1
+        if not self._sink(progress):
+            raise JobNoLongerOwned("the job is no longer owned by this attempt")

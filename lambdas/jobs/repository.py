@@ -1,0 +1,256 @@
+"""Data access for jobs: the only module that reads or writes the DynamoDB jobs table.
+
+Every status change is one conditional ``UpdateItem``: the condition is the set of
+statuses the domain allows the change from (``model.ALLOWED_TRANSITIONS``) plus, for a
+running job, proof that the caller is the attempt that owns it. A lost race, a
+redelivered event or a stale attempt therefore changes nothing instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from jobs.model import ALLOWED_TRANSITIONS, Job, JobError, JobStatus, Progress, iso, utc_now
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+
+def _sources_of(target: JobStatus) -> list[JobStatus]:
+    """The statuses from which the domain allows a move to ``target``."""
+    return [status for status, targets in ALLOWED_TRANSITIONS.items() if target in targets]
+
+
+def _status_in(target: JobStatus, values: dict[str, Any]) -> str:
+    """A ``#status IN (...)`` clause for the statuses that may move to ``target``.
+
+    Adds the placeholder values it uses to ``values``.
+    """
+    placeholders = []
+    for index, status in enumerate(_sources_of(target)):
+        values[f":from{index}"] = status.value
+        placeholders.append(f":from{index}")
+    return f"#status IN ({', '.join(placeholders)})"
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _epoch(seconds_from_now: float = 0) -> int:
+    return int(utc_now().timestamp() + seconds_from_now)
+
+
+class JobRepository:
+    """Reads and conditionally updates job items."""
+
+    def __init__(self, table: Table, retention_seconds: int) -> None:
+        self._table = table
+        self._retention_seconds = retention_seconds
+
+    @classmethod
+    def from_table_name(cls, table_name: str, retention_seconds: int) -> JobRepository:
+        table = boto3.resource("dynamodb").Table(table_name)
+        return cls(table, retention_seconds)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        return _job_from_item(item) if item else None
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create(self, job: Job) -> None:
+        """Store a new PENDING job; fails if the id exists (uuid4 makes that a bug, not a race)."""
+        item: dict[str, Any] = {
+            "job_id": job.job_id,
+            "owner": job.owner,
+            "task": job.task,
+            "input": json.dumps(job.input, separators=(",", ":")),
+            "status": job.status.value,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "attempts": 0,
+            # Set from the start so that even a job nobody ever finishes expires eventually.
+            "expires_at": _epoch(self._retention_seconds),
+        }
+        if job.correlation_id:
+            item["correlation_id"] = job.correlation_id
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+
+    def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None:
+        """Make ``attempt_id`` the owner of the job and count the attempt.
+
+        Allowed when the job is PENDING, when the same invocation retries it (Lambda keeps
+        the request id across retries), or when the previous owner's lease has run out (that
+        attempt is certainly dead, because the lease outlasts the function timeout).
+        Returns the claimed job, or None when another attempt owns it or it is finished.
+        """
+        now = _epoch()
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":running": JobStatus.RUNNING.value,
+            ":attempt": attempt_id,
+            ":now": now,
+            ":lease": now + lease_seconds,
+            ":zero": 0,
+            ":one": 1,
+            ":updated": iso(utc_now()),
+        }
+        condition = (
+            f"attribute_exists(job_id) AND {_status_in(JobStatus.RUNNING, values)} AND "
+            "(#status <> :running OR attempt_id = :attempt OR lease_expires_at < :now)"
+        )
+        try:
+            response = self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=(
+                    "SET #status = :running, attempt_id = :attempt, lease_expires_at = :lease, "
+                    "attempts = if_not_exists(attempts, :zero) + :one, updated_at = :updated"
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None
+            raise
+        return _job_from_item(response["Attributes"])
+
+    def report_progress(self, job_id: str, attempt_id: str, progress: Progress) -> bool:
+        """Record progress; False when this attempt no longer owns a running job."""
+        expression = "SET progress_percent = :percent, updated_at = :updated"
+        values: dict[str, Any] = {":percent": progress.percent}
+        if progress.message:
+            expression += ", progress_message = :message"
+            values[":message"] = progress.message
+        else:
+            expression += " REMOVE progress_message"
+        return self._update_owned(job_id, attempt_id, expression, values)
+
+    def record_attempt_error(self, job_id: str, attempt_id: str, error: JobError) -> bool:
+        """Note why an attempt gave up, leaving the job RUNNING for Lambda's retry."""
+        return self._update_owned(
+            job_id,
+            attempt_id,
+            "SET last_error_type = :type, last_error_message = :message, updated_at = :updated",
+            {":type": error.type, ":message": error.message},
+        )
+
+    def complete(self, job_id: str, attempt_id: str, result: Any) -> bool:
+        """RUNNING -> COMPLETED with the result; only the owning attempt may do this."""
+        return self._update_owned(
+            job_id,
+            attempt_id,
+            "SET #status = :target, #result = :result, progress_percent = :hundred, "
+            "updated_at = :updated, expires_at = :expires REMOVE lease_expires_at",
+            {
+                ":target": JobStatus.COMPLETED.value,
+                ":result": json.dumps(result, separators=(",", ":")),
+                ":hundred": 100,
+                ":expires": _epoch(self._retention_seconds),
+            },
+            extra_names={"#result": "result"},
+        )
+
+    def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool:
+        """Move the job to FAILED with ``error``.
+
+        With ``attempt_id``, only that attempt's running job may fail; without it (the
+        dispatcher and the on-failure recorder, which own no attempt) any job that is not
+        finished yet may. Returns False when nothing changed.
+        """
+        values: dict[str, Any] = {
+            ":target": JobStatus.FAILED.value,
+            ":type": error.type,
+            ":message": error.message,
+            ":expires": _epoch(self._retention_seconds),
+        }
+        expression = (
+            "SET #status = :target, error_type = :type, error_message = :message, "
+            "updated_at = :updated, expires_at = :expires REMOVE lease_expires_at"
+        )
+        if attempt_id is not None:
+            return self._update_owned(job_id, attempt_id, expression, values)
+        condition = f"attribute_exists(job_id) AND {_status_in(JobStatus.FAILED, values)}"
+        return self._update(job_id, expression, values, condition)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _update_owned(
+        self,
+        job_id: str,
+        attempt_id: str,
+        expression: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
+    ) -> bool:
+        values = {**values, ":running": JobStatus.RUNNING.value, ":attempt": attempt_id}
+        return self._update(
+            job_id,
+            expression,
+            values,
+            "#status = :running AND attempt_id = :attempt",
+            extra_names,
+        )
+
+    def _update(
+        self,
+        job_id: str,
+        expression: str,
+        values: dict[str, Any],
+        condition: str,
+        extra_names: dict[str, str] | None = None,
+    ) -> bool:
+        values = {**values, ":updated": iso(utc_now())}
+        names = {"#status": "status", **(extra_names or {})}
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+
+def _number(value: Any) -> int:
+    return int(value) if isinstance(value, (int, Decimal)) else 0
+
+
+def _job_from_item(item: dict[str, Any]) -> Job:
+    status = JobStatus(item["status"])
+    progress = None
+    if "progress_percent" in item:
+        progress = Progress(_number(item["progress_percent"]), item.get("progress_message"))
+    error = None
+    if "error_type" in item:
+        error = JobError(str(item["error_type"]), str(item.get("error_message", "")))
+    result = json.loads(item["result"]) if "result" in item else None
+    return Job(
+        job_id=str(item["job_id"]),
+        owner=str(item["owner"]),
+        task=str(item["task"]),
+        input=json.loads(item["input"]),
+        status=status,
+        created_at=str(item["created_at"]),
+        updated_at=str(item.get("updated_at", item["created_at"])),
+        progress=progress,
+        result=result,
+        error=error,
+        attempts=_number(item.get("attempts", 0)),
+        correlation_id=item.get("correlation_id"),
+    )

@@ -1,0 +1,165 @@
+"""Runs one delivery of a job: claim it, run its task within the time left, record the end.
+
+Lambda delivers asynchronous events at least once and retries failed attempts, so this
+code assumes any event may arrive twice, late, or after the job has finished:
+
+* a finished job, or one another live attempt owns, is left alone (``SKIPPED``);
+* the task runs under a deadline a safety margin short of the function timeout, so a
+  slow attempt is recorded as timed out instead of vanishing when Lambda kills it;
+* only the attempt that claimed the job can complete or fail it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from jobs.deadline import AttemptTimedOut, deadline
+from jobs.model import Job, JobError, Progress
+from jobs.progress import JobNoLongerOwned, ProgressReporter
+from jobs.tasks import TaskDefinition, TaskFailed, TransientTaskError
+
+logger = Logger(child=True)
+
+# How long after an attempt's own deadline its claim may be taken over by another
+# delivery of the same job: by then Lambda has certainly ended that attempt.
+LEASE_SLACK_SECONDS = 60
+
+
+class Outcome(StrEnum):
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+class AttemptFailed(Exception):
+    """Raised to Lambda so it retries the event, or, after the last retry, sends it to the
+    on-failure destination (the dead-letter queue). ``final`` is True on the last attempt,
+    when the job has already been recorded FAILED."""
+
+    def __init__(self, error: JobError, final: bool) -> None:
+        super().__init__(f"{error.type}: {error.message}")
+        self.error = error
+        self.final = final
+
+
+class WorkerStore(Protocol):
+    def get(self, job_id: str) -> Job | None: ...
+    def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None: ...
+    def report_progress(self, job_id: str, attempt_id: str, progress: Progress) -> bool: ...
+    def record_attempt_error(self, job_id: str, attempt_id: str, error: JobError) -> bool: ...
+    def complete(self, job_id: str, attempt_id: str, result: Any) -> bool: ...
+    def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RunReport:
+    outcome: Outcome
+    job: Job | None = None
+    duration_seconds: float = 0.0
+    error: JobError | None = None
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: WorkerStore,
+        tasks: Mapping[str, TaskDefinition],
+        max_attempts: int,
+        max_result_bytes: int,
+        progress_min_interval: float,
+        timeout_margin_seconds: float,
+    ) -> None:
+        self._store = store
+        self._tasks = tasks
+        self._max_attempts = max_attempts
+        self._max_result_bytes = max_result_bytes
+        self._progress_min_interval = progress_min_interval
+        self._timeout_margin = timeout_margin_seconds
+
+    def run(self, job_id: str, attempt_id: str, remaining_seconds: Callable[[], float]) -> RunReport:
+        """Run the job ``job_id`` as the attempt ``attempt_id`` (the Lambda request id)."""
+        existing = self._store.get(job_id)
+        if existing is None:
+            logger.warning("job not found; nothing to run", extra={"job_id": job_id})
+            return RunReport(Outcome.SKIPPED)
+        if existing.status.is_terminal:
+            logger.info("job already finished; duplicate delivery ignored", extra={"status": existing.status})
+            return RunReport(Outcome.SKIPPED, existing)
+
+        lease = int(remaining_seconds()) + LEASE_SLACK_SECONDS
+        job = self._store.claim(job_id, attempt_id, lease)
+        if job is None:
+            logger.info("job is owned by another live attempt or finished; skipping")
+            return RunReport(Outcome.SKIPPED, existing)
+        logger.append_keys(job_id=job_id, task=job.task, attempt=job.attempts)
+
+        definition = self._tasks.get(job.task)
+        if definition is None:
+            return self._fail(job, attempt_id, JobError("UnknownTask", f"task {job.task!r} is not registered"), 0)
+
+        budget = remaining_seconds() - self._timeout_margin
+        reporter = ProgressReporter(
+            lambda progress: self._store.report_progress(job_id, attempt_id, progress),
+            self._progress_min_interval,
+        )
+        started = time.monotonic()
+        try:
+            with deadline(budget):
+                result = definition.function(job.input, reporter)
+        except AttemptTimedOut:
+            error = JobError(
+                "TimedOut",
+                f"attempt {job.attempts} of {self._max_attempts} timed out after {max(budget, 0):.0f} s",
+            )
+            return self._give_up_attempt(job, attempt_id, error)
+        except JobNoLongerOwned:
+            logger.warning("job was taken over by another attempt; stopping")
+            return RunReport(Outcome.SKIPPED, job)
+        except TransientTaskError as exc:
+            return self._give_up_attempt(job, attempt_id, JobError("TransientTaskError", str(exc)))
+        except TaskFailed as exc:
+            return self._fail(job, attempt_id, JobError("TaskFailed", str(exc)), time.monotonic() - started)
+        except Exception as exc:  # the task's own bug: fail the job, keep the trace in the logs only
+            logger.exception("task raised")
+            error = JobError(type(exc).__name__, str(exc) or "the task raised an error")
+            return self._fail(job, attempt_id, error, time.monotonic() - started)
+        duration = time.monotonic() - started
+        return self._complete(job, attempt_id, result, duration)
+
+    def _complete(self, job: Job, attempt_id: str, result: Any, duration: float) -> RunReport:
+        try:
+            size = len(json.dumps(result, separators=(",", ":")).encode())
+        except (TypeError, ValueError) as exc:
+            return self._fail(job, attempt_id, JobError("ResultNotSerializable", str(exc)), duration)
+        if size > self._max_result_bytes:
+            message = f"result is {size} bytes; the limit is {self._max_result_bytes} bytes"
+            return self._fail(job, attempt_id, JobError("ResultTooLarge", message), duration)
+        if not self._store.complete(job.job_id, attempt_id, result):
+            logger.warning("job was finished or taken over before this attempt could complete it")
+            return RunReport(Outcome.SKIPPED, job, duration)
+        logger.info("job completed", extra={"duration_seconds": round(duration, 3)})
+        return RunReport(Outcome.COMPLETED, job, duration)
+
+    def _fail(self, job: Job, attempt_id: str, error: JobError, duration: float) -> RunReport:
+        if not self._store.fail(job.job_id, error, attempt_id):
+            return RunReport(Outcome.SKIPPED, job, duration)
+        logger.info("job failed", extra={"error": error.to_dict()})
+        return RunReport(Outcome.FAILED, job, duration, error)
+
+    def _give_up_attempt(self, job: Job, attempt_id: str, error: JobError) -> RunReport:
+        """End this attempt so that Lambda retries it; on the last attempt, fail the job first."""
+        final = job.attempts >= self._max_attempts
+        if final:
+            self._store.fail(job.job_id, error, attempt_id)
+            logger.warning("last attempt failed; job failed", extra={"error": error.to_dict()})
+        else:
+            self._store.record_attempt_error(job.job_id, attempt_id, error)
+            logger.warning("attempt failed; Lambda will retry", extra={"error": error.to_dict()})
+        raise AttemptFailed(error, final)

@@ -1,0 +1,89 @@
+"""What the API does, independent of HTTP: submit a job, look one up for its owner."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
+from jobs.model import Job, JobError, is_job_id, new_job_id
+from jobs.tasks import REGISTRY
+
+
+class JobsError(Exception):
+    """Base of the errors a client can cause or see; each maps to one HTTP status."""
+
+
+class UnknownTask(JobsError):
+    pass
+
+
+class InvalidTaskInput(JobsError):
+    pass
+
+
+class InvalidJobId(JobsError):
+    pass
+
+
+class JobNotFound(JobsError):
+    pass
+
+
+class DispatchFailed(JobsError):
+    pass
+
+
+class JobStore(Protocol):
+    def create(self, job: Job) -> None: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, job_id: str, correlation_id: str | None) -> None: ...
+
+
+class JobService:
+    def __init__(self, store: JobStore, dispatcher: Dispatcher | None = None) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+
+    def submit(self, owner: str, task: str, task_input: dict[str, Any], correlation_id: str | None) -> Job:
+        """Check the task and its input, store the job as PENDING and hand it to the worker.
+
+        If the hand-over fails the job is recorded FAILED at once (nobody would ever run
+        it) and :class:`DispatchFailed` tells the caller to retry.
+        """
+        definition = REGISTRY.get(task)
+        if definition is None:
+            known = ", ".join(sorted(REGISTRY))
+            raise UnknownTask(f"unknown task {task!r}; registered tasks: {known}")
+        try:
+            validate(event=task_input, schema=definition.input_schema)
+        except SchemaValidationError as error:
+            raise InvalidTaskInput(f"invalid input for task {task!r}: {error}") from error
+
+        if self._dispatcher is None:
+            raise RuntimeError("JobService.submit needs a dispatcher")
+        job = Job(job_id=new_job_id(), owner=owner, task=task, input=task_input, correlation_id=correlation_id)
+        self._store.create(job)
+        try:
+            self._dispatcher.dispatch(job.job_id, correlation_id)
+        except Exception as error:
+            self._store.fail(job.job_id, JobError("DispatchFailed", "the job could not be handed to the worker"))
+            raise DispatchFailed("the job could not be started; please retry") from error
+        return job
+
+    def get_for_owner(self, owner: str, job_id: str) -> Job:
+        """The job, if it exists and belongs to ``owner``; otherwise :class:`JobNotFound`.
+
+        Someone else's job is reported exactly like a missing one, so that job ids of
+        other callers cannot be confirmed.
+        """
+        if not is_job_id(job_id):
+            raise InvalidJobId("job_id must be a UUID")
+        job = self._store.get(job_id)
+        if job is None or job.owner != owner:
+            raise JobNotFound(f"job {job_id} not found")
+        return job

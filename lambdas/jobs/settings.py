@@ -1,0 +1,79 @@
+"""Runtime configuration of the Lambda functions, read from environment variables once.
+
+The CDK stack (``stacks/config.py``) is the one place where these values are chosen; it
+passes them to every function as environment variables. A missing or malformed value
+fails the cold start with a clear message instead of failing the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigurationError(RuntimeError):
+    """An environment variable is missing or out of range."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from error
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handlers need to know about their deployment."""
+
+    jobs_table_name: str
+    idempotency_table_name: str | None
+    worker_function_name: str | None
+    dead_letter_queue_url: str | None
+    job_retention_seconds: int
+    max_attempts: int
+    retry_after_seconds: int
+    max_request_bytes: int
+    max_result_bytes: int
+    progress_min_interval_seconds: float
+    timeout_margin_seconds: int
+    idempotency_window_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            jobs_table_name=_required(env, "JOBS_TABLE_NAME"),
+            idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
+            worker_function_name=env.get("WORKER_FUNCTION_NAME") or None,
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
+            job_retention_seconds=_int(env, "JOB_RETENTION_SECONDS", 7 * 86400, 3600, 3650 * 86400),
+            max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 3),
+            retry_after_seconds=_int(env, "RETRY_AFTER_SECONDS", 2, 1, 3600),
+            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 256 * 1024),
+            max_result_bytes=_int(env, "MAX_RESULT_BYTES", 256 * 1024, 1024, 300 * 1024),
+            progress_min_interval_seconds=_int(env, "PROGRESS_MIN_INTERVAL_MS", 2000, 0, 600_000) / 1000,
+            timeout_margin_seconds=_int(env, "TIMEOUT_MARGIN_SECONDS", 10, 1, 120),
+            idempotency_window_seconds=_int(env, "IDEMPOTENCY_WINDOW_SECONDS", 3600, 60, 7 * 86400),
+        )
+
+    def require(self, name: str) -> str:
+        """The value of an optional setting that this particular function cannot run without."""
+        value = getattr(self, name)
+        if not value:
+            raise ConfigurationError(f"setting {name} is required by this function")
+        return str(value)

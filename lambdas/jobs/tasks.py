@@ -1,0 +1,146 @@
+"""THE TASK REGISTRY: plug your own long-running work in here.
+
+A task is a plain function ``(input, progress) -> result``:
+
+* ``input`` is the ``"input"`` object of ``POST /jobs``, already checked against the
+  task's ``input_schema`` (JSON Schema) when the job was submitted, so bad input is a
+  422 for the client, not a failed job.
+* ``progress.report(percent, message)`` tells polling clients how far you are. Call it
+  as often as you like: writes are throttled. If it raises ``JobNoLongerOwned``, let it
+  propagate: another attempt owns the job now.
+* The return value must be JSON-serialisable; it becomes the job's ``result`` (up to
+  ``MAX_RESULT_BYTES``, 256 KiB by default).
+* Raise :class:`TaskFailed` (or any exception) to fail the job with that message; it is
+  not retried, because doing the same thing again would fail the same way. Raise
+  :class:`TransientTaskError` for a failure worth retrying (a flaky downstream service):
+  Lambda retries the job up to the configured attempts.
+* The worker's timeout (15 minutes by default) bounds each attempt; a task still running
+  near the end is stopped and the attempt recorded as timed out.
+
+To add a task: write the function below, decorate it with ``@task("name", schema)``,
+and submit ``{"task": "name", "input": {...}}``. Keep heavy imports inside the function:
+this module is also imported by the submit function, which only needs the names.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class ProgressSink(Protocol):
+    def report(self, percent: float, message: str | None = None) -> None: ...
+
+
+TaskFunction = Callable[[dict[str, Any], ProgressSink], Any]
+
+
+class TaskFailed(Exception):
+    """The task cannot succeed with this input; the job fails with this message."""
+
+
+class TransientTaskError(Exception):
+    """A failure that may pass: the attempt ends and Lambda retries the job."""
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    name: str
+    function: TaskFunction
+    input_schema: dict[str, Any]
+    description: str
+
+
+REGISTRY: dict[str, TaskDefinition] = {}
+
+
+def task(name: str, input_schema: dict[str, Any]) -> Callable[[TaskFunction], TaskFunction]:
+    """Register ``function`` as the task ``name`` whose input must match ``input_schema``."""
+
+    def register(function: TaskFunction) -> TaskFunction:
+        if name in REGISTRY:
+            raise ValueError(f"task {name!r} is registered twice")
+        REGISTRY[name] = TaskDefinition(name, function, input_schema, (function.__doc__ or "").strip())
+        return function
+
+    return register
+
+
+# -- example tasks ----------------------------------------------------------------------
+
+
+@task(
+    "sleep",
+    {
+        "type": "object",
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 3600}},
+        "required": ["seconds"],
+        "additionalProperties": False,
+    },
+)
+def sleep(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+    """Wait ``seconds``, reporting progress as it goes: a stand-in for slow I/O."""
+    seconds = float(input["seconds"])
+    started = time.monotonic()
+    step = min(1.0, seconds / 100) if seconds > 0 else 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        progress.report(100 * elapsed / seconds, f"slept {elapsed:.1f} of {seconds:g} s")
+        time.sleep(min(step, seconds - elapsed))
+    return {"slept_seconds": round(time.monotonic() - started, 3)}
+
+
+@task(
+    "fail",
+    {
+        "type": "object",
+        "properties": {
+            "message": {"type": "string", "maxLength": 500},
+            "after_seconds": {"type": "number", "minimum": 0, "maximum": 60},
+        },
+        "additionalProperties": False,
+    },
+)
+def fail(input: dict[str, Any], progress: ProgressSink) -> None:
+    """Fail on demand (after an optional delay), to see how failures look."""
+    delay = float(input.get("after_seconds", 0))
+    if delay:
+        progress.report(0, "about to fail")
+        time.sleep(delay)
+    raise TaskFailed(input.get("message", "failed on request"))
+
+
+@task(
+    "primes",
+    {
+        "type": "object",
+        "properties": {"limit": {"type": "integer", "minimum": 2, "maximum": 50_000_000}},
+        "required": ["limit"],
+        "additionalProperties": False,
+    },
+)
+def primes(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+    """Count the primes below ``limit`` with a segmented sieve: real CPU work."""
+    limit = int(input["limit"])
+    root = math.isqrt(limit) + 1
+    base = bytearray([1]) * root
+    base[0:2] = b"\x00\x00"
+    for number in range(2, math.isqrt(root) + 1):
+        if base[number]:
+            base[number * number :: number] = bytearray(len(range(number * number, root, number)))
+    small_primes = [number for number in range(root) if base[number]]
+    count = sum(1 for p in small_primes if p < limit)
+    segment_size = max(root, 1 << 16)
+    low = root
+    while low < limit:
+        high = min(low + segment_size, limit)
+        segment = bytearray([1]) * (high - low)
+        for prime in small_primes:
+            start = max(prime * prime, (low + prime - 1) // prime * prime)
+            segment[start - low :: prime] = bytearray(len(range(start, high, prime)))
+        count += segment.count(1)
+        low = high
+        progress.report(100 * low / limit, f"sieved up to {low:,}")
+    return {"limit": limit, "prime_count": count}

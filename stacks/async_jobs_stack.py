@@ -1,0 +1,68 @@
+"""The one stack: composes the job store, worker, API and monitoring constructs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Acknowledgment, CfnOutput, Stack, Tags, Validations
+from constructs import Construct
+
+from stacks.api import JobsApi
+from stacks.config import AppConfig
+from stacks.job_store import JobStore
+from stacks.monitoring import Monitoring
+from stacks.worker import Worker
+
+# Seconds the worker keeps in hand when a task overruns: enough for its final writes.
+TIMEOUT_MARGIN_SECONDS = 10
+
+
+class AsyncJobsStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        Tags.of(self).add("app", "async-jobs")
+
+        self.store = JobStore(self, "JobStore", config=config)
+        environment = {
+            "JOBS_TABLE_NAME": self.store.jobs_table.table_name,
+            "JOB_RETENTION_SECONDS": str(config.job_retention_days * 86_400),
+            "MAX_ATTEMPTS": str(config.max_attempts),
+            "RETRY_AFTER_SECONDS": str(config.retry_after_seconds),
+            "MAX_REQUEST_BYTES": str(config.max_request_bytes),
+            "MAX_RESULT_BYTES": str(config.max_result_bytes),
+            "PROGRESS_MIN_INTERVAL_MS": str(config.progress_min_interval_ms),
+            "TIMEOUT_MARGIN_SECONDS": str(TIMEOUT_MARGIN_SECONDS),
+            "IDEMPOTENCY_WINDOW_SECONDS": str(config.idempotency_window_seconds),
+        }
+        self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
+        self.api = JobsApi(
+            self, "Api", config=config, store=self.store, worker=self.worker.function, environment=environment
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            api=self.api.rest_api,
+            functions={
+                "Submit": self.api.submit_function,
+                "Status": self.api.status_function,
+                "Worker": self.worker.function,
+                "OnFailure": self.worker.recorder,
+            },
+            dead_letter_queue=self.worker.dead_letter_queue,
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the jobs API")
+        CfnOutput(self, "JobsTableName", value=self.store.jobs_table.table_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.worker.dead_letter_queue.queue_url)
+        self._suppress_accepted_findings()
+
+    def _suppress_accepted_findings(self) -> None:
+        """cdk-nag AwsSolutions findings this design accepts, each with its reason."""
+        Validations.of(self).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                reason="AWSLambdaBasicExecutionRole only lets each function write its own logs.",
+            )
+        )

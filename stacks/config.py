@@ -1,0 +1,229 @@
+"""Every deployment setting of the app, in one place.
+
+Defaults live in ``cdk.json`` under ``context``; override any of them on the command line
+with ``cdk deploy -c name=value`` (or ``make deploy CDK_ARGS="-c name=value"``). Values are
+checked here, once, before anything is synthesized, so a typo fails fast with its name.
+The README's configuration table documents each setting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def default_context() -> dict[str, Any]:
+    """The defaults in cdk.json, for runs without the CDK CLI (tests, ``python app.py``)."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
+    return context
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or out of range."""
+
+
+def _to_int(name: str, raw: Any, minimum: int, maximum: int) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"context '{name}' must be an integer, got {raw!r}") from error
+    if isinstance(raw, float) and raw != value:
+        raise ConfigError(f"context '{name}' must be an integer, got {raw!r}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"context '{name}' must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _int(minimum: int, maximum: int) -> Callable[[str, Any], int]:
+    return lambda name, raw: _to_int(name, raw, minimum, maximum)
+
+
+def _optional_int(minimum: int, maximum: int) -> Callable[[str, Any], int | None]:
+    def parse(name: str, raw: Any) -> int | None:
+        if raw is None or raw == "" or str(raw).lower() in {"none", "null"}:
+            return None
+        return _to_int(name, raw, minimum, maximum)
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def parse(name: str, raw: Any) -> str:
+        value = str(raw).lower()
+        if value not in choices:
+            raise ConfigError(f"context '{name}' must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _one_of(*choices: int) -> Callable[[str, Any], int]:
+    def parse(name: str, raw: Any) -> int:
+        value = _to_int(name, raw, min(choices), max(choices))
+        if value not in choices:
+            raise ConfigError(f"context '{name}' must be one of {', '.join(map(str, choices))}, got {raw!r}")
+        return value
+
+    return parse
+
+
+# The retention periods CloudWatch Logs accepts, in days.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(name: str, raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    value = str(raw)
+    if not EMAIL.match(value):
+        raise ConfigError(f"context '{name}' must be an e-mail address, got {raw!r}")
+    return value
+
+
+def _stage(name: str, raw: Any) -> str:
+    value = str(raw)
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
+        raise ConfigError(f"context '{name}' must be letters, digits or underscores, got {raw!r}")
+    return value
+
+
+# name -> parser. The order is the order of the README's configuration table.
+PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "api_stage_name": _stage,
+    "api_throttle_rate_limit": _int(1, 10_000),
+    "api_throttle_burst_limit": _int(1, 5_000),
+    "api_integration_timeout_seconds": _int(1, 29),
+    "worker_timeout_seconds": _int(30, 900),
+    "worker_memory_mb": _int(128, 10_240),
+    "worker_reserved_concurrency": _optional_int(1, 10_000),
+    "worker_retry_attempts": _int(0, 2),
+    "worker_max_event_age_seconds": _int(60, 21_600),
+    "api_function_memory_mb": _int(128, 10_240),
+    "job_retention_days": _int(1, 3650),
+    "idempotency_window_seconds": _int(60, 7 * 86_400),
+    "max_request_bytes": _int(1024, 256 * 1024),
+    "max_result_bytes": _int(1024, 300 * 1024),
+    "retry_after_seconds": _int(1, 3600),
+    "progress_min_interval_ms": _int(0, 600_000),
+    "log_level": _choice("debug", "info", "warning", "error"),
+    "log_retention_days": _one_of(*LOG_RETENTION_DAYS),
+    "removal_policy": _choice("retain", "destroy"),
+    "alarm_email": _email,
+    "alarm_5xx_threshold": _int(1, 1_000_000),
+    "alarm_latency_p99_ms": _int(1000, 29_000),
+    "alarm_function_errors_threshold": _int(1, 1_000_000),
+    "alarm_function_throttles_threshold": _int(1, 1_000_000),
+    "alarm_period_minutes": _int(1, 60),
+    "alarm_evaluation_periods": _int(1, 100),
+    "powertools_layer_version": _int(1, 10_000),
+}
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Validated settings; see ``cdk.json`` for defaults and the README for meanings."""
+
+    api_stage_name: str
+    api_throttle_rate_limit: int
+    api_throttle_burst_limit: int
+    api_integration_timeout_seconds: int
+    worker_timeout_seconds: int
+    worker_memory_mb: int
+    worker_reserved_concurrency: int | None
+    worker_retry_attempts: int
+    worker_max_event_age_seconds: int
+    api_function_memory_mb: int
+    job_retention_days: int
+    idempotency_window_seconds: int
+    max_request_bytes: int
+    max_result_bytes: int
+    retry_after_seconds: int
+    progress_min_interval_ms: int
+    log_level: str
+    log_retention_days: int
+    removal_policy: str
+    alarm_email: str | None
+    alarm_5xx_threshold: int
+    alarm_latency_p99_ms: int
+    alarm_function_errors_threshold: int
+    alarm_function_throttles_threshold: int
+    alarm_period_minutes: int
+    alarm_evaluation_periods: int
+    powertools_layer_version: int
+
+    @classmethod
+    def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
+        """Read every setting through ``lookup`` (``node.try_get_context``) and check it.
+
+        A setting the lookup does not know falls back to its default in cdk.json.
+        """
+        defaults = default_context()
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = lookup(field.name)
+            if raw is None:
+                raw = defaults.get(field.name)
+            if raw is None and field.name not in {"worker_reserved_concurrency", "alarm_email"}:
+                raise ConfigError(f"context '{field.name}' is not set (see cdk.json)")
+            values[field.name] = PARSERS[field.name](field.name, raw)
+        config = cls(**values)
+        config._check_consistency()
+        return config
+
+    @classmethod
+    def from_mapping(cls, context: Mapping[str, Any]) -> AppConfig:
+        """Settings from ``context`` overrides on top of cdk.json (handy in tests)."""
+        return cls.from_context(context.get)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.worker_retry_attempts + 1
+
+    @property
+    def destroy_on_removal(self) -> bool:
+        return self.removal_policy == "destroy"
+
+    @property
+    def removal(self) -> RemovalPolicy:
+        """What CloudFormation does with stateful resources when the stack is deleted."""
+        return RemovalPolicy.DESTROY if self.destroy_on_removal else RemovalPolicy.RETAIN
+
+    def _check_consistency(self) -> None:
+        if self.max_request_bytes + self.max_result_bytes > 380 * 1024:
+            # Both live on one DynamoDB item, which holds at most 400 KB.
+            raise ConfigError("max_request_bytes + max_result_bytes must stay under 380 KiB (DynamoDB item limit)")
+        if self.alarm_latency_p99_ms > self.api_integration_timeout_seconds * 1000:
+            raise ConfigError("alarm_latency_p99_ms must not exceed the integration timeout")

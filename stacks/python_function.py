@@ -1,0 +1,110 @@
+"""The one way this app builds a Lambda function, so every function gets the same basics.
+
+Same runtime and architecture (arm64: cheaper per GB-second), Powertools from its public
+AWS-managed layer (nothing to bundle, no Docker), active X-Ray tracing, and a log group of
+its own with the configured retention. The code asset is the ``lambdas/`` folder as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import AppConfig
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python314-arm64"
+POWERTOOLS_ACCOUNT = "017000801446"  # AWS's account that publishes the Powertools layers
+SERVICE_NAME = "async-jobs"
+METRICS_NAMESPACE = "AsyncJobs"
+
+
+def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
+    """The Powertools layer in the stack's own region (one per stack, shared by functions)."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child("PowertoolsLayer")
+    if existing is not None:
+        return existing  # type: ignore[return-value]
+    arn = f"arn:{stack.partition}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
+    return lambda_.LayerVersion.from_layer_version_arn(stack, "PowertoolsLayer", arn)
+
+
+class PythonFunction(Construct):
+    """A Lambda function running ``handler`` (``module.function``) from ``lambdas/``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        handler: str,
+        description: str,
+        environment: dict[str, str],
+        timeout: Duration,
+        memory_size: int,
+        reserved_concurrency: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = log_group(self, "Logs", config)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=handler,
+            code=lambda_.Code.from_asset(
+                str(LAMBDAS_DIR),
+                exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache"],
+            ),
+            layers=[powertools_layer(self, config.powertools_layer_version)],
+            timeout=timeout,
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": config.log_level.upper(),
+                **environment,
+            },
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+        )
+
+    def acknowledge_invoke_wildcard(self, target: lambda_.IFunction) -> None:
+        """Accept cdk-nag's finding for grant_invoke's ``<arn>:*`` (versions and aliases of ``target``)."""
+        stack = Stack.of(self)
+        cfn = target.node.default_child
+        assert isinstance(cfn, lambda_.CfnFunction)
+        acknowledge(
+            self,
+            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(cfn)}.Arn>:*]",
+            "Invoking one function also covers its versions and aliases (<arn>:*); nothing else.",
+        )
+
+
+def acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    """Accept a cdk-nag finding on ``scope`` (and its children), with the reason on record."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def log_group(scope: Construct, construct_id: str, config: AppConfig) -> logs.LogGroup:
+    """A log group with the configured retention and removal policy."""
+    group = logs.LogGroup(scope, construct_id, removal_policy=config.removal)
+    # The L2 takes retention as an enum of named periods; the setting is a day count that
+    # config.py has already checked against the values CloudWatch Logs accepts.
+    cfn = group.node.default_child
+    assert isinstance(cfn, logs.CfnLogGroup)
+    cfn.retention_in_days = config.log_retention_days
+    return group

@@ -1,0 +1,82 @@
+"""The worker: the function that runs jobs, its retries, and where failed events end up.
+
+Failure path: the worker's event-invoke config retries an attempt that raised, crashed or
+timed out; once retries are used up (or the event is older than the maximum age) Lambda
+invokes the on-failure recorder, which marks the job FAILED and puts the record in an
+encrypted, TLS-only dead-letter queue. The recorder's own failures go to the same queue.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.job_store import JobStore
+from stacks.python_function import PythonFunction, acknowledge
+
+
+class Worker(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        store: JobStore,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=config.removal,
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the dead-letter queue; it needs none of its own.",
+        )
+
+        self.recorder = PythonFunction(
+            self,
+            "OnFailure",
+            config=config,
+            handler="jobs.handlers.on_failure.handler",
+            description="Records jobs whose worker events failed for good, then dead-letters the events",
+            environment={**environment, "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+        ).function
+        self.recorder.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+        )
+        self.dead_letter_queue.grant_send_messages(self.recorder)
+        store.jobs_table.grant(self.recorder, "dynamodb:UpdateItem")
+
+        worker = PythonFunction(
+            self,
+            "Worker",
+            config=config,
+            handler="jobs.handlers.worker.handler",
+            description="Runs one long-running job per asynchronous invocation",
+            environment=environment,
+            timeout=Duration.seconds(config.worker_timeout_seconds),
+            memory_size=config.worker_memory_mb,
+            reserved_concurrency=config.worker_reserved_concurrency,
+        )
+        self.function = worker.function
+        self.function.configure_async_invoke(
+            retry_attempts=config.worker_retry_attempts,
+            max_event_age=Duration.seconds(config.worker_max_event_age_seconds),
+            on_failure=destinations.LambdaDestination(self.recorder, response_only=False),
+        )
+        worker.acknowledge_invoke_wildcard(self.recorder)  # the destination invokes the recorder
+        store.jobs_table.grant(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")

@@ -1,0 +1,86 @@
+"""Lambda events and contexts for tests, shaped like the ones AWS sends.
+
+``apigateway_rest_proxy.json`` follows AWS's published sample of an API Gateway REST proxy
+(payload 1.0) event with AWS_IAM authorization.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SAMPLE = json.loads((Path(__file__).parent / "apigateway_rest_proxy.json").read_text())
+ALICE = "arn:aws:iam::123456789012:user/alice"
+BOB = "arn:aws:iam::123456789012:user/bob"
+
+
+def api_event(
+    method: str,
+    path: str,
+    resource: str,
+    *,
+    body: str | dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    path_parameters: dict[str, str] | None = None,
+    caller: str | None = ALICE,
+) -> dict[str, Any]:
+    """A REST proxy event for ``method path``, made by IAM principal ``caller``."""
+    event: dict[str, Any] = copy.deepcopy(SAMPLE)
+    event["httpMethod"] = method
+    event["path"] = path
+    event["resource"] = resource
+    event["pathParameters"] = path_parameters
+    event["body"] = json.dumps(body) if isinstance(body, dict) else body
+    if headers is not None:
+        event["headers"].update(headers)
+        event["headers"] = {k: v for k, v in event["headers"].items() if v is not None}
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    context = event["requestContext"]
+    context["httpMethod"] = method
+    context["resourcePath"] = resource
+    context["path"] = f"/{context['stage']}{path}"
+    context["requestId"] = str(uuid.uuid4())
+    context["identity"]["userArn"] = caller
+    context["identity"]["caller"] = caller.rsplit("/", 1)[-1].upper() if caller else None
+    return event
+
+
+def submit_event(body: str | dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
+    return api_event("POST", "/jobs", "/jobs", body=body, **kwargs)
+
+
+def status_event(job_id: str, **kwargs: Any) -> dict[str, Any]:
+    return api_event("GET", f"/jobs/{job_id}", "/jobs/{job_id}", path_parameters={"job_id": job_id}, **kwargs)
+
+
+def response_headers(response: dict[str, Any]) -> dict[str, str]:
+    """A proxy response's headers as API Gateway merges them (multiValueHeaders included)."""
+    headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+    headers.update(response.get("headers") or {})
+    return headers
+
+
+@dataclass
+class LambdaContext:
+    """The context object Lambda passes to handlers, with a real clock behind it."""
+
+    function_name: str = "worker"
+    memory_limit_in_mb: int = 1024
+    timeout_seconds: float = 900
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/worker"
+    log_stream_name: str = "2026/11/24/[$LATEST]abcdef"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:eu-west-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))

@@ -1,0 +1,49 @@
+import pytest
+
+from stacks.config import AppConfig, ConfigError, default_context
+
+
+def test_cdk_json_defaults_are_valid():
+    config = AppConfig.from_mapping({})
+    assert config.worker_timeout_seconds == 900
+    assert config.max_attempts == config.worker_retry_attempts + 1
+    assert config.removal_policy == "retain"
+    assert config.worker_reserved_concurrency is None
+    assert config.alarm_email is None
+
+
+def test_command_line_strings_are_parsed():
+    # `cdk deploy -c worker_timeout_seconds=600` arrives as a string
+    config = AppConfig.from_mapping({"worker_timeout_seconds": "600", "worker_reserved_concurrency": "5"})
+    assert config.worker_timeout_seconds == 600
+    assert config.worker_reserved_concurrency == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("worker_timeout_seconds", 901),  # Lambda's maximum is 15 minutes
+        ("worker_retry_attempts", 3),  # Lambda allows 0-2
+        ("api_integration_timeout_seconds", 30),
+        ("removal_policy", "snapshot"),
+        ("alarm_email", "not-an-address"),
+        ("log_retention_days", 10),  # not a period CloudWatch Logs accepts
+        ("api_stage_name", "v1/beta"),
+        ("worker_memory_mb", "lots"),
+    ],
+)
+def test_bad_values_are_refused_with_their_name(name, value):
+    with pytest.raises(ConfigError, match=name):
+        AppConfig.from_mapping({name: value})
+
+
+def test_inline_limits_must_fit_one_dynamodb_item():
+    with pytest.raises(ConfigError, match="DynamoDB item"):
+        AppConfig.from_mapping({"max_request_bytes": 200 * 1024, "max_result_bytes": 200 * 1024})
+
+
+def test_every_setting_has_a_default_in_cdk_json():
+    defaults = default_context()
+    from dataclasses import fields
+
+    assert {f.name for f in fields(AppConfig)} <= set(defaults)
