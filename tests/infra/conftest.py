@@ -1,0 +1,43 @@
+"""Synthesize the stack once per configuration; tests assert on the template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.async_jobs_stack import AsyncJobsStack
+from stacks.config import AppConfig
+
+
+def synth(context: dict[str, Any] | None = None, nag: bool = False) -> tuple[AsyncJobsStack, Template]:
+    app = cdk.App(context=context or {})
+    stack = AsyncJobsStack(app, "AsyncJobs", config=AppConfig.from_context(app.node.try_get_context))
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+        app.synth()  # raises when a finding is not acknowledged
+    return stack, Template.from_stack(stack)
+
+
+@pytest.fixture(scope="session")
+def default_stack() -> tuple[AsyncJobsStack, Template]:
+    return synth()
+
+
+@pytest.fixture(scope="session")
+def template(default_stack: tuple[AsyncJobsStack, Template]) -> Template:
+    return default_stack[1]
+
+
+def only(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The one resource of ``resource_type`` (matching ``props``), as (logical id, definition)."""
+    found = template.find_resources(resource_type, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {resource_type} matching {props}, found {len(found)}"
+    return next(iter(found.items()))
+
+
+def function_id(template: Template, handler: str) -> str:
+    return only(template, "AWS::Lambda::Function", {"Handler": handler})[0]

@@ -1,0 +1,50 @@
+"""cdk-nag's AwsSolutions pack and cfn-lint pass on the synthesized template."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import AwsSolutionsChecks
+
+from tests.infra.conftest import synth
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{}, {"removal_policy": "destroy", "alarm_email": "ops@example.com", "worker_reserved_concurrency": "10"}],
+)
+def test_aws_solutions_checks_pass_with_acknowledged_findings_only(context):
+    synth(context, nag=True)  # raises on any unacknowledged finding
+
+
+def test_aws_solutions_checks_do_fail_on_a_real_finding():
+    app = cdk.App()
+    stack = cdk.Stack(app, "Careless")
+    sqs.Queue(stack, "PlainQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(RuntimeError, match="AwsSolutions-SQS2"):
+        app.synth()
+
+
+def test_cfn_lint_finds_no_errors(tmp_path: Path):
+    _, template = synth()
+    template_file = tmp_path / "template.json"
+    template_file.write_text(json.dumps(template.to_json()))
+    result = subprocess.run(  # noqa: S603  fixed arguments
+        [sys.executable, "-m", "cfnlint", "--format", "json", str(template_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Exit code: a bit field of 2 errors, 4 warnings, 8 informational; 1 means cfn-lint itself failed.
+    assert result.returncode != 1, result.stderr
+    findings = json.loads(result.stdout or "[]")
+    assert bool(result.returncode & 2) == any(f["Level"] == "Error" for f in findings)
+    errors = [f for f in findings if f["Level"] == "Error"]
+    assert errors == [], errors

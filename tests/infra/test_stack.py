@@ -1,0 +1,327 @@
+"""The synthesized template has every resource and setting the design promises."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match, Template
+
+from tests.infra.conftest import function_id, only, synth
+
+HANDLERS = {
+    "submit": "jobs.handlers.submit.handler",
+    "status": "jobs.handlers.status.handler",
+    "worker": "jobs.handlers.worker.handler",
+    "on_failure": "jobs.handlers.on_failure.handler",
+}
+
+
+# -- job store ---------------------------------------------------------------------------
+
+
+def test_jobs_table(template: Template):
+    template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "Properties": {
+                "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+                "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "SSESpecification": {"SSEEnabled": True},
+                "DeletionProtectionEnabled": True,
+            },
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+        },
+    )
+
+
+def test_idempotency_table_uses_powertools_layout(template: Template):
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+        },
+    )
+
+
+def test_destroy_setting_makes_stateful_resources_deletable():
+    _, template = synth({"removal_policy": "destroy"})
+    for resource in template.find_resources("AWS::DynamoDB::Table").values():
+        assert resource["DeletionPolicy"] == "Delete"
+        assert resource["Properties"]["DeletionProtectionEnabled"] is False
+    for resource in template.find_resources("AWS::Logs::LogGroup").values():
+        assert resource["DeletionPolicy"] == "Delete"
+
+
+# -- functions ---------------------------------------------------------------------------
+
+
+def test_every_function_shares_the_baseline(template: Template):
+    functions = template.find_resources("AWS::Lambda::Function")
+    assert {f["Properties"]["Handler"] for f in functions.values()} == set(HANDLERS.values())
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.14"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        layer = json.dumps(props["Layers"])
+        assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:38" in layer
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "async-jobs"
+        assert env["JOBS_TABLE_NAME"]["Ref"].startswith("JobStoreJobsTable")
+        assert env["MAX_ATTEMPTS"] == "3"
+        assert "LoggingConfig" in props  # its own log group, with retention
+
+
+def test_log_groups_keep_logs_for_the_configured_days(template: Template):
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 5  # four functions and the API's access logs
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
+
+
+def test_worker_timeout_retries_and_on_failure_destination(template: Template):
+    worker = function_id(template, HANDLERS["worker"])
+    recorder = function_id(template, HANDLERS["on_failure"])
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": HANDLERS["worker"], "Timeout": 900, "MemorySize": 1024}
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": worker},
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 3600,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [recorder, "Arn"]}}},
+        },
+    )
+
+
+def test_on_failure_recorder_dead_letters_into_the_queue_either_way(template: Template):
+    queue = only(template, "AWS::SQS::Queue")[0]
+    recorder = function_id(template, HANDLERS["on_failure"])
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": recorder},
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue, "Arn"]}}},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": HANDLERS["on_failure"],
+            "Environment": {"Variables": Match.object_like({"DEAD_LETTER_QUEUE_URL": {"Ref": queue}})},
+        },
+    )
+
+
+def test_dead_letter_queue_is_encrypted_and_tls_only(template: Template):
+    queue_id, queue = only(template, "AWS::SQS::Queue")
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": queue_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            },
+        },
+    )
+
+
+def test_reserved_concurrency_only_when_configured(template: Template):
+    worker = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": HANDLERS["worker"]}})
+    assert "ReservedConcurrentExecutions" not in next(iter(worker.values()))["Properties"]
+    _, configured = synth({"worker_reserved_concurrency": "20"})
+    configured.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": HANDLERS["worker"], "ReservedConcurrentExecutions": 20}
+    )
+
+
+def _policy_of(template: Template, handler: str) -> list[dict]:
+    role = only(template, "AWS::Lambda::Function", {"Handler": handler})[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    [policy] = [
+        p for p in template.find_resources("AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+    ]
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def _actions(statements: list[dict]) -> set[str]:
+    actions: set[str] = set()
+    for statement in statements:
+        value = statement["Action"]
+        actions.update([value] if isinstance(value, str) else value)
+    return actions
+
+
+def test_least_privilege_per_function(template: Template):
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert _actions(_policy_of(template, HANDLERS["status"])) - xray == {"dynamodb:GetItem"}
+    assert _actions(_policy_of(template, HANDLERS["worker"])) - xray == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "lambda:InvokeFunction",  # its on-failure destination
+    }
+    assert _actions(_policy_of(template, HANDLERS["submit"])) - xray == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "lambda:InvokeFunction",
+    }
+    assert _actions(_policy_of(template, HANDLERS["on_failure"])) - xray == {
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+    for handler in HANDLERS.values():
+        for statement in _policy_of(template, handler):
+            if statement["Resource"] == "*":
+                assert set(_actions([statement])) <= xray, statement
+
+
+# -- API ---------------------------------------------------------------------------------
+
+
+def test_rest_api_is_regional(template: Template):
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}})
+
+
+def test_methods_use_iam_auth_and_29s_lambda_proxy_integrations(template: Template):
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"POST", "GET"}
+    targets = {"POST": function_id(template, HANDLERS["submit"]), "GET": function_id(template, HANDLERS["status"])}
+    for method in methods.values():
+        props = method["Properties"]
+        assert props["AuthorizationType"] == "AWS_IAM"
+        integration = props["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert integration["TimeoutInMillis"] == 29_000
+        assert targets[props["HttpMethod"]] in json.dumps(integration["Uri"])
+        assert "RequestValidatorId" in props
+
+
+def test_post_body_is_validated_against_the_shared_schema(template: Template):
+    model_id, model = only(template, "AWS::ApiGateway::Model")
+    with open("lambdas/jobs/schemas/submit_request.json") as schema_file:
+        assert model["Properties"]["Schema"] == json.load(schema_file)
+    template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {"HttpMethod": "POST", "RequestModels": {"application/json": {"Ref": model_id}}},
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": "BAD_REQUEST_BODY",
+            "ResponseTemplates": {"application/json": Match.string_like_regexp("message")},
+        },
+    )
+
+
+def test_stage_throttling_tracing_and_json_access_logs(template: Template):
+    _, stage = only(template, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "v1"
+    assert props["TracingEnabled"] is True
+    [settings] = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == 50
+    assert settings["ThrottlingBurstLimit"] == 100
+    log_format = json.loads(props["AccessLogSetting"]["Format"])
+    assert {"requestId", "status", "integrationLatency", "caller"} <= set(log_format)
+
+
+def test_throttling_is_configurable():
+    _, template = synth({"api_throttle_rate_limit": "7", "api_throttle_burst_limit": "9"})
+    [settings] = only(template, "AWS::ApiGateway::Stage")[1]["Properties"]["MethodSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (7, 9)
+
+
+# -- monitoring --------------------------------------------------------------------------
+
+
+def _alarms(template: Template) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in template.find_resources("AWS::CloudWatch::Alarm").items()}
+
+
+def test_headline_5xx_alarm_and_latency_alarm(template: Template):
+    alarms = _alarms(template).values()
+    five_xx = [a for a in alarms if a.get("MetricName") == "5XXError"]
+    latency = [a for a in alarms if a.get("MetricName") == "IntegrationLatency"]
+    assert len(five_xx) == 1
+    assert five_xx[0]["Threshold"] == 1
+    assert five_xx[0]["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert len(latency) == 1
+    assert latency[0]["ExtendedStatistic"] == "p99"
+    assert latency[0]["Threshold"] == 25_000
+
+
+def test_errors_and_throttles_alarm_for_each_function(template: Template):
+    alarms = list(_alarms(template).values())
+    for handler in HANDLERS.values():
+        fn = function_id(template, handler)
+        for metric in ("Errors", "Throttles"):
+            matching = [
+                a
+                for a in alarms
+                if a.get("MetricName") == metric and {"Ref": fn} in [d["Value"] for d in a["Dimensions"]]
+            ]
+            assert len(matching) == 1, (handler, metric)
+
+
+def test_dead_letter_queue_depth_alarm(template: Template):
+    queue = only(template, "AWS::SQS::Queue")[0]
+    [alarm] = [a for a in _alarms(template).values() if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue, "QueueName"]}
+
+
+def test_every_alarm_notifies_the_topic_and_ignores_missing_data(template: Template):
+    topic = only(template, "AWS::SNS::Topic")[0]
+    alarms = _alarms(template)
+    assert len(alarms) == 2 + 2 * len(HANDLERS) + 1
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": topic}]
+        assert alarm["OKActions"] == [{"Ref": topic}]
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: Template):
+    key_id, key = only(template, "AWS::KMS::Key")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} for s in statements)
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
+
+
+def test_alarm_email_subscription_only_when_configured(template: Template):
+    template.resource_count_is("AWS::SNS::Subscription", 0)
+    _, with_email = synth({"alarm_email": "ops@example.com"})
+    with_email.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
+
+
+def test_alarm_thresholds_are_configurable():
+    _, template = synth({"alarm_5xx_threshold": "5", "alarm_latency_p99_ms": "20000", "alarm_period_minutes": "1"})
+    alarms = _alarms(template).values()
+    [five_xx] = [a for a in alarms if a.get("MetricName") == "5XXError"]
+    [latency] = [a for a in alarms if a.get("MetricName") == "IntegrationLatency"]
+    assert (five_xx["Threshold"], five_xx["Period"]) == (5, 60)
+    assert latency["Threshold"] == 20_000
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+
+def test_outputs(template: Template):
+    outputs = template.find_outputs("*")
+    assert {"ApiUrl", "JobsTableName", "AlarmTopicArn", "DeadLetterQueueUrl"} <= set(outputs)
