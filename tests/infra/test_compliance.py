@@ -37,7 +37,7 @@ def test_cfn_lint_finds_no_errors(tmp_path: Path):
     template_file = tmp_path / "template.json"
     template_file.write_text(json.dumps(template.to_json()))
     result = subprocess.run(  # noqa: S603  fixed arguments
-        [sys.executable, "-m", "cfnlint", "--format", "json", str(template_file)],
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", str(template_file)],
         capture_output=True,
         text=True,
         check=False,
