@@ -1,0 +1,42 @@
+"""`cdk synth` through the pinned CDK CLI, exactly as `make synth` / `make deploy` run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+@pytest.mark.skipif(not CLI.exists() or not shutil.which("node"), reason="run `make install` for the CDK CLI")
+def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: Path):
+    result = subprocess.run(  # noqa: S603  fixed arguments
+        [str(CLI), "synth", "--quiet", "--no-notices", "--output", str(tmp_path), "-c", "alarm_email=ops@example.com"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "AsyncJobs.template.json").read_text())
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert {
+        "AWS::ApiGateway::RestApi",
+        "AWS::DynamoDB::Table",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::SQS::Queue",
+        "AWS::SNS::Topic",
+        "AWS::SNS::Subscription",  # the -c override reached the app
+        "AWS::CloudWatch::Alarm",
+    } <= types
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert report["pluginReports"] == []  # cdk-nag found nothing unacknowledged
