@@ -80,7 +80,7 @@ def no_network_but_loopback(request: pytest.FixtureRequest) -> Iterator[None]:
             raise RuntimeError(f"test tried to resolve {host!r}: only loopback is allowed")
         return real_getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = guarded_getaddrinfo
     try:
         yield

@@ -33,7 +33,9 @@ def signed_request(method: str, url: str, body: dict[str, Any] | None = None, he
     request = AWSRequest(
         method=method, url=url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
     )
-    SigV4Auth(session.get_credentials(), "execute-api", region).add_auth(request)
+    credentials = session.get_credentials()
+    assert credentials is not None, "no AWS credentials found for signing"
+    SigV4Auth(credentials, "execute-api", region).add_auth(request)
     prepared = urllib.request.Request(url, data=data, method=method, headers=dict(request.headers))
     try:
         with urllib.request.urlopen(prepared, timeout=35) as response:

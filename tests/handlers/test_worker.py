@@ -186,7 +186,7 @@ def test_an_unexpected_exception_fails_the_job_without_leaking_a_trace(monkeypat
     from jobs import tasks
 
     def buggy(task_input, progress):
-        return {}["missing"]
+        return dict[str, int]()["missing"]
 
     monkeypatch.setitem(tasks.REGISTRY, "sleep", tasks.TaskDefinition("sleep", buggy, {"type": "object"}, ""))
     job_id = submit_job("sleep", {"seconds": 1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
@@ -32,7 +33,7 @@ def template(default_stack: tuple[AsyncJobsStack, Template]) -> Template:
     return default_stack[1]
 
 
-def only(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def only(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> tuple[str, Mapping[str, Any]]:
     """The one resource of ``resource_type`` (matching ``props``), as (logical id, definition)."""
     found = template.find_resources(resource_type, {"Properties": props} if props else None)
     assert len(found) == 1, f"expected one {resource_type} matching {props}, found {len(found)}"
