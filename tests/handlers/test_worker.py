@@ -214,3 +214,47 @@ def test_completed_jobs_get_a_fresh_ttl():
     run_worker(job_id)
     assert job_item(job_id)["expires_at"] > time.time() + 6 * 86400
     assert job_item(job_id)["status"] == JobStatus.COMPLETED
+
+
+@pytest.fixture
+def log_lines():
+    """The JSON log lines the functions write, as Powertools formats them."""
+    import io
+    import logging
+
+    from jobs.observability import logger
+    from jobs.runner import logger as runner_logger
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)  # the runner's child logger propagates here
+    levels = logger.log_level, runner_logger.log_level
+    logger.setLevel(logging.INFO)
+    runner_logger.setLevel(logging.INFO)
+
+    def read() -> list[dict]:
+        lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+        buffer.seek(0)
+        buffer.truncate()
+        return lines
+
+    yield read
+    logger._logger.removeHandler(handler)
+    logger.setLevel(levels[0])
+    runner_logger.setLevel(levels[1])
+
+
+def test_worker_logs_carry_the_api_request_id_and_no_job_keys_leak(log_lines):
+    job_id = submit_job("sleep", {"seconds": 0})
+    log_lines()
+    worker.handler({"job_id": job_id, "correlation_id": "api-request-7"}, LambdaContext())
+    completed = [line for line in log_lines() if line["message"] == "job completed"]
+    assert len(completed) == 1
+    assert completed[0]["correlation_id"] == "api-request-7"
+    assert completed[0]["job_id"] == job_id
+
+    worker.handler({"job_id": "bad"}, LambdaContext())  # the next invocation in the same sandbox
+    lines = log_lines()
+    assert lines
+    assert all("job_id" not in line and "correlation_id" not in line for line in lines)

@@ -46,7 +46,7 @@ def failure_reason(record: dict[str, Any]) -> JobError:
     return JobError(condition, message[:1000])
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -31,7 +31,7 @@ runner = JobRunner(
 )
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
