@@ -5,14 +5,15 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 CDK := npx --no-install cdk
 CDK_ARGS ?=
-# The CDK's jsii runtime nags about Node.js versions on every import; the version in use works.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+# jsii nags about the Node.js version on every import (the value lists the majors to silence); it works.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,19,20,21
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install test lint format typecheck unit infra synth deploy destroy test-deployed clean
+.PHONY: help install run test lint format typecheck synth deploy destroy test-deployed bench clean
 
 help:
+	@echo "make run       the app on 127.0.0.1:$${PORT:-3000} with AWS emulated (Ctrl-C stops it)"
 	@echo "make test      lint, type-check and run every test (no AWS account needed)"
 	@echo "make synth     synthesize the CloudFormation template into cdk.out/"
 	@echo "make deploy    cdk deploy (needs AWS credentials and a bootstrapped account)"
@@ -21,14 +22,21 @@ help:
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Synthesize straight from app.py (no CDK CLI needed), then serve the template locally.
+run: $(VENV)/.installed
+	rm -rf cdk.out
+	CDK_OUTDIR=cdk.out $(PYTHON) app.py
+	$(PYTHON) -m local --cdk-out cdk.out
 
 test: install lint typecheck
 	$(PYTHON) -m pytest
@@ -42,7 +50,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app.py stacks lambdas/jobs tests
+	$(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli tests
 
 synth: install
 	$(CDK) synth --quiet $(CDK_ARGS)
@@ -55,6 +63,10 @@ destroy: install
 
 test-deployed: $(VENV)/.installed
 	$(PYTHON) -m pytest tests/deployed -m deployed
+
+bench: $(VENV)/.installed
+	$(PYTHON) -m bench.cold_start
+	$(PYTHON) -m bench.throughput
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

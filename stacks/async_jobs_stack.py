@@ -13,8 +13,11 @@ from stacks.job_store import JobStore
 from stacks.monitoring import Monitoring
 from stacks.worker import Worker
 
-# Seconds the worker keeps in hand when a task overruns: enough for its final writes.
-TIMEOUT_MARGIN_SECONDS = 10
+
+def timeout_margin_seconds(worker_timeout_seconds: int) -> int:
+    """Seconds the worker keeps in hand when a task overruns, enough for its final writes:
+    10 s for long timeouts, less (down to 1 s) for short ones."""
+    return max(1, min(10, worker_timeout_seconds // 6))
 
 
 class AsyncJobsStack(Stack):
@@ -31,7 +34,7 @@ class AsyncJobsStack(Stack):
             "MAX_REQUEST_BYTES": str(config.max_request_bytes),
             "MAX_RESULT_BYTES": str(config.max_result_bytes),
             "PROGRESS_MIN_INTERVAL_MS": str(config.progress_min_interval_ms),
-            "TIMEOUT_MARGIN_SECONDS": str(TIMEOUT_MARGIN_SECONDS),
+            "TIMEOUT_MARGIN_SECONDS": str(timeout_margin_seconds(config.worker_timeout_seconds)),
             "IDEMPOTENCY_WINDOW_SECONDS": str(config.idempotency_window_seconds),
         }
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)

@@ -126,7 +126,7 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "api_throttle_rate_limit": _int(1, 10_000),
     "api_throttle_burst_limit": _int(1, 5_000),
     "api_integration_timeout_seconds": _int(1, 29),
-    "worker_timeout_seconds": _int(30, 900),
+    "worker_timeout_seconds": _int(3, 900),
     "worker_memory_mb": _int(128, 10_240),
     "worker_reserved_concurrency": _optional_int(1, 10_000),
     "worker_retry_attempts": _int(0, 2),

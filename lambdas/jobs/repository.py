@@ -151,7 +151,7 @@ class JobRepository:
             job_id,
             attempt_id,
             "SET #status = :target, #result = :result, progress_percent = :hundred, "
-            "updated_at = :updated, expires_at = :expires REMOVE lease_expires_at",
+            "updated_at = :updated, expires_at = :expires REMOVE lease_expires_at, progress_message",
             {
                 ":target": JobStatus.COMPLETED.value,
                 ":result": json.dumps(result, separators=(",", ":")),

@@ -1,0 +1,1 @@
+"""``jobs``: a command-line client for the async-jobs API, local or deployed."""

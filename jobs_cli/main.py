@@ -1,0 +1,149 @@
+"""``jobs submit|status|wait``: submit long-running jobs and follow them to the end.
+
+    jobs --api-url http://127.0.0.1:3000/v1/ submit sleep --input '{"seconds": 5}' --wait
+    jobs status 5f0c7a8e-...          # ASYNC_JOBS_API_URL may replace --api-url
+    jobs wait 5f0c7a8e-... --timeout 600
+
+Exit codes: 0 the job COMPLETED (result printed as JSON), 1 it FAILED (error printed),
+2 a usage or API error, 3 waiting timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from typing import Any, TextIO
+
+from jobs_cli.client import ApiError, JobsClient, Response
+
+TERMINAL = {"COMPLETED", "FAILED"}
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+def backoff_delays(retry_after: float, cap: float = 10.0, factor: float = 1.5) -> Any:
+    """Polling delays: start at the server's Retry-After, grow by ``factor`` up to ``cap``,
+    each jittered down to no less than Retry-After (so many clients do not poll in step)."""
+    delay = max(retry_after, 0.1)
+    while True:
+        yield random.uniform(max(retry_after, 0.1), delay)  # noqa: S311  jitter, not security
+        delay = min(cap, delay * factor)
+
+
+def progress_bar(job: dict[str, Any], width: int = 30) -> str:
+    progress = job.get("progress") or {}
+    percent = int(progress.get("percent", 100 if job.get("status") == "COMPLETED" else 0))
+    filled = width * percent // 100
+    message = progress.get("message") or ""
+    return f"[{'#' * filled}{'.' * (width - filled)}] {percent:3d}% {job.get('status', '?'):<9} {message}"[:120]
+
+
+class Waiter:
+    """Polls a job until it finishes, drawing a progress bar on ``out`` when it is a terminal."""
+
+    def __init__(self, client: JobsClient, out: TextIO = sys.stderr, sleep: Any = time.sleep) -> None:
+        self._client = client
+        self._out = out
+        self._sleep = sleep
+        self._live = out.isatty()
+
+    def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        delays = None
+        last_line = ""
+        while True:
+            response = _ok(self._client.status(job_id), 200)
+            job: dict[str, Any] = response.body
+            line = progress_bar(job)
+            if self._live:
+                self._out.write("\r" + line.ljust(len(last_line)))
+            elif line != last_line:
+                self._out.write(line + "\n")
+            self._out.flush()
+            last_line = line
+            if job.get("status") in TERMINAL:
+                if self._live:
+                    self._out.write("\n")
+                return job
+            if delays is None:
+                delays = backoff_delays(float(response.header("Retry-After") or 1))
+            delay = next(delays)
+            if time.monotonic() + delay > deadline:
+                if self._live:
+                    self._out.write("\n")
+                return None
+            self._sleep(delay)
+
+
+def _ok(response: Response, *expected: int) -> Response:
+    if response.status not in expected:
+        message = response.body.get("message") if isinstance(response.body, dict) else response.body
+        raise ApiError(response.status, str(message))
+    return response
+
+
+def _finish(job: dict[str, Any] | None) -> int:
+    if job is None:
+        print("timed out waiting for the job", file=sys.stderr)
+        return EXIT_TIMEOUT
+    if job["status"] == "COMPLETED":
+        print(json.dumps(job.get("result"), indent=2))
+        return EXIT_OK
+    error = job.get("error") or {}
+    print(f"job {job['job_id']} FAILED: {error.get('type')}: {error.get('message')}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jobs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--api-url", default=os.environ.get("ASYNC_JOBS_API_URL"), help="the API's base URL (stage included)"
+    )
+    parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    submit = commands.add_parser("submit", help="submit a job")
+    submit.add_argument("task")
+    submit.add_argument("--input", default="{}", help="the task's input as a JSON object")
+    submit.add_argument("--idempotency-key")
+    submit.add_argument("--wait", action="store_true", help="follow the job to the end with a progress bar")
+    submit.add_argument("--timeout", type=float, default=3600)
+    status = commands.add_parser("status", help="show a job")
+    status.add_argument("job_id")
+    wait = commands.add_parser("wait", help="follow a job to the end with a progress bar")
+    wait.add_argument("job_id")
+    wait.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args(argv)
+
+    if not args.api_url:
+        parser.error("--api-url (or ASYNC_JOBS_API_URL) is required")
+    try:
+        client = JobsClient(args.api_url, args.region)
+        if args.command == "submit":
+            try:
+                task_input = json.loads(args.input)
+            except ValueError as error:
+                parser.error(f"--input is not valid JSON: {error}")
+            job = _ok(client.submit(args.task, task_input, args.idempotency_key), 202).body
+            print(job["job_id"] if args.wait else json.dumps(job, indent=2))
+            if not args.wait:
+                return EXIT_OK
+            return _finish(Waiter(client).wait(job["job_id"], args.timeout))
+        if args.command == "status":
+            print(json.dumps(_ok(client.status(args.job_id), 200).body, indent=2))
+            return EXIT_OK
+        return _finish(Waiter(client).wait(args.job_id, args.timeout))
+    except ApiError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as error:
+        print(f"error: cannot reach {args.api_url}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

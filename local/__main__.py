@@ -1,0 +1,71 @@
+"""``python -m local``: serve the synthesized app on 127.0.0.1 until Ctrl-C (``make run``)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from local.server import LocalRuntime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="the synthesized cloud assembly")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--stack", default="AsyncJobs")
+    parser.add_argument(
+        "--default-identity",
+        default=os.environ.get("LOCAL_DEFAULT_IDENTITY") or None,
+        help="accept unsigned requests as this IAM principal ARN (off: unsigned requests get 403, as in AWS)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-13s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    template = args.cdk_out / f"{args.stack}.template.json"
+    if not template.exists():
+        print(f"error: {template} not found; synthesize first (make run does)", file=sys.stderr)
+        return 2
+    try:
+        runtime = LocalRuntime(
+            args.cdk_out, port=args.port, stack_name=args.stack, default_identity=args.default_identity
+        )
+        runtime.start()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            print(f"error: port {args.port} is already in use; free it or run with PORT=<other port>", file=sys.stderr)
+            return 1
+        raise
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    url = runtime.api_url
+    print(
+        f"""
+async-jobs is running locally (AWS emulated by moto; nothing leaves this machine).
+
+  API:   {url}
+  Try:   .venv/bin/jobs --api-url {url} submit sleep --input '{{"seconds": 5}}' --wait
+  Or:    curl -s -X POST {url}jobs --aws-sigv4 "aws:amz:us-east-1:execute-api" --user LOCAL:local \\
+              -H 'Content-Type: application/json' -d '{{"task": "sleep", "input": {{"seconds": 5}}}}'
+
+Requests must be SigV4-signed (any credentials: signatures are not verified locally).
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+    stop.wait()
+    print("stopping…", flush=True)
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

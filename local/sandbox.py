@@ -1,0 +1,179 @@
+"""Lambda execution environments: one process each, reused while warm, killed on timeout.
+
+Like Lambda, a sandbox imports the handler once (the cold start) and then serves one
+invocation at a time. The handler gets a real context object whose remaining time runs
+down from the function's timeout; when the timeout passes, the runtime kills the process,
+as Lambda does, and the next invocation gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+SPAWN = multiprocessing.get_context("spawn")
+INIT_TIMEOUT_SECONDS = 30  # Lambda gives 10 s; a busy laptop importing boto3 cold needs more
+TIMEOUT_GRACE_SECONDS = 0.25  # the pipe's latency, so the handler gets its full timeout
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: Any
+    timeout_seconds: float
+
+
+@dataclass
+class InvocationResult:
+    ok: bool
+    payload: Any  # the handler's return value, or Lambda's error document
+    duration_ms: float
+    timed_out: bool = False
+    init_ms: float | None = None
+
+
+class LambdaContext:
+    """What Lambda passes as ``context`` (the attributes handlers and Powertools read)."""
+
+    def __init__(self, request_id: str, function_name: str, arn: str, memory_mb: int, deadline: float) -> None:
+        self.aws_request_id = request_id
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = arn
+        self.memory_limit_in_mb = memory_mb
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def error_document(error: BaseException) -> dict[str, Any]:
+    """The body Lambda returns for an unhandled error."""
+    return {
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+        "stackTrace": traceback.format_tb(error.__traceback__),
+    }
+
+
+def _serve(
+    connection: Connection, code_dir: str, handler: str, environment: dict[str, str], function: dict[str, Any]
+) -> None:
+    """The sandbox process: import the handler, then run invocations until told to stop."""
+    os.environ.clear()
+    os.environ.update(environment)
+    sys.path.insert(0, code_dir)
+    os.chdir(code_dir)
+    started = time.monotonic()
+    module_name, function_name = handler.rsplit(".", 1)
+    try:
+        entry = getattr(importlib.import_module(module_name.replace("/", ".")), function_name)
+        init_error = None
+    except Exception as error:  # an init error fails every invocation, as in Lambda
+        entry, init_error = None, error_document(error)
+    init_ms: float | None = (time.monotonic() - started) * 1000
+    connection.send(("ready", init_ms))
+    while True:
+        message = connection.recv()
+        if message is None:
+            return
+        invocation: Invocation = message
+        started = time.monotonic()
+        if init_error is not None:
+            connection.send(InvocationResult(False, init_error, 0.0, init_ms=init_ms))
+            continue
+        context = LambdaContext(
+            invocation.request_id,
+            function["name"],
+            function["arn"],
+            function["memory_mb"],
+            time.time() + invocation.timeout_seconds,
+        )
+        try:
+            result = entry(invocation.payload, context)
+            outcome = InvocationResult(True, result, (time.monotonic() - started) * 1000, init_ms=init_ms)
+        except Exception as error:
+            outcome = InvocationResult(
+                False, error_document(error), (time.monotonic() - started) * 1000, init_ms=init_ms
+            )
+        init_ms = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            connection.send(outcome)
+        except (TypeError, ValueError) as error:  # a return value that cannot be serialized
+            connection.send(InvocationResult(False, error_document(error), outcome.duration_ms))
+
+
+class Sandbox:
+    """One warm execution environment of a function."""
+
+    def __init__(self, code_dir: Path, handler: str, environment: dict[str, str], function: dict[str, Any]) -> None:
+        self._parent, child = SPAWN.Pipe()
+        self.process = SPAWN.Process(
+            target=_serve,
+            args=(child, str(code_dir), handler, environment, function),
+            daemon=True,
+            name=f"sandbox-{function['name']}",
+        )
+        self.process.start()
+        child.close()
+        self._ready = False
+
+    def _wait_until_ready(self) -> bool:
+        """Wait for the init phase (imports) to end; Lambda allows it 10 s of its own."""
+        if not self._ready and self._parent.poll(INIT_TIMEOUT_SECONDS):
+            try:
+                self._parent.recv()
+                self._ready = True
+            except EOFError:
+                return False
+        return self._ready
+
+    def invoke(self, invocation: Invocation) -> InvocationResult:
+        """Run one invocation; past its timeout the sandbox is killed and reported timed out."""
+        if not self._wait_until_ready():
+            self.kill()
+            document = {"errorMessage": "Init phase did not complete", "errorType": "Runtime.InitError"}
+            return InvocationResult(False, document, 0.0)
+        started = time.monotonic()
+        self._parent.send(invocation)
+        if self._parent.poll(invocation.timeout_seconds + TIMEOUT_GRACE_SECONDS):
+            try:
+                result: InvocationResult = self._parent.recv()
+                return result
+            except EOFError:
+                pass  # the process died mid-invocation (crash, os._exit, out of memory)
+            self.kill()
+            document = {"errorMessage": "Runtime exited without providing a reason", "errorType": "Runtime.ExitError"}
+            return InvocationResult(False, document, (time.monotonic() - started) * 1000)
+        self.kill()
+        message = f"Task timed out after {invocation.timeout_seconds:.2f} seconds"
+        document = {"errorMessage": message, "errorType": "Sandbox.Timedout"}
+        return InvocationResult(False, document, (time.monotonic() - started) * 1000, timed_out=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # BrokenPipeError included: the sandbox may be gone
+            self._parent.send(None)
+        self.process.join(timeout=2)
+        self.kill()

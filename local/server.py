@@ -1,0 +1,256 @@
+"""The local runtime: the synthesized app served on 127.0.0.1 with AWS emulated.
+
+moto's server plays DynamoDB, SQS and the other AWS APIs the handlers call; this module
+creates the template's tables and queues in it, serves Lambda's ``Invoke`` API itself,
+and puts each REST API stage on ``PORT``. The handlers run unchanged: they only see
+environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_LAMBDA``) that point boto3
+at the emulated endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
+from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
+from local.template import ACCOUNT_ID, REGION, AppTemplate, Resolver, load
+
+log = logging.getLogger("local")
+HOST = "127.0.0.1"
+# Credentials the emulated services accept; real ones never leave this machine.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "LOCALRUNTIME", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # lingering TIME_WAIT sockets must not block a restart; a live listener still does
+
+
+def _serve(port: int, handle: Any) -> _Server:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+            response: HttpResponse = handle(request)
+            self.send_response(response.status)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any  # noqa: N815  (the stdlib's names)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug(format, *args)
+
+    server = _Server((HOST, port), Handler)
+    Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
+    return server
+
+
+class LocalRuntime:
+    """Start with :meth:`start`, stop with :meth:`stop`; ``api_url`` is the stage's base URL."""
+
+    def __init__(
+        self,
+        cdk_out: Path,
+        port: int = 3000,
+        stack_name: str = "AsyncJobs",
+        default_identity: str | None = None,
+        retry_base_delay: float = 1.0,
+        extra_environment: dict[str, str] | None = None,
+    ) -> None:
+        self.template: AppTemplate = load(cdk_out, stack_name)
+        self._port = port
+        self._default_identity = default_identity
+        self._retry_base_delay = retry_base_delay
+        self._extra_environment = extra_environment or {}
+        self._servers: list[_Server] = []
+        self._moto: ThreadedMotoServer | None = None
+        self.api: LocalRestApi | None = None
+        self.lambdas: LambdaService | None = None
+        self.queue_urls: dict[str, str] = {}
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> LocalRuntime:
+        # Bind the public port first, so a taken port fails before anything else starts.
+        api_server = _serve(self._port, self._handle_api)
+        self._servers.append(api_server)
+        self._port = api_server.server_address[1]
+
+        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+        self._moto.start()
+        self.aws_endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
+        lambda_server = _serve(0, self._handle_lambda)
+        self._servers.append(lambda_server)
+        self.lambda_endpoint = f"http://{HOST}:{lambda_server.server_address[1]}"
+
+        self._provision()
+        resolver = self._resolver()
+        runtimes = {}
+        for name, spec in self.template.functions.items():
+            environment = {key: str(resolver.resolve(value)) for key, value in spec.environment.items()}
+            runtimes[name] = FunctionRuntime(spec, {**self._base_environment(name, spec.memory_mb), **environment})
+        self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
+        if self.template.apis:
+            self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        if self.api:
+            self.api.stop()
+        if self.lambdas:
+            self.lambdas.stop()
+        if self._moto:
+            self._moto.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def api_url(self) -> str:
+        stage = self.template.apis[0].stage_name if self.template.apis else ""
+        return f"http://{HOST}:{self._port}/{stage}/"
+
+    def aws_client(self, service: Any) -> Any:
+        """A boto3 client for the emulated AWS (for tests and tooling)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def _base_environment(self, function_name: str, memory_mb: int) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TZ", "SYSTEMROOT"}}
+        return {
+            **inherited,
+            **LOCAL_CREDENTIALS,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_endpoint,
+            "AWS_LAMBDA_FUNCTION_NAME": function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            # No X-Ray daemon here: Tracer stays off, as under SAM local.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONUNBUFFERED": "1",
+            **self._extra_environment,
+        }
+
+    def _provision(self) -> None:
+        dynamodb = self.aws_client("dynamodb")
+        for name, table in self.template.tables.items():
+            props = table.properties
+            request: dict[str, Any] = {
+                "TableName": name,
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            if props.get("GlobalSecondaryIndexes"):
+                request["GlobalSecondaryIndexes"] = [
+                    {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
+                    for index in props["GlobalSecondaryIndexes"]
+                ]
+            dynamodb.create_table(**request)
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        sqs = self.aws_client("sqs")
+        for name, queue in self.template.queues.items():
+            attributes = {
+                key: str(queue.properties[key])
+                for key in ("MessageRetentionPeriod", "VisibilityTimeout", "DelaySeconds")
+                if key in queue.properties
+            }
+            self.queue_urls[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+    def _resolver(self) -> Resolver:
+        refs: dict[str, str] = {}
+        attributes: dict[tuple[str, str], str] = {}
+        for name, spec in self.template.functions.items():
+            refs[name] = spec.name
+            attributes[(name, "Arn")] = spec.arn
+        for name in self.template.tables:
+            refs[name] = name
+            attributes[(name, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        for name, url in self.queue_urls.items():
+            refs[name] = url
+            attributes[(name, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+            attributes[(name, "QueueName")] = name
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        return Resolver(refs, attributes, pseudo)
+
+    def _send_to_queue(self, queue: str, body: str) -> None:
+        self.aws_client("sqs").send_message(QueueUrl=self.queue_urls[queue], MessageBody=body)
+
+    def _invoke_for_api(self, function: str, event: dict[str, Any], wait: float) -> Any:
+        assert self.lambdas is not None
+        return self.lambdas.invoke(function, event, slot_timeout=wait)
+
+    # -- HTTP front doors ------------------------------------------------------------------
+
+    def _handle_api(self, request: HttpRequest) -> HttpResponse:
+        if self.api is None:
+            return HttpResponse(503, [], b"")
+        return self.api.handle(request)
+
+    def _handle_lambda(self, request: HttpRequest) -> HttpResponse:
+        """Lambda's Invoke API: POST /2015-03-31/functions/{name}/invocations."""
+        assert self.lambdas is not None
+        parts = request.target.split("?")[0].strip("/").split("/")
+        if request.method != "POST" or len(parts) != 4 or parts[1] != "functions" or parts[3] != "invocations":
+            return _lambda_error(404, "ResourceNotFoundException", f"unsupported Lambda call {request.target}")
+        name = unquote(parts[2])
+        try:
+            payload = json.loads(request.body or b"null")
+        except ValueError:
+            return _lambda_error(400, "InvalidRequestContentException", "Could not parse request body into json")
+        invocation_type = request.header("X-Amz-Invocation-Type") or "RequestResponse"
+        try:
+            if invocation_type == "Event":
+                request_id = self.lambdas.invoke_async(name, payload)
+                return HttpResponse(202, [("x-amzn-RequestId", request_id)], b"")
+            result = self.lambdas.invoke(name, payload, slot_timeout=0)
+        except FunctionNotFound:
+            return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        if result is None:
+            return _lambda_error(429, "TooManyRequestsException", "Rate Exceeded.")
+        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
+        if not result.ok:
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        return HttpResponse(200, headers, json.dumps(result.payload).encode())
+
+
+def _lambda_error(status: int, code: str, message: str) -> HttpResponse:
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    return HttpResponse(status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body)

@@ -1,0 +1,271 @@
+"""Reads the synthesized CloudFormation template: the one description of the app.
+
+Everything the local runtime serves (routes, functions, their settings and environment,
+retries and destinations, tables and queues) comes from here, so a change in ``stacks/``
+shows up locally after the next synth with nothing written a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str  # FunctionName, or <stack>-<logical id> as CloudFormation would generate it (minus its suffix)
+    handler: str
+    code_dir: Path
+    timeout_seconds: float
+    memory_mb: int
+    environment: dict[str, Any]  # values may still be intrinsics; see Resolver
+    reserved_concurrency: int | None = None
+    max_retry_attempts: int = 2  # Lambda's defaults when no event-invoke config exists
+    max_event_age_seconds: int = 21_600
+    on_failure: str | None = None  # logical id of a function or queue
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.name}"
+
+
+@dataclass
+class TableSpec:
+    logical_id: str
+    properties: dict[str, Any]
+
+
+@dataclass
+class QueueSpec:
+    logical_id: str
+    properties: dict[str, Any]
+
+
+@dataclass
+class MethodSpec:
+    http_method: str
+    resource_path: str  # e.g. /jobs/{job_id}
+    function: str | None  # logical id of the proxied function
+    authorization_type: str
+    timeout_ms: int
+    validate_body: bool = False
+    validate_parameters: bool = False
+    request_models: dict[str, dict[str, Any]] = field(default_factory=dict)  # content type -> schema
+    required_parameters: list[str] = field(default_factory=list)
+
+    @property
+    def path_pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\\{(\w+)\\\+\\}", r"(?P<\1>.+)", re.escape(self.resource_path))
+        regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", regex)
+        return re.compile(f"^{regex}$")
+
+
+@dataclass
+class ApiSpec:
+    stage_name: str
+    methods: list[MethodSpec]
+    throttle_rate: float | None = None
+    throttle_burst: int | None = None
+    gateway_responses: dict[str, dict[str, Any]] = field(default_factory=dict)  # type -> properties
+
+
+@dataclass
+class AppTemplate:
+    functions: dict[str, FunctionSpec]
+    tables: dict[str, TableSpec]
+    queues: dict[str, QueueSpec]
+    apis: list[ApiSpec]
+    outputs: dict[str, Any]
+
+
+def _ref(value: Any) -> str | None:
+    """The logical id a ``Ref`` or ``Fn::GetAtt`` points at, if ``value`` is one."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def _referenced_ids(value: Any) -> list[str]:
+    """Every logical id referenced anywhere inside ``value``."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        ref = _ref(value)
+        if ref:
+            found.append(ref)
+        for item in value.values():
+            found.extend(_referenced_ids(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_referenced_ids(item))
+    return found
+
+
+def load(cdk_out: Path, stack_name: str = "AsyncJobs") -> AppTemplate:
+    """Parse ``<cdk_out>/<stack_name>.template.json``."""
+    template = json.loads((cdk_out / f"{stack_name}.template.json").read_text())
+    resources: dict[str, dict[str, Any]] = template["Resources"]
+
+    def of_type(resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in resources.items() if v["Type"] == resource_type}
+
+    assets_file = cdk_out / f"{stack_name}.assets.json"
+    assets = json.loads(assets_file.read_text())["files"] if assets_file.exists() else {}
+    functions: dict[str, FunctionSpec] = {}
+    for logical_id, resource in of_type("AWS::Lambda::Function").items():
+        props = resource["Properties"]
+        asset = _asset_path(resource, assets)
+        if not asset:
+            continue  # no local code (e.g. inline or container functions)
+        name = props.get("FunctionName")
+        functions[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            name=name if isinstance(name, str) else f"{stack_name}-{logical_id}"[:64],
+            handler=props["Handler"],
+            code_dir=(cdk_out / asset).resolve(),
+            timeout_seconds=float(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            environment=dict(props.get("Environment", {}).get("Variables", {})),
+            reserved_concurrency=props.get("ReservedConcurrentExecutions"),
+        )
+    for config in of_type("AWS::Lambda::EventInvokeConfig").values():
+        props = config["Properties"]
+        target = functions.get(_ref(props["FunctionName"]) or "")
+        if target is None:
+            continue
+        target.max_retry_attempts = int(props.get("MaximumRetryAttempts", 2))
+        target.max_event_age_seconds = int(props.get("MaximumEventAgeInSeconds", 21_600))
+        destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        target.on_failure = _ref(destination)
+
+    apis = [_load_api(rest_api_id, resources) for rest_api_id in of_type("AWS::ApiGateway::RestApi")]
+    return AppTemplate(
+        functions=functions,
+        tables={k: TableSpec(k, v["Properties"]) for k, v in of_type("AWS::DynamoDB::Table").items()},
+        queues={k: QueueSpec(k, v.get("Properties", {})) for k, v in of_type("AWS::SQS::Queue").items()},
+        apis=apis,
+        outputs=template.get("Outputs", {}),
+    )
+
+
+def _asset_path(resource: dict[str, Any], assets: dict[str, Any]) -> str | None:
+    """The folder in cdk.out holding a function's code (its zip asset, unzipped)."""
+    metadata_path = resource.get("Metadata", {}).get("aws:asset:path")
+    if metadata_path:
+        return str(metadata_path)
+    key = resource["Properties"].get("Code", {}).get("S3Key")
+    if isinstance(key, str):
+        source = assets.get(key.removesuffix(".zip"), {}).get("source", {})
+        if source.get("packaging") == "zip":
+            return str(source["path"])
+    return None
+
+
+def _load_api(rest_api_id: str, resources: dict[str, dict[str, Any]]) -> ApiSpec:
+    def belongs(resource: dict[str, Any]) -> bool:
+        return _ref(resource["Properties"].get("RestApiId")) == rest_api_id
+
+    paths: dict[str, str] = {}
+    api_resources = {k: v for k, v in resources.items() if v["Type"] == "AWS::ApiGateway::Resource" and belongs(v)}
+
+    def path_of(resource_id: str | None) -> str:
+        if resource_id is None or resource_id == rest_api_id:
+            return ""
+        if resource_id not in paths:
+            props = api_resources[resource_id]["Properties"]
+            paths[resource_id] = f"{path_of(_ref(props['ParentId']))}/{props['PathPart']}"
+        return paths[resource_id]
+
+    validators = {
+        k: v["Properties"]
+        for k, v in resources.items()
+        if v["Type"] == "AWS::ApiGateway::RequestValidator" and belongs(v)
+    }
+    models = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::ApiGateway::Model" and belongs(v)}
+    methods: list[MethodSpec] = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::ApiGateway::Method" or not belongs(resource):
+            continue
+        props = resource["Properties"]
+        integration = props.get("Integration", {})
+        functions = [
+            ref
+            for ref in _referenced_ids(integration.get("Uri"))
+            if resources.get(ref, {}).get("Type") == "AWS::Lambda::Function"
+        ]
+        validator = validators.get(_ref(props.get("RequestValidatorId")) or "", {})
+        request_models = {}
+        for content_type, model in (props.get("RequestModels") or {}).items():
+            model_id = _ref(model)
+            if model_id in models:
+                request_models[content_type] = models[model_id]["Schema"]
+        methods.append(
+            MethodSpec(
+                http_method=props["HttpMethod"],
+                resource_path=path_of(_ref(props["ResourceId"])) or "/",
+                function=functions[0] if functions else None,
+                authorization_type=props.get("AuthorizationType", "NONE"),
+                timeout_ms=int(integration.get("TimeoutInMillis", 29_000)),
+                validate_body=bool(validator.get("ValidateRequestBody")),
+                validate_parameters=bool(validator.get("ValidateRequestParameters")),
+                request_models=request_models,
+                required_parameters=[
+                    name for name, required in (props.get("RequestParameters") or {}).items() if required
+                ],
+            )
+        )
+    stages = [v["Properties"] for v in resources.values() if v["Type"] == "AWS::ApiGateway::Stage" and belongs(v)]
+    stage: dict[str, Any] = stages[0] if stages else {"StageName": "prod"}
+    settings: dict[str, Any] = next(iter(stage.get("MethodSettings", [])), {})
+    gateway_responses = {
+        v["Properties"]["ResponseType"]: v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::ApiGateway::GatewayResponse" and belongs(v)
+    }
+    return ApiSpec(
+        stage_name=stage["StageName"],
+        methods=methods,
+        throttle_rate=settings.get("ThrottlingRateLimit"),
+        throttle_burst=settings.get("ThrottlingBurstLimit"),
+        gateway_responses=gateway_responses,
+    )
+
+
+class Resolver:
+    """Turns ``Ref``/``Fn::GetAtt``/``Fn::Join``/``Fn::Sub`` into local values."""
+
+    def __init__(self, refs: dict[str, str], attributes: dict[tuple[str, str], str], pseudo: dict[str, str]) -> None:
+        self._refs = refs
+        self._attributes = attributes
+        self._pseudo = pseudo
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self._pseudo.get(argument) or self._refs[argument]
+            if key == "Fn::GetAtt":
+                return self._attributes[(argument[0], argument[1])]
+            if key == "Fn::Join":
+                separator, parts = argument
+                return separator.join(str(self.resolve(part)) for part in parts)
+            if key == "Fn::Select":
+                index, items = argument
+                return self.resolve(items)[int(index)]
+            if key == "Fn::Split":
+                separator, source = argument
+                return str(self.resolve(source)).split(separator)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value

@@ -1,0 +1,140 @@
+"""The whole app over HTTP: API Gateway → submit → async worker → DynamoDB → status."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from jobs_cli.client import JobsClient
+from jobs_cli.main import Waiter
+from local.server import LocalRuntime
+
+pytestmark = pytest.mark.e2e
+
+
+def submit(client: JobsClient, task: str, task_input: dict[str, Any], key: str | None = None) -> str:
+    response = client.submit(task, task_input, key)
+    assert response.status == 202, response.body
+    assert str(response.header("Location")).endswith(f"/jobs/{response.body['job_id']}")
+    return str(response.body["job_id"])
+
+
+def wait(client: JobsClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    job = Waiter(client, out=io.StringIO(), sleep=time.sleep).wait(job_id, timeout)
+    assert job is not None, f"job {job_id} did not finish in {timeout} s"
+    return job
+
+
+def dead_letters(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    sqs = runtime.aws_client("sqs")
+    [url] = runtime.queue_urls.values()
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages"):
+        messages.extend(json.loads(m["Body"]) for m in batch)
+    return messages
+
+
+def test_submit_poll_complete(alice):
+    job_id = submit(alice, "sleep", {"seconds": 1})
+    job = wait(alice, job_id)
+    assert job["status"] == "COMPLETED"
+    assert job["result"]["slept_seconds"] >= 1
+    assert job["attempts"] == 1
+
+
+def test_progress_is_reported_while_running(alice):
+    job_id = submit(alice, "sleep", {"seconds": 2})
+    out = io.StringIO()
+    Waiter(alice, out=out, sleep=lambda _: time.sleep(0.2)).wait(job_id, 30)
+    percents = [int(line.split("%")[0].split("]")[1]) for line in out.getvalue().splitlines()]
+    assert any(0 < p < 100 for p in percents), out.getvalue()
+    assert percents[-1] == 100
+
+
+def test_failing_task_is_failed_with_its_error(alice):
+    job = wait(alice, submit(alice, "fail", {"message": "on purpose"}))
+    assert job["status"] == "FAILED"
+    assert job["error"] == {"type": "TaskFailed", "message": "on purpose"}
+
+
+def test_task_outliving_the_timeout_fails_after_retries_and_is_dead_lettered(runtime, alice):
+    job_id = submit(alice, "sleep", {"seconds": 60})
+    job = wait(alice, job_id, timeout=90)
+    assert job["status"] == "FAILED"
+    assert job["attempts"] == 3  # 1 + worker_retry_attempts (2)
+    assert job["error"]["type"] == "TimedOut"
+    assert "attempt 3 of 3" in job["error"]["message"]
+    deadline = time.time() + 30
+    records: list[dict[str, Any]] = []
+    while time.time() < deadline and not records:
+        records = [r for r in dead_letters(runtime) if r["requestPayload"]["job_id"] == job_id]
+        time.sleep(0.2)
+    [record] = records
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responsePayload"]["errorType"] == "AttemptFailed"
+
+
+def test_worker_process_dying_mid_job_is_retried_and_finished_once(runtime, alice):
+    job_id = submit(alice, "sleep", {"seconds": 2})
+    deadline = time.time() + 30
+    while alice.status(job_id).body["status"] != "RUNNING":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    worker = next(r for name, r in runtime.lambdas.functions.items() if name.startswith("WorkerFunction"))
+    killed = worker.kill_busy_sandboxes()
+    assert killed >= 1
+    job = wait(alice, job_id)
+    assert job["status"] == "COMPLETED"
+    assert job["attempts"] == 2
+    assert not [r for r in dead_letters(runtime) if r["requestPayload"]["job_id"] == job_id]
+
+
+def test_idempotent_submit(alice):
+    first = submit(alice, "sleep", {"seconds": 0}, key="e2e-key-1")
+    second = submit(alice, "sleep", {"seconds": 0}, key="e2e-key-1")
+    assert first == second
+    conflict = alice.submit("sleep", {"seconds": 1}, "e2e-key-1")
+    assert conflict.status == 422
+
+
+def test_another_callers_job_is_not_found(alice, bob):
+    job_id = submit(alice, "sleep", {"seconds": 0})
+    response = bob.status(job_id)
+    assert response.status == 404
+    assert response.body == {"message": f"job {job_id} not found"}
+
+
+def test_hundred_concurrent_submissions_each_finish_exactly_once(runtime, alice):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        job_ids = list(pool.map(lambda i: submit(alice, "sleep", {"seconds": 0.2}), range(100)))
+        jobs = list(pool.map(lambda job_id: wait(alice, job_id, timeout=120), job_ids))
+    assert len(set(job_ids)) == 100
+    assert [job["status"] for job in jobs] == ["COMPLETED"] * 100
+    assert [job["attempts"] for job in jobs] == [1] * 100
+    assert runtime.lambdas.wait_idle(30)
+
+
+def test_gateway_rejects_before_any_function_runs(runtime, alice):
+    unsigned = urllib.request.Request(runtime.api_url + "jobs", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(unsigned, timeout=10)
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read()) == {"message": "Missing Authentication Token"}
+
+    assert alice.request("GET", "nowhere").status == 403
+    invalid = alice.request("POST", "jobs", {"task": 42})
+    assert invalid.status == 400
+    assert "message" in invalid.body
+
+
+def test_bad_content_type_gets_415(alice):
+    response = alice.request("POST", "jobs", {"task": "sleep"}, {"Content-Type": "text/plain"})
+    assert response.status == 415
+    assert response.body == {"message": "Content-Type must be application/json"}
