@@ -16,12 +16,16 @@ import os
 import random
 import sys
 import time
+import uuid
 from typing import Any, TextIO
 
 from jobs_cli.client import ApiError, JobsClient, Response
 
 TERMINAL = {"COMPLETED", "FAILED"}
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+# Answers worth asking again after a pause: throttled, or the service briefly unavailable.
+TRANSIENT = {429, 500, 502, 503, 504}
+SUBMIT_ATTEMPTS = 4
 
 
 def backoff_delays(retry_after: float, cap: float = 10.0, factor: float = 1.5) -> Any:
@@ -44,19 +48,25 @@ def progress_bar(job: dict[str, Any], width: int = 30) -> str:
 class Waiter:
     """Polls a job until it finishes, drawing a progress bar on ``out`` when it is a terminal."""
 
-    def __init__(self, client: JobsClient, out: TextIO = sys.stderr, sleep: Any = time.sleep) -> None:
+    def __init__(self, client: JobsClient, out: TextIO | None = None, sleep: Any = time.sleep) -> None:
         self._client = client
-        self._out = out
+        self._out = out or sys.stderr  # looked up now, not at import: tests and tools swap sys.stderr
         self._sleep = sleep
-        self._live = out.isatty()
+        self._live = self._out.isatty()
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         delays = None
         last_line = ""
         while True:
-            response = _ok(self._client.status(job_id), 200)
-            job: dict[str, Any] = response.body
+            response = self._client.status(job_id)
+            if response.status in TRANSIENT:
+                delay = _retry_after(response, default=1.0)
+                if time.monotonic() + delay > deadline:
+                    return None
+                self._sleep(delay)
+                continue
+            job: dict[str, Any] = _ok(response, 200).body
             line = progress_bar(job)
             if self._live:
                 self._out.write("\r" + line.ljust(len(last_line)))
@@ -76,6 +86,28 @@ class Waiter:
                     self._out.write("\n")
                 return None
             self._sleep(delay)
+
+
+def _retry_after(response: Response, default: float) -> float:
+    try:
+        return max(0.1, float(response.header("Retry-After") or default))
+    except ValueError:
+        return default
+
+
+def submit_job(
+    client: JobsClient, task: str, task_input: dict[str, Any], idempotency_key: str | None, sleep: Any = time.sleep
+) -> dict[str, Any]:
+    """Submit, retrying throttling and brief unavailability. Every attempt carries the same
+    Idempotency-Key (one is made up when none is given), so a retry never creates a second job."""
+    key = idempotency_key or str(uuid.uuid4())
+    delays = backoff_delays(1.0)
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        response = client.submit(task, task_input, key)
+        if response.status not in TRANSIENT or attempt == SUBMIT_ATTEMPTS:
+            break
+        sleep(max(_retry_after(response, default=0), next(delays)))
+    return dict(_ok(response, 202).body)
 
 
 def _ok(response: Response, *expected: int) -> Response:
@@ -109,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     submit = commands.add_parser("submit", help="submit a job")
     submit.add_argument("task")
     submit.add_argument("--input", default="{}", help="the task's input as a JSON object")
-    submit.add_argument("--idempotency-key")
+    submit.add_argument("--idempotency-key", help="make retries of this submission safe (default: a fresh one)")
     submit.add_argument("--wait", action="store_true", help="follow the job to the end with a progress bar")
     submit.add_argument("--timeout", type=float, default=3600)
     status = commands.add_parser("status", help="show a job")
@@ -128,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 task_input = json.loads(args.input)
             except ValueError as error:
                 parser.error(f"--input is not valid JSON: {error}")
-            job = _ok(client.submit(args.task, task_input, args.idempotency_key), 202).body
+            job = submit_job(client, args.task, task_input, args.idempotency_key)
             print(job["job_id"] if args.wait else json.dumps(job, indent=2))
             if not args.wait:
                 return EXIT_OK

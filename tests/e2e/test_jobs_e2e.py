@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from jobs_cli.client import JobsClient
+from jobs_cli import main as cli
 from jobs_cli.main import Waiter
 from local.server import LocalRuntime
 
@@ -138,3 +139,19 @@ def test_bad_content_type_gets_415(alice):
     response = alice.request("POST", "jobs", {"task": "sleep"}, {"Content-Type": "text/plain"})
     assert response.status == 415
     assert response.body == {"message": "Content-Type must be application/json"}
+
+
+def test_cli_follows_a_job_to_the_end_without_aws_credentials(runtime, monkeypatch, tmp_path, capsys):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert cli.main(["--api-url", runtime.api_url, "submit", "sleep", "--input", '{"seconds": 1}', "--wait"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.split("\n", 1)[1]) == {"slept_seconds": 1}
+    assert "100% COMPLETED" in err
+
+    code = cli.main(["--api-url", runtime.api_url, "submit", "fail", "--input", '{"message": "no"}', "--wait"])
+    assert code == cli.EXIT_FAILED
+    assert "FAILED: TaskFailed: no" in capsys.readouterr().err
