@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jobs_cli.client import JobsClient
 from jobs_cli import main as cli
+from jobs_cli.client import JobsClient
 from jobs_cli.main import Waiter
 from local.server import LocalRuntime
 
