@@ -50,7 +50,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli tests
+	$(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli tests bench
 
 synth: install
 	$(CDK) synth --quiet $(CDK_ARGS)

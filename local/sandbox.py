@@ -130,12 +130,13 @@ class Sandbox:
         self.process.start()
         child.close()
         self._ready = False
+        self.init_ms: float | None = None  # the init phase (handler import), as the sandbox measured it
 
-    def _wait_until_ready(self) -> bool:
+    def wait_until_ready(self) -> bool:
         """Wait for the init phase (imports) to end; Lambda allows it 10 s of its own."""
         if not self._ready and self._parent.poll(INIT_TIMEOUT_SECONDS):
             try:
-                self._parent.recv()
+                _, self.init_ms = self._parent.recv()
                 self._ready = True
             except EOFError:
                 return False
@@ -143,7 +144,7 @@ class Sandbox:
 
     def invoke(self, invocation: Invocation) -> InvocationResult:
         """Run one invocation; past its timeout the sandbox is killed and reported timed out."""
-        if not self._wait_until_ready():
+        if not self.wait_until_ready():
             self.kill()
             document = {"errorMessage": "Init phase did not complete", "errorType": "Runtime.InitError"}
             return InvocationResult(False, document, 0.0)

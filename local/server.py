@@ -12,6 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
@@ -19,7 +25,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
@@ -80,7 +85,7 @@ class LocalRuntime:
         self._retry_base_delay = retry_base_delay
         self._extra_environment = extra_environment or {}
         self._servers: list[_Server] = []
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: subprocess.Popen[bytes] | None = None
         self.api: LocalRestApi | None = None
         self.lambdas: LambdaService | None = None
         self.queue_urls: dict[str, str] = {}
@@ -93,9 +98,7 @@ class LocalRuntime:
         self._servers.append(api_server)
         self._port = api_server.server_address[1]
 
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
-        self._moto.start()
-        self.aws_endpoint = "http://{}:{}".format(*self._moto.get_host_and_port())
+        self._moto, self.aws_endpoint = _start_moto()
         lambda_server = _serve(0, self._handle_lambda)
         self._servers.append(lambda_server)
         self.lambda_endpoint = f"http://{HOST}:{lambda_server.server_address[1]}"
@@ -105,7 +108,9 @@ class LocalRuntime:
         runtimes = {}
         for name, spec in self.template.functions.items():
             environment = {key: str(resolver.resolve(value)) for key, value in spec.environment.items()}
-            runtimes[name] = FunctionRuntime(spec, {**self._base_environment(name, spec.memory_mb), **environment})
+            # Template values win over the runtime's defaults; extra_environment (tools, benchmarks) wins over both.
+            merged = {**self._base_environment(spec.name, spec.memory_mb), **environment, **self._extra_environment}
+            runtimes[name] = FunctionRuntime(spec, merged)
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
@@ -120,7 +125,11 @@ class LocalRuntime:
         if self.lambdas:
             self.lambdas.stop()
         if self._moto:
-            self._moto.stop()
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
 
     @property
     def port(self) -> int:
@@ -158,7 +167,6 @@ class LocalRuntime:
             # No X-Ray daemon here: Tracer stays off, as under SAM local.
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
-            **self._extra_environment,
         }
 
     def _provision(self) -> None:
@@ -249,6 +257,31 @@ class LocalRuntime:
         if not result.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
+
+
+def _start_moto(attempts: int = 3) -> tuple[subprocess.Popen[bytes], str]:
+    """moto's server in a process of its own, so it has a core to itself rather than sharing
+    this process's GIL with the API and Lambda front doors. Returns the process and its URL."""
+    for _ in range(attempts):
+        with socket.socket() as probe:  # a free port; the tiny race with other programs is retried
+            probe.bind((HOST, 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(  # noqa: S603  fixed arguments
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).close()  # noqa: S310  loopback
+                return process, endpoint
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        process.kill()
+        process.wait()
+    raise RuntimeError("moto's server did not start")
 
 
 def _lambda_error(status: int, code: str, message: str) -> HttpResponse:

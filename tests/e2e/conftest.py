@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
 
 from jobs_cli.client import JobsClient
 from local.server import LocalRuntime
+from local.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,16 +22,6 @@ E2E_CONTEXT = {
     "api_throttle_burst_limit": 1000,
     "retry_after_seconds": 1,
 }
-
-
-def synthesize(app: Path, outdir: Path, context: dict[str, Any] | None = None) -> Path:
-    """Run a CDK app's entry point as `cdk synth` does: context in CDK_CONTEXT_JSON."""
-    env = {**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": json.dumps(context or {})}
-    result = subprocess.run(  # noqa: S603  fixed arguments
-        [sys.executable, str(app)], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return outdir
 
 
 @pytest.fixture(scope="session")

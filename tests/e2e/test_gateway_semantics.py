@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from local.server import LocalRuntime
-from tests.e2e.conftest import synthesize
+from local.synth import synthesize
 
 pytestmark = pytest.mark.e2e
 
