@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 async-jobs is running locally (AWS emulated by moto; nothing leaves this machine).
 
   API:   {url}
-  Try:   .venv/bin/jobs --api-url {url} submit sleep --input '{{"seconds": 5}}' --wait
-  Or:    curl -s -X POST {url}jobs --aws-sigv4 "aws:amz:us-east-1:execute-api" --user LOCAL:local \\
+
+  Try, in another terminal in this folder:
+         export ASYNC_JOBS_API_URL={url}
+         .venv/bin/jobs submit sleep --input '{{"seconds": 5}}' --wait
+  or with curl:
+         curl -s -X POST {url}jobs --aws-sigv4 "aws:amz:us-east-1:execute-api" --user LOCAL:local \\
               -H 'Content-Type: application/json' -d '{{"task": "sleep", "input": {{"seconds": 5}}}}'
 
 Requests must be SigV4-signed (any credentials: signatures are not verified locally).

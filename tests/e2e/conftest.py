@@ -25,8 +25,12 @@ E2E_CONTEXT = {
 
 
 @pytest.fixture(scope="session")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    cdk_out = synthesize(ROOT / "app.py", tmp_path_factory.mktemp("cdk.out"), E2E_CONTEXT)
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize(ROOT / "app.py", tmp_path_factory.mktemp("cdk.out"), E2E_CONTEXT)
+
+
+@pytest.fixture(scope="session")
+def runtime(cdk_out: Path) -> Iterator[LocalRuntime]:
     local = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2).start()
     yield local
     local.stop()

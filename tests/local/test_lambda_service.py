@@ -1,0 +1,117 @@
+"""The local Lambda service: real sandboxes running a tiny handler module written by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.lambda_service import FunctionRuntime, LambdaService
+from local.template import FunctionSpec
+
+HANDLERS = """
+import time
+
+
+def fail(event, context):
+    with open(event["log"], "a") as log:
+        log.write(context.aws_request_id + "\\n")
+    raise ValueError("nope")
+
+
+def sleep(event, context):
+    time.sleep(event["seconds"])
+    return {"slept": event["seconds"], "remaining_ms": context.get_remaining_time_in_millis()}
+"""
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    (tmp_path / "handlers.py").write_text(HANDLERS)
+    return tmp_path
+
+
+def service(code_dir: Path, handler: str, dead_letters: list[dict[str, Any]], **spec: Any) -> LambdaService:
+    function = FunctionSpec(
+        logical_id="Fn",
+        name="App-Fn",
+        handler=handler,
+        code_dir=code_dir,
+        timeout_seconds=spec.pop("timeout_seconds", 5),
+        memory_mb=128,
+        environment={},
+        **spec,
+    )
+    runtime = FunctionRuntime(function, {"PATH": os.environ.get("PATH", "")})
+    return LambdaService({"Fn": runtime}, lambda _queue, body: dead_letters.append(json.loads(body)), 0.1)
+
+
+def wait_for(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_async_event_is_retried_with_one_request_id_then_dead_lettered(code_dir, tmp_path):
+    dead_letters: list[dict[str, Any]] = []
+    lambdas = service(code_dir, "handlers.fail", dead_letters, max_retry_attempts=1, on_failure="Dlq")
+    try:
+        request_id = lambdas.invoke_async(
+            "arn:aws:lambda:us-east-1:123456789012:function:App-Fn", {"log": str(tmp_path / "calls")}
+        )
+        wait_for(lambda: dead_letters)
+        [record] = dead_letters
+        assert (tmp_path / "calls").read_text().split() == [request_id, request_id]  # Lambda keeps the id
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert record["requestContext"]["approximateInvokeCount"] == 2
+        assert record["requestContext"]["functionArn"].endswith(":function:App-Fn:$LATEST")
+        assert record["responsePayload"]["errorType"] == "ValueError"
+        assert record["requestPayload"] == {"log": str(tmp_path / "calls")}
+    finally:
+        lambdas.stop()
+
+
+def test_event_older_than_the_maximum_age_is_dropped_to_the_destination(code_dir, tmp_path):
+    dead_letters: list[dict[str, Any]] = []
+    lambdas = service(
+        code_dir, "handlers.fail", dead_letters, max_retry_attempts=2, max_event_age_seconds=0, on_failure="Dlq"
+    )
+    try:
+        lambdas.invoke_async("App-Fn", {"log": str(tmp_path / "calls")})
+        wait_for(lambda: dead_letters)
+        assert dead_letters[0]["requestContext"]["condition"] == "EventAgeExceeded"
+        assert not (tmp_path / "calls").exists()  # never ran: too old by the time it was due
+    finally:
+        lambdas.stop()
+
+
+def test_timeout_kills_the_sandbox_and_reports_lambdas_error(code_dir):
+    lambdas = service(code_dir, "handlers.sleep", [], timeout_seconds=1)
+    try:
+        result = lambdas.invoke("App-Fn", {"seconds": 5})
+        assert result is not None and not result.ok and result.timed_out
+        assert result.payload == {"errorMessage": "Task timed out after 1.00 seconds", "errorType": "Sandbox.Timedout"}
+        assert result.duration_ms < 2500
+        again = lambdas.invoke("App-Fn", {"seconds": 0})  # a fresh sandbox replaces the killed one
+        assert again is not None and again.ok and 0 < again.payload["remaining_ms"] <= 1000
+    finally:
+        lambdas.stop()
+
+
+def test_reserved_concurrency_bounds_parallel_invocations(code_dir):
+    lambdas = service(code_dir, "handlers.sleep", [], reserved_concurrency=1)
+    try:
+        running = threading.Thread(target=lambdas.invoke, args=("App-Fn", {"seconds": 2}))
+        running.start()
+        wait_for(lambda: lambdas.functions["Fn"]._busy)
+        assert lambdas.invoke("App-Fn", {"seconds": 0}, slot_timeout=0) is None  # throttled: 429 to the caller
+        running.join()
+        assert lambdas.invoke("App-Fn", {"seconds": 0}, slot_timeout=0) is not None
+    finally:
+        lambdas.stop()
