@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from local.sandbox import Invocation, InvocationResult, Sandbox
+from local.sandbox import Invocation, InvocationResult, Sandbox, error_document
 from local.template import FunctionSpec
 
 log = logging.getLogger("local.lambda")
@@ -74,8 +74,11 @@ class FunctionRuntime:
 
     def _take_sandbox(self) -> Sandbox:
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                sandbox = self._idle.pop()
+                if sandbox.alive:
+                    return sandbox
+                self._all.remove(sandbox)  # died while idle: never hand out a dead environment
         function = {"name": self.spec.name, "arn": self.spec.arn, "memory_mb": self.spec.memory_mb}
         sandbox = Sandbox(self.spec.code_dir, self.spec.handler, self.environment, function)
         with self._lock:
@@ -84,10 +87,10 @@ class FunctionRuntime:
 
     def kill_busy_sandboxes(self) -> int:
         """Kill every sandbox that is running an invocation, as a crash would (for tests)."""
-        with self._lock:
+        with self._lock:  # under the lock, so none of them can finish and be reused meanwhile
             busy = list(self._busy)
-        for sandbox in busy:
-            sandbox.kill()
+            for sandbox in busy:
+                sandbox.signal_kill()
         return len(busy)
 
     def stop(self) -> None:
@@ -198,7 +201,11 @@ class LambdaService:
             if time.time() - event.received > runtime.spec.max_event_age_seconds:
                 self._fail(event, "EventAgeExceeded", None)
                 return
-            result = runtime.invoke(event.payload, event.request_id)  # waits for a free slot
+            try:
+                result = runtime.invoke(event.payload, event.request_id)  # waits for a free slot
+            except Exception as error:  # a fault of this runtime must not lose the event: count it as a failed attempt
+                log.exception("%s %s: invocation failed in the runtime", event.function, event.request_id)
+                result = InvocationResult(False, error_document(error), 0.0)
             assert result is not None
             event.attempts += 1
             if result.ok:

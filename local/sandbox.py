@@ -149,13 +149,12 @@ class Sandbox:
             document = {"errorMessage": "Init phase did not complete", "errorType": "Runtime.InitError"}
             return InvocationResult(False, document, 0.0)
         started = time.monotonic()
-        self._parent.send(invocation)
-        if self._parent.poll(invocation.timeout_seconds + TIMEOUT_GRACE_SECONDS):
-            try:
+        try:
+            self._parent.send(invocation)
+            if self._parent.poll(invocation.timeout_seconds + TIMEOUT_GRACE_SECONDS):
                 result: InvocationResult = self._parent.recv()
                 return result
-            except EOFError:
-                pass  # the process died mid-invocation (crash, os._exit, out of memory)
+        except (EOFError, OSError):  # the process died before or during the invocation (crash, kill, OOM)
             self.kill()
             document = {"errorMessage": "Runtime exited without providing a reason", "errorType": "Runtime.ExitError"}
             return InvocationResult(False, document, (time.monotonic() - started) * 1000)
@@ -167,6 +166,11 @@ class Sandbox:
     @property
     def alive(self) -> bool:
         return self.process.is_alive()
+
+    def signal_kill(self) -> None:
+        """SIGKILL without waiting or reaping: safe from any thread. (is_alive() and join() reap
+        the child, and when two threads reap at once one of them may see a dead process as alive.)"""
+        self.process.kill()  # a no-op once the process has been reaped
 
     def kill(self) -> None:
         if self.process.is_alive():

@@ -115,3 +115,18 @@ def test_reserved_concurrency_bounds_parallel_invocations(code_dir):
         assert lambdas.invoke("App-Fn", {"seconds": 0}, slot_timeout=0) is not None
     finally:
         lambdas.stop()
+
+
+def test_an_environment_that_died_while_idle_is_never_reused(code_dir):
+    lambdas = service(code_dir, "handlers.sleep", [])
+    try:
+        first = lambdas.invoke("App-Fn", {"seconds": 0})
+        assert first is not None and first.ok
+        [idle] = lambdas.functions["Fn"]._idle
+        idle.process.kill()
+        idle.process.join()
+        again = lambdas.invoke("App-Fn", {"seconds": 0})
+        assert again is not None and again.ok  # a fresh environment, not a broken pipe
+        assert idle not in lambdas.functions["Fn"]._all
+    finally:
+        lambdas.stop()
