@@ -153,6 +153,11 @@ class LocalRestApi:
         return {"accessKey": access_key, "accountId": ACCOUNT_ID, "caller": caller, "user": caller, "userArn": user_arn}
 
     def _validate(self, method: MethodSpec, request: HttpRequest) -> HttpResponse | None:
+        if method.validate_parameters:
+            missing = self._missing_parameters(method, request)
+            if missing:
+                message = f"Missing required request parameters: [{', '.join(missing)}]"
+                return self._gateway_response("BAD_REQUEST_PARAMETERS", 400, message, message)
         if not method.validate_body or not method.request_models:
             return None
         content_type = (request.header("Content-Type") or "application/json").split(";")[0].strip().lower()
@@ -167,11 +172,26 @@ class LocalRestApi:
             return self._gateway_response("BAD_REQUEST_BODY", 400, f"[{message}]")
         return None
 
-    def _gateway_response(self, response_type: str, status: int, validation_error: str) -> HttpResponse:
+    @staticmethod
+    def _missing_parameters(method: MethodSpec, request: HttpRequest) -> list[str]:
+        """Required headers and query strings absent from the request (path ones are always there once routed)."""
+        query = {name for name, _ in parse_qsl(urlsplit(request.target).query, keep_blank_values=True)}
+        missing = []
+        for parameter in method.required_parameters:
+            _, _, location, name = parameter.split(".", 3)
+            if (location == "header" and request.header(name) is None) or (
+                location == "querystring" and name not in query
+            ):
+                missing.append(name)
+        return missing
+
+    def _gateway_response(
+        self, response_type: str, status: int, validation_error: str, default_message: str = "Invalid request body"
+    ) -> HttpResponse:
         configured = self.spec.gateway_responses.get(response_type) or {}
         template = configured.get("ResponseTemplates", {}).get("application/json")
         if template is None:
-            return json_response(status, {"message": "Invalid request body"})
+            return json_response(status, {"message": default_message})
         escaped = json.dumps(validation_error)[1:-1]
         body = template.replace("$context.error.validationErrorString", escaped)
         return HttpResponse(

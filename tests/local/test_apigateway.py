@@ -14,14 +14,17 @@ SIGNED = (
 )
 
 
-def echo_api(default_identity: str | None = None) -> tuple[LocalRestApi, list[dict[str, Any]]]:
+def echo_api(
+    default_identity: str | None = None, method: MethodSpec | None = None
+) -> tuple[LocalRestApi, list[dict[str, Any]]]:
+    """A one-method API whose function records the events it gets and answers 200."""
     events: list[dict[str, Any]] = []
 
     def invoke(function: str, event: dict[str, Any], wait: float) -> InvocationResult:
         events.append(event)
         return InvocationResult(True, {"statusCode": 200, "body": "{}"}, 1.0)
 
-    method = MethodSpec("GET", "/jobs/{job_id}", "StatusFn", "AWS_IAM", 29_000)
+    method = method or MethodSpec("GET", "/jobs/{job_id}", "StatusFn", "AWS_IAM", 29_000)
     return LocalRestApi(ApiSpec("v1", [method]), invoke, default_identity), events
 
 
@@ -54,3 +57,22 @@ def test_unsigned_request_uses_the_opt_in_default_identity():
     assert events[0]["requestContext"]["identity"]["userArn"] == "arn:aws:iam::123456789012:role/dev"
     assert get(api, SIGNED) == 200  # a signed request still names its own caller
     assert events[1]["requestContext"]["identity"]["accessKey"] == "ALICEKEY"
+
+
+def test_required_parameters_are_checked_before_the_function_runs():
+    method = MethodSpec(
+        "GET",
+        "/jobs",
+        "ListFn",
+        "NONE",
+        29_000,
+        validate_parameters=True,
+        required_parameters=["method.request.header.X-Tenant", "method.request.querystring.status"],
+    )
+    api, events = echo_api(method=method)
+    refused = api.handle(HttpRequest("GET", "/v1/jobs", [], b""))
+    assert refused.status == 400
+    assert json.loads(refused.body) == {"message": "Missing required request parameters: [X-Tenant, status]"}
+    accepted = api.handle(HttpRequest("GET", "/v1/jobs?status=", [("x-tenant", "a")], b""))
+    assert accepted.status == 200
+    assert len(events) == 1
