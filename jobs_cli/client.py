@@ -95,6 +95,9 @@ class JobsClient:
     def status(self, job_id: str) -> Response:
         return self.request("GET", f"jobs/{job_id}")
 
+    def cancel(self, job_id: str) -> Response:
+        return self.request("DELETE", f"jobs/{job_id}")
+
 
 def _json(raw: bytes) -> Any:
     try:

@@ -1,11 +1,13 @@
-"""``jobs submit|status|wait``: submit long-running jobs and follow them to the end.
+"""``jobs submit|status|wait|cancel``: submit long-running jobs and follow them to the end.
 
     jobs --api-url http://127.0.0.1:3000/v1/ submit sleep --input '{"seconds": 5}' --wait
     jobs status 5f0c7a8e-...          # ASYNC_JOBS_API_URL may replace --api-url
     jobs wait 5f0c7a8e-... --timeout 600
+    jobs cancel 5f0c7a8e-... --wait   # a running job stops at its next progress report
 
 Exit codes: 0 the job COMPLETED (result printed as JSON), 1 it FAILED (error printed),
-2 a usage or API error, 3 waiting timed out.
+2 a usage or API error (a finished job cannot be cancelled: 409), 3 waiting timed out,
+4 the job was CANCELLED.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any, TextIO
 
 from jobs_cli.client import ApiError, JobsClient, Response
 
-TERMINAL = {"COMPLETED", "FAILED"}
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT, EXIT_CANCELLED = 0, 1, 2, 3, 4
 # Answers worth asking again after a pause: throttled, or the service briefly unavailable.
 TRANSIENT = {429, 500, 502, 503, 504}
 SUBMIT_ATTEMPTS = 4
@@ -48,10 +50,11 @@ def progress_bar(job: dict[str, Any], width: int = 30) -> str:
 class Waiter:
     """Polls a job until it finishes, drawing a progress bar on ``out`` when it is a terminal."""
 
-    def __init__(self, client: JobsClient, out: TextIO | None = None, sleep: Any = time.sleep) -> None:
+    def __init__(self, client: JobsClient, out: TextIO | None = None, sleep: Any = None) -> None:
         self._client = client
-        self._out = out or sys.stderr  # looked up now, not at import: tests and tools swap sys.stderr
-        self._sleep = sleep
+        # Looked up now, not at import: tests and tools swap sys.stderr and time.sleep.
+        self._out = out or sys.stderr
+        self._sleep = sleep or time.sleep
         self._live = self._out.isatty()
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
@@ -124,6 +127,9 @@ def _finish(job: dict[str, Any] | None) -> int:
     if job["status"] == "COMPLETED":
         print(json.dumps(job.get("result"), indent=2))
         return EXIT_OK
+    if job["status"] == "CANCELLED":
+        print(f"job {job['job_id']} CANCELLED", file=sys.stderr)
+        return EXIT_CANCELLED
     error = job.get("error") or {}
     print(f"job {job['job_id']} FAILED: {error.get('type')}: {error.get('message')}", file=sys.stderr)
     return EXIT_FAILED
@@ -149,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     wait = commands.add_parser("wait", help="follow a job to the end with a progress bar")
     wait.add_argument("job_id")
     wait.add_argument("--timeout", type=float, default=3600)
+    cancel = commands.add_parser("cancel", help="cancel a pending or running job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--wait", action="store_true", help="wait until a running job has stopped")
+    cancel.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
 
     if not args.api_url:
@@ -168,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             print(json.dumps(_ok(client.status(args.job_id), 200).body, indent=2))
             return EXIT_OK
+        if args.command == "cancel":
+            job = _ok(client.cancel(args.job_id), 202).body
+            if not args.wait:
+                print(json.dumps(job, indent=2))
+                return EXIT_OK
         return _finish(Waiter(client).wait(args.job_id, args.timeout))
     except ApiError as error:
         print(f"error: {error}", file=sys.stderr)

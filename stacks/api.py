@@ -1,4 +1,4 @@
-"""The REST API: POST /jobs and GET /jobs/{job_id}, each backed by its own function.
+"""The REST API: POST /jobs, GET and DELETE /jobs/{job_id}, each backed by its own function.
 
 Regional endpoint (an edge-optimized API can never raise the 29 s integration timeout; a
 Regional one can, through a service-quota increase), AWS_IAM authorization on every
@@ -95,6 +95,18 @@ class JobsApi(Construct):
         ).function
         store.jobs_table.grant(self.status_function, "dynamodb:GetItem")
 
+        self.cancel_function = PythonFunction(
+            self,
+            "Cancel",
+            config=config,
+            handler="jobs.handlers.cancel.handler",
+            description="DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
+            environment=environment,
+            timeout=timeout,
+            memory_size=config.api_function_memory_mb,
+        ).function
+        store.jobs_table.grant(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+
         access_logs = log_group(self, "AccessLogs", config)
         self.rest_api = apigw.RestApi(
             self,
@@ -141,12 +153,13 @@ class JobsApi(Construct):
             request_models={"application/json": apigw.Model.from_model_name(self, "SubmitModel", model.ref)},
         )
         job = jobs.add_resource("{job_id}")
-        job.add_method(
-            "GET",
-            apigw.LambdaIntegration(self.status_function, proxy=True, timeout=timeout),
-            request_validator=validator,
-            request_parameters={"method.request.path.job_id": True},
-        )
+        for http_method, function in (("GET", self.status_function), ("DELETE", self.cancel_function)):
+            job.add_method(
+                http_method,
+                apigw.LambdaIntegration(function, proxy=True, timeout=timeout),
+                request_validator=validator,
+                request_parameters={"method.request.path.job_id": True},
+            )
         self._acknowledge_findings()
 
     def _acknowledge_findings(self) -> None:

@@ -49,6 +49,7 @@ class AsyncJobsStack(Stack):
             functions={
                 "Submit": self.api.submit_function,
                 "Status": self.api.status_function,
+                "Cancel": self.api.cancel_function,
                 "Worker": self.worker.function,
                 "OnFailure": self.worker.recorder,
             },

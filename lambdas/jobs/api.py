@@ -17,7 +17,15 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from jobs.observability import logger
-from jobs.service import DispatchFailed, InvalidJobId, InvalidTaskInput, JobNotFound, JobsError, UnknownTask
+from jobs.service import (
+    DispatchFailed,
+    InvalidJobId,
+    InvalidTaskInput,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobsError,
+    UnknownTask,
+)
 
 
 class ApiError(Exception):
@@ -43,6 +51,7 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
 STATUS_OF: dict[type[JobsError], int] = {
     InvalidJobId: 400,
     JobNotFound: 404,
+    JobAlreadyFinished: 409,
     UnknownTask: 422,
     InvalidTaskInput: 422,
     DispatchFailed: 503,

@@ -14,27 +14,31 @@ from typing import Any
 
 
 class JobStatus(StrEnum):
-    """Life cycle of a job: PENDING -> RUNNING -> COMPLETED | FAILED."""
+    """Life cycle of a job: PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED."""
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 # The only moves a job may make. RUNNING -> RUNNING is a retry of the same job by a new
-# attempt (Lambda re-delivers the event after a crash or a timeout).
+# attempt (Lambda re-delivers the event after a crash or a timeout). A PENDING job is
+# cancelled at once; a RUNNING one only records the request (``cancel_requested``) and
+# its owning attempt moves it to CANCELLED when it notices.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.FAILED}),
-    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED}),
+    JobStatus.PENDING: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
 }
 
 
@@ -110,6 +114,7 @@ class Job:
     error: JobError | None = None
     attempts: int = 0
     correlation_id: str | None = None
+    cancel_requested: bool = False  # the owner asked to cancel a RUNNING job; the worker will stop it
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -131,4 +136,6 @@ class Job:
             view["result"] = self.result
         if self.status is JobStatus.FAILED and self.error is not None:
             view["error"] = self.error.to_dict()
+        if self.cancel_requested and not self.status.is_terminal:
+            view["cancel_requested"] = True
         return view

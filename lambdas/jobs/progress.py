@@ -15,7 +15,8 @@ from jobs.model import Progress
 
 
 class JobNoLongerOwned(Exception):
-    """The job was finished or taken over by another attempt; the task should stop."""
+    """The job was cancelled by its owner, finished, or taken over by another attempt: the
+    task should stop. Let it propagate (do not catch it in a broad ``except Exception``)."""
 
 
 class ProgressReporter:

@@ -180,8 +180,64 @@ class JobRepository:
         )
         if attempt_id is not None:
             return self._update_owned(job_id, attempt_id, expression, values)
-        condition = f"attribute_exists(job_id) AND {_status_in(JobStatus.FAILED, values)}"
-        return self._update(job_id, expression, values, condition)
+        condition = (
+            f"attribute_exists(job_id) AND {_status_in(JobStatus.FAILED, values)} "
+            "AND attribute_not_exists(cancel_requested_at)"
+        )
+        return self._update(job_id, expression, values, condition) is not None
+
+    def request_cancel(self, job_id: str, owner: str) -> Job | None:
+        """The owner's cancel request: a PENDING job becomes CANCELLED at once; a RUNNING one
+        is marked ``cancel_requested`` for its worker to stop. Returns the job as it is
+        afterwards (a finished job unchanged), or None when ``owner`` has no such job."""
+        values: dict[str, Any] = {
+            ":owner": owner,
+            ":pending": JobStatus.PENDING.value,
+            ":target": JobStatus.CANCELLED.value,
+            ":expires": _epoch(self._retention_seconds),
+            ":now": iso(utc_now()),
+        }
+        cancelled = self._update(
+            job_id,
+            "SET #status = :target, cancel_requested_at = :now, updated_at = :updated, expires_at = :expires",
+            values,
+            "#status = :pending AND #owner = :owner",
+            {"#owner": "owner"},
+            return_item=True,
+        )
+        if cancelled is not None:
+            return _job_from_item(cancelled)
+        values = {":owner": owner, ":running": JobStatus.RUNNING.value, ":now": iso(utc_now())}
+        requested = self._update(
+            job_id,
+            "SET cancel_requested_at = if_not_exists(cancel_requested_at, :now), updated_at = :updated",
+            values,
+            "#status = :running AND #owner = :owner",
+            {"#owner": "owner"},
+            return_item=True,
+        )
+        if requested is not None:
+            return _job_from_item(requested)
+        job = self.get(job_id)
+        return job if job is not None and job.owner == owner else None
+
+    def cancel(self, job_id: str, attempt_id: str | None = None) -> bool:
+        """RUNNING -> CANCELLED for a job whose owner asked to cancel it.
+
+        With ``attempt_id`` only the owning attempt may (the worker noticing the request);
+        without it any such job may (the on-failure recorder, after the worker died).
+        """
+        values: dict[str, Any] = {
+            ":target": JobStatus.CANCELLED.value,
+            ":running": JobStatus.RUNNING.value,
+            ":expires": _epoch(self._retention_seconds),
+        }
+        condition = "#status = :running AND attribute_exists(cancel_requested_at)"
+        if attempt_id is not None:
+            condition += " AND attempt_id = :attempt"
+            values[":attempt"] = attempt_id
+        expression = "SET #status = :target, updated_at = :updated, expires_at = :expires REMOVE lease_expires_at"
+        return self._update(job_id, expression, values, condition) is not None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -193,14 +249,11 @@ class JobRepository:
         values: dict[str, Any],
         extra_names: dict[str, str] | None = None,
     ) -> bool:
+        """An update by the attempt that owns the running job, unless its owner asked to
+        cancel it: from then on only :meth:`cancel` may end the job."""
         values = {**values, ":running": JobStatus.RUNNING.value, ":attempt": attempt_id}
-        return self._update(
-            job_id,
-            expression,
-            values,
-            "#status = :running AND attempt_id = :attempt",
-            extra_names,
-        )
+        condition = "#status = :running AND attempt_id = :attempt AND attribute_not_exists(cancel_requested_at)"
+        return self._update(job_id, expression, values, condition, extra_names) is not None
 
     def _update(
         self,
@@ -209,22 +262,26 @@ class JobRepository:
         values: dict[str, Any],
         condition: str,
         extra_names: dict[str, str] | None = None,
-    ) -> bool:
+        return_item: bool = False,
+    ) -> dict[str, Any] | None:
+        """One conditional UpdateItem. None when the condition did not hold; otherwise the
+        item as it is afterwards if ``return_item``, else an empty dict."""
         values = {**values, ":updated": iso(utc_now())}
         names = {"#status": "status", **(extra_names or {})}
         try:
-            self._table.update_item(
+            response = self._table.update_item(
                 Key={"job_id": job_id},
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW" if return_item else "NONE",
             )
         except ClientError as error:
             if _is_condition_failure(error):
-                return False
+                return None
             raise
-        return True
+        return dict(response.get("Attributes", {}))
 
 
 def _number(value: Any) -> int:
@@ -253,4 +310,5 @@ def _job_from_item(item: dict[str, Any]) -> Job:
         error=error,
         attempts=_number(item.get("attempts", 0)),
         correlation_id=item.get("correlation_id"),
+        cancel_requested="cancel_requested_at" in item,
     )

@@ -6,7 +6,9 @@ code assumes any event may arrive twice, late, or after the job has finished:
 * a finished job, or one another live attempt owns, is left alone (``SKIPPED``);
 * the task runs under a deadline a safety margin short of the function timeout, so a
   slow attempt is recorded as timed out instead of vanishing when Lambda kills it;
-* only the attempt that claimed the job can complete or fail it.
+* only the attempt that claimed the job can complete or fail it;
+* once the owner asks to cancel a running job, every write of the attempt is refused; the
+  attempt notices at its next progress report (or when it ends) and records CANCELLED.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ LEASE_SLACK_SECONDS = 60
 class Outcome(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
     SKIPPED = "SKIPPED"
 
 
@@ -56,6 +59,7 @@ class WorkerStore(Protocol):
     def record_attempt_error(self, job_id: str, attempt_id: str, error: JobError) -> bool: ...
     def complete(self, job_id: str, attempt_id: str, result: Any) -> bool: ...
     def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
+    def cancel(self, job_id: str, attempt_id: str | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class JobRunner:
             logger.info("job is owned by another live attempt or finished; skipping")
             return RunReport(Outcome.SKIPPED, existing)
         logger.append_keys(job_id=job_id, task=job.task, attempt=job.attempts)
+        if job.cancel_requested:  # asked while an earlier attempt ran, which then died
+            return self._stop(job, attempt_id, 0)
 
         definition = self._tasks.get(job.task)
         if definition is None:
@@ -120,8 +126,7 @@ class JobRunner:
             )
             return self._give_up_attempt(job, attempt_id, error)
         except JobNoLongerOwned:
-            logger.warning("job was taken over by another attempt; stopping")
-            return RunReport(Outcome.SKIPPED, job)
+            return self._stop(job, attempt_id, time.monotonic() - started)
         except TransientTaskError as exc:
             return self._give_up_attempt(job, attempt_id, JobError("TransientTaskError", str(exc)))
         except TaskFailed as exc:
@@ -142,14 +147,13 @@ class JobRunner:
             message = f"result is {size} bytes; the limit is {self._max_result_bytes} bytes"
             return self._fail(job, attempt_id, JobError("ResultTooLarge", message), duration)
         if not self._store.complete(job.job_id, attempt_id, result):
-            logger.warning("job was finished or taken over before this attempt could complete it")
-            return RunReport(Outcome.SKIPPED, job, duration)
+            return self._stop(job, attempt_id, duration)
         logger.info("job completed", extra={"duration_seconds": round(duration, 3)})
         return RunReport(Outcome.COMPLETED, job, duration)
 
     def _fail(self, job: Job, attempt_id: str, error: JobError, duration: float) -> RunReport:
         if not self._store.fail(job.job_id, error, attempt_id):
-            return RunReport(Outcome.SKIPPED, job, duration)
+            return self._stop(job, attempt_id, duration)
         logger.info("job failed", extra={"error": error.to_dict()})
         return RunReport(Outcome.FAILED, job, duration, error)
 
@@ -157,9 +161,22 @@ class JobRunner:
         """End this attempt so that Lambda retries it; on the last attempt, fail the job first."""
         final = job.attempts >= self._max_attempts
         if final:
-            self._store.fail(job.job_id, error, attempt_id)
+            recorded = self._store.fail(job.job_id, error, attempt_id)
+        else:
+            recorded = self._store.record_attempt_error(job.job_id, attempt_id, error)
+        if not recorded:  # cancelled meanwhile (no retry wanted) or no longer ours
+            return self._stop(job, attempt_id, 0)
+        if final:
             logger.warning("last attempt failed; job failed", extra={"error": error.to_dict()})
         else:
-            self._store.record_attempt_error(job.job_id, attempt_id, error)
             logger.warning("attempt failed; Lambda will retry", extra={"error": error.to_dict()})
         raise AttemptFailed(error, final)
+
+    def _stop(self, job: Job, attempt_id: str, duration: float) -> RunReport:
+        """This attempt may no longer write the job: either its owner asked to cancel it
+        (record CANCELLED) or another attempt took it over or finished it (leave it)."""
+        if self._store.cancel(job.job_id, attempt_id):
+            logger.info("job cancelled at its owner's request")
+            return RunReport(Outcome.CANCELLED, job, duration)
+        logger.warning("job was finished or taken over by another attempt; stopping")
+        return RunReport(Outcome.SKIPPED, job, duration)

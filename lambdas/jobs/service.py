@@ -1,4 +1,4 @@
-"""What the API does, independent of HTTP: submit a job, look one up for its owner."""
+"""What the API does, independent of HTTP: submit a job, look one up or cancel it for its owner."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
-from jobs.model import Job, JobError, is_job_id, new_job_id
+from jobs.model import Job, JobError, JobStatus, is_job_id, new_job_id
 from jobs.tasks import REGISTRY
 
 
@@ -34,10 +34,15 @@ class DispatchFailed(JobsError):
     pass
 
 
+class JobAlreadyFinished(JobsError):
+    pass
+
+
 class JobStore(Protocol):
     def create(self, job: Job) -> None: ...
     def get(self, job_id: str) -> Job | None: ...
     def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
+    def request_cancel(self, job_id: str, owner: str) -> Job | None: ...
 
 
 class Dispatcher(Protocol):
@@ -81,9 +86,26 @@ class JobService:
         Someone else's job is reported exactly like a missing one, so that job ids of
         other callers cannot be confirmed.
         """
-        if not is_job_id(job_id):
-            raise InvalidJobId("job_id must be a UUID")
+        _check_job_id(job_id)
         job = self._store.get(job_id)
         if job is None or job.owner != owner:
             raise JobNotFound(f"job {job_id} not found")
         return job
+
+    def cancel_for_owner(self, owner: str, job_id: str) -> Job:
+        """Cancel the owner's job: a PENDING one is CANCELLED at once, a RUNNING one is
+        marked ``cancel_requested`` and stopped by its worker at the next progress report.
+        Asking again is harmless (DELETE is idempotent); a COMPLETED or FAILED job raises
+        :class:`JobAlreadyFinished`."""
+        _check_job_id(job_id)
+        job = self._store.request_cancel(job_id, owner)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found")
+        if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            raise JobAlreadyFinished(f"job {job_id} already finished as {job.status.value}")
+        return job
+
+
+def _check_job_id(job_id: str) -> None:
+    if not is_job_id(job_id):
+        raise InvalidJobId("job_id must be a UUID")

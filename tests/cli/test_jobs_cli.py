@@ -26,12 +26,17 @@ class FakeClient:
     def __init__(self, answers: list[Response]) -> None:
         self._answers = iter(answers)
         self.submissions: list[tuple[str, dict[str, Any], str | None]] = []
+        self.cancelled: list[str] = []
 
     def status(self, job_id: str) -> Response:
         return next(self._answers)
 
     def submit(self, task: str, task_input: dict[str, Any], key: str | None = None) -> Response:
         self.submissions.append((task, task_input, key))
+        return next(self._answers)
+
+    def cancel(self, job_id: str) -> Response:
+        self.cancelled.append(job_id)
         return next(self._answers)
 
 
@@ -102,6 +107,7 @@ def test_submit_does_not_retry_client_errors():
     [
         (job("COMPLETED", 100, result={"primes": 25}), cli.EXIT_OK, "out", '"primes": 25'),
         (job("FAILED", error={"type": "TaskFailed", "message": "on purpose"}), cli.EXIT_FAILED, "err", "on purpose"),
+        (job("CANCELLED"), cli.EXIT_CANCELLED, "err", "j-1 CANCELLED"),
     ],
 )
 def test_main_exit_code_follows_the_job(monkeypatch, capsys, final, code, stream, text):
@@ -109,6 +115,22 @@ def test_main_exit_code_follows_the_job(monkeypatch, capsys, final, code, stream
     monkeypatch.setattr(cli, "JobsClient", lambda *args: client)
     assert cli.main(["--api-url", "http://127.0.0.1:1/v1/", "wait", "j-1"]) == code
     assert text in getattr(capsys.readouterr(), stream)
+
+
+def test_cancel_waits_until_a_running_job_has_stopped(monkeypatch, capsys):
+    accepted = Response(202, {"Retry-After": "2"}, {"job_id": "j-1", "status": "RUNNING", "cancel_requested": True})
+    client = FakeClient([accepted, job("RUNNING", 50, cancel_requested=True), job("CANCELLED")])
+    monkeypatch.setattr(cli, "JobsClient", lambda *args: client)
+    monkeypatch.setattr("time.sleep", lambda _seconds: None)
+    assert cli.main(["--api-url", "http://127.0.0.1:1/v1/", "cancel", "j-1", "--wait"]) == cli.EXIT_CANCELLED
+    assert client.cancelled == ["j-1"]
+
+
+def test_cancelling_a_finished_job_is_an_error(monkeypatch, capsys):
+    client = FakeClient([Response(409, {}, {"message": "job j-1 already finished as COMPLETED"})])
+    monkeypatch.setattr(cli, "JobsClient", lambda *args: client)
+    assert cli.main(["--api-url", "http://127.0.0.1:1/v1/", "cancel", "j-1"]) == cli.EXIT_ERROR
+    assert "409: job j-1 already finished as COMPLETED" in capsys.readouterr().err
 
 
 def test_main_reports_an_unreachable_api(capsys):

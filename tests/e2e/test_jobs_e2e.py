@@ -155,3 +155,23 @@ def test_cli_follows_a_job_to_the_end_without_aws_credentials(runtime, monkeypat
     code = cli.main(["--api-url", runtime.api_url, "submit", "fail", "--input", '{"message": "no"}', "--wait"])
     assert code == cli.EXIT_FAILED
     assert "FAILED: TaskFailed: no" in capsys.readouterr().err
+
+
+def test_cancelling_a_running_job_stops_it_and_a_finished_one_is_refused(alice, bob):
+    job_id = submit(alice, "sleep", {"seconds": 3})
+    deadline = time.monotonic() + 20
+    while alice.status(job_id).body["status"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bob.cancel(job_id).status == 404  # only the owner may cancel
+    response = alice.cancel(job_id)
+    assert response.status == 202, response.body
+    assert response.body["status"] == "RUNNING" and response.body["cancel_requested"] is True
+    job = wait(alice, job_id, timeout=10)
+    assert job["status"] == "CANCELLED"
+    assert job["progress"]["percent"] < 100  # it stopped early
+    assert alice.cancel(job_id).status == 202  # asking again changes nothing
+
+    finished = wait(alice, submit(alice, "sleep", {"seconds": 0}))
+    refused = alice.cancel(finished["job_id"])
+    assert refused.status == 409
+    assert refused.body == {"message": f"job {finished['job_id']} already finished as COMPLETED"}

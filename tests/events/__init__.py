@@ -58,6 +58,10 @@ def status_event(job_id: str, **kwargs: Any) -> dict[str, Any]:
     return api_event("GET", f"/jobs/{job_id}", "/jobs/{job_id}", path_parameters={"job_id": job_id}, **kwargs)
 
 
+def cancel_event(job_id: str, **kwargs: Any) -> dict[str, Any]:
+    return api_event("DELETE", f"/jobs/{job_id}", "/jobs/{job_id}", path_parameters={"job_id": job_id}, **kwargs)
+
+
 def response_headers(response: dict[str, Any]) -> dict[str, str]:
     """A proxy response's headers as API Gateway merges them (multiValueHeaders included)."""
     headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}

@@ -11,6 +11,7 @@ from tests.infra.conftest import function_id, only, synth
 HANDLERS = {
     "submit": "jobs.handlers.submit.handler",
     "status": "jobs.handlers.status.handler",
+    "cancel": "jobs.handlers.cancel.handler",
     "worker": "jobs.handlers.worker.handler",
     "on_failure": "jobs.handlers.on_failure.handler",
 }
@@ -78,7 +79,7 @@ def test_every_function_shares_the_baseline(template: Template):
 
 def test_log_groups_keep_logs_for_the_configured_days(template: Template):
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 5  # four functions and the API's access logs
+    assert len(groups) == len(HANDLERS) + 1  # one per function and the API's access logs
     assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
 
 
@@ -163,6 +164,7 @@ def _actions(statements: list[dict]) -> set[str]:
 def test_least_privilege_per_function(template: Template):
     xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     assert _actions(_policy_of(template, HANDLERS["status"])) - xray == {"dynamodb:GetItem"}
+    assert _actions(_policy_of(template, HANDLERS["cancel"])) - xray == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert _actions(_policy_of(template, HANDLERS["worker"])) - xray == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
@@ -196,8 +198,12 @@ def test_rest_api_is_regional(template: Template):
 
 def test_methods_use_iam_auth_and_29s_lambda_proxy_integrations(template: Template):
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"POST", "GET"}
-    targets = {"POST": function_id(template, HANDLERS["submit"]), "GET": function_id(template, HANDLERS["status"])}
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["DELETE", "GET", "POST"]
+    targets = {
+        "POST": function_id(template, HANDLERS["submit"]),
+        "GET": function_id(template, HANDLERS["status"]),
+        "DELETE": function_id(template, HANDLERS["cancel"]),
+    }
     for method in methods.values():
         props = method["Properties"]
         assert props["AuthorizationType"] == "AWS_IAM"

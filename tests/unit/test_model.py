@@ -75,3 +75,20 @@ def test_public_view_shows_result_only_when_completed_and_error_only_when_failed
     view = job.to_public_dict()
     assert view["error"] == {"type": "TaskFailed", "message": "boom"}
     assert "result" not in view
+
+
+def test_cancellation_moves():
+    assert JobStatus.CANCELLED.is_terminal
+    assert can_transition(JobStatus.PENDING, JobStatus.CANCELLED)  # at once
+    assert can_transition(JobStatus.RUNNING, JobStatus.CANCELLED)  # when the attempt notices
+    assert not can_transition(JobStatus.COMPLETED, JobStatus.CANCELLED)
+    assert not can_transition(JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def test_public_view_shows_a_pending_cancel_request_only_until_the_job_ends():
+    job = Job(job_id=new_job_id(), owner="o", task="sleep", input={}, status=JobStatus.RUNNING)
+    assert "cancel_requested" not in job.to_public_dict()
+    job.cancel_requested = True
+    assert job.to_public_dict()["cancel_requested"] is True
+    job.status = JobStatus.CANCELLED
+    assert "cancel_requested" not in job.to_public_dict()

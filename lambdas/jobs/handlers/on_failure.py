@@ -2,7 +2,8 @@
 
 Lambda calls this (asynchronously) with its invocation record once the worker's event
 has used up its retries or grown older than the maximum event age. The job is marked
-FAILED with the reason, unless the worker already finished it, and the record goes to
+FAILED with the reason (CANCELLED if its owner had asked to cancel it), unless the
+worker already finished it, and the record goes to
 the encrypted dead-letter queue for inspection and replay. If this function itself
 keeps failing, its own on-failure destination is the same queue, so the event is kept
 either way.
@@ -53,12 +54,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = event.get("requestPayload") or {}
     job_id = payload.get("job_id") if isinstance(payload, dict) else None
     logger.set_correlation_id(payload.get("correlation_id") if isinstance(payload, dict) else None)
-    marked = False
+    marked = cancelled = False
     if isinstance(job_id, str) and is_job_id(job_id):
         marked = repository.fail(job_id, failure_reason(event))
         if marked:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
-    logger.warning("worker event failed for good", extra={"job_id": job_id, "marked_failed": marked})
+        else:  # its owner asked to cancel it before the worker died: honour that instead
+            cancelled = repository.cancel(job_id)
+    logger.warning(
+        "worker event failed for good", extra={"job_id": job_id, "marked_failed": marked, "cancelled": cancelled}
+    )
     sqs.send_message(QueueUrl=dead_letter_queue_url, MessageBody=json.dumps(event))
     metrics.add_metric(name="EventsDeadLettered", unit=MetricUnit.Count, value=1)
     return {"job_id": job_id, "marked_failed": marked}

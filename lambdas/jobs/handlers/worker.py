@@ -53,6 +53,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     elif report.outcome is Outcome.FAILED:
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+    elif report.outcome is Outcome.CANCELLED:
+        metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
     if report.outcome is not Outcome.SKIPPED:
         metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=report.duration_seconds * 1000)
     return {"job_id": job_id, "outcome": report.outcome.value}
