@@ -18,9 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
+from threading import Event, Thread
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,7 +30,7 @@ import boto3
 
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
-from local.template import ACCOUNT_ID, REGION, AppTemplate, Resolver, load
+from local.template import ACCOUNT_ID, REGION, AppTemplate, Resolver, ScheduleSpec, load
 
 log = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -78,8 +80,12 @@ class LocalRuntime:
         default_identity: str | None = None,
         retry_base_delay: float = 1.0,
         extra_environment: dict[str, str] | None = None,
+        schedule_interval: float | None = None,
     ) -> None:
+        """``schedule_interval`` replaces every EventBridge rule's rate (tests use seconds)."""
         self.template: AppTemplate = load(cdk_out, stack_name)
+        self._schedule_interval = schedule_interval
+        self._stopping = Event()
         self._port = port
         self._default_identity = default_identity
         self._retry_base_delay = retry_base_delay
@@ -114,9 +120,12 @@ class LocalRuntime:
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
+        for schedule in self.template.schedules:
+            Thread(target=self._run_schedule, args=(schedule,), name=f"rule-{schedule.logical_id}", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -172,22 +181,7 @@ class LocalRuntime:
     def _provision(self) -> None:
         dynamodb = self.aws_client("dynamodb")
         for name, table in self.template.tables.items():
-            props = table.properties
-            request: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "BillingMode": "PAY_PER_REQUEST",
-            }
-            if props.get("GlobalSecondaryIndexes"):
-                request["GlobalSecondaryIndexes"] = [
-                    {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
-                    for index in props["GlobalSecondaryIndexes"]
-                ]
-            dynamodb.create_table(**request)
-            ttl = props.get("TimeToLiveSpecification")
-            if ttl and ttl.get("Enabled"):
-                dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            create_table(dynamodb, name, table.properties)
         sqs = self.aws_client("sqs")
         for name, queue in self.template.queues.items():
             attributes = {
@@ -217,6 +211,25 @@ class LocalRuntime:
             "AWS::URLSuffix": "amazonaws.com",
         }
         return Resolver(refs, attributes, pseudo)
+
+    def _run_schedule(self, schedule: ScheduleSpec) -> None:
+        """EventBridge's scheduled rule: an asynchronous invoke of each target, every interval."""
+        interval = self._schedule_interval or schedule.interval_seconds
+        while not self._stopping.wait(interval):
+            assert self.lambdas is not None
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": ACCOUNT_ID,
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": [schedule.arn],
+                "detail": {},
+            }
+            for function in schedule.functions:
+                self.lambdas.invoke_async(function, event)
 
     def _send_to_queue(self, queue: str, body: str) -> None:
         self.aws_client("sqs").send_message(QueueUrl=self.queue_urls[queue], MessageBody=body)
@@ -257,6 +270,25 @@ class LocalRuntime:
         if not result.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
+
+
+def create_table(dynamodb: Any, name: str, properties: dict[str, Any]) -> None:
+    """Create a table as the template declares it (keys, indexes, TTL), on demand."""
+    request: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if properties.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = [
+            {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
+            for index in properties["GlobalSecondaryIndexes"]
+        ]
+    dynamodb.create_table(**request)
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
 
 
 def _start_moto(attempts: int = 3) -> tuple[subprocess.Popen[bytes], str]:

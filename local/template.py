@@ -77,12 +77,30 @@ class ApiSpec:
 
 
 @dataclass
+class ScheduleSpec:
+    """An EventBridge rule on a ``rate(...)`` schedule that invokes functions."""
+
+    logical_id: str
+    interval_seconds: float
+    functions: list[str]  # logical ids
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{self.logical_id}"
+
+
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+@dataclass
 class AppTemplate:
     functions: dict[str, FunctionSpec]
     tables: dict[str, TableSpec]
     queues: dict[str, QueueSpec]
     apis: list[ApiSpec]
     outputs: dict[str, Any]
+    schedules: list[ScheduleSpec] = field(default_factory=list)
 
 
 def _ref(value: Any) -> str | None:
@@ -154,7 +172,27 @@ def load(cdk_out: Path, stack_name: str = "AsyncJobs") -> AppTemplate:
         queues={k: QueueSpec(k, v.get("Properties", {})) for k, v in of_type("AWS::SQS::Queue").items()},
         apis=apis,
         outputs=template.get("Outputs", {}),
+        schedules=_load_schedules(of_type("AWS::Events::Rule"), functions),
     )
+
+
+def _load_schedules(rules: dict[str, dict[str, Any]], functions: dict[str, FunctionSpec]) -> list[ScheduleSpec]:
+    """Enabled ``rate(...)`` rules with function targets (cron rules are not emulated)."""
+    schedules = []
+    for logical_id, rule in rules.items():
+        props = rule["Properties"]
+        rate = RATE.match(str(props.get("ScheduleExpression", "")))
+        if not rate or props.get("State", "ENABLED") != "ENABLED":
+            continue
+        targets = [_ref(target.get("Arn")) for target in props.get("Targets", [])]
+        schedules.append(
+            ScheduleSpec(
+                logical_id=logical_id,
+                interval_seconds=int(rate.group(1)) * RATE_UNIT_SECONDS[rate.group(2).rstrip("s")],
+                functions=[target for target in targets if target in functions],
+            )
+        )
+    return schedules
 
 
 def _asset_path(resource: dict[str, Any], assets: dict[str, Any]) -> str | None:

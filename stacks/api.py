@@ -72,7 +72,7 @@ class JobsApi(Construct):
             memory_size=config.api_function_memory_mb,
         )
         self.submit_function = submit.function
-        store.jobs_table.grant(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        store.grant_jobs(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
         store.idempotency_table.grant(
             self.submit_function,
             "dynamodb:GetItem",
@@ -93,7 +93,7 @@ class JobsApi(Construct):
             timeout=timeout,
             memory_size=config.api_function_memory_mb,
         ).function
-        store.jobs_table.grant(self.status_function, "dynamodb:GetItem")
+        store.grant_jobs(self.status_function, "dynamodb:GetItem")
 
         self.cancel_function = PythonFunction(
             self,
@@ -105,7 +105,7 @@ class JobsApi(Construct):
             timeout=timeout,
             memory_size=config.api_function_memory_mb,
         ).function
-        store.jobs_table.grant(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        store.grant_jobs(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
 
         access_logs = log_group(self, "AccessLogs", config)
         self.rest_api = apigw.RestApi(

@@ -11,6 +11,7 @@ from stacks.api import JobsApi
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
 from stacks.monitoring import Monitoring
+from stacks.reaper import Reaper
 from stacks.worker import Worker
 
 
@@ -36,10 +37,19 @@ class AsyncJobsStack(Stack):
             "PROGRESS_MIN_INTERVAL_MS": str(config.progress_min_interval_ms),
             "TIMEOUT_MARGIN_SECONDS": str(timeout_margin_seconds(config.worker_timeout_seconds)),
             "IDEMPOTENCY_WINDOW_SECONDS": str(config.idempotency_window_seconds),
+            "STUCK_AFTER_SECONDS": str(config.stuck_after_seconds),
         }
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
         self.api = JobsApi(
             self, "Api", config=config, store=self.store, worker=self.worker.function, environment=environment
+        )
+        self.reaper = Reaper(
+            self,
+            "Reaper",
+            config=config,
+            store=self.store,
+            environment=environment,
+            dead_letter_queue=self.worker.dead_letter_queue,
         )
         self.monitoring = Monitoring(
             self,
@@ -52,6 +62,7 @@ class AsyncJobsStack(Stack):
                 "Cancel": self.api.cancel_function,
                 "Worker": self.worker.function,
                 "OnFailure": self.worker.recorder,
+                "Reaper": self.reaper.function,
             },
             dead_letter_queue=self.worker.dead_letter_queue,
         )

@@ -148,6 +148,8 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "alarm_function_throttles_threshold": _int(1, 1_000_000),
     "alarm_period_minutes": _int(1, 60),
     "alarm_evaluation_periods": _int(1, 100),
+    "reaper_interval_minutes": _int(1, 1440),
+    "reaper_slack_seconds": _int(0, 86_400),
     "powertools_layer_version": _int(1, 10_000),
 }
 
@@ -182,6 +184,8 @@ class AppConfig:
     alarm_function_throttles_threshold: int
     alarm_period_minutes: int
     alarm_evaluation_periods: int
+    reaper_interval_minutes: int
+    reaper_slack_seconds: int
     powertools_layer_version: int
 
     @classmethod
@@ -211,6 +215,13 @@ class AppConfig:
     @property
     def max_attempts(self) -> int:
         return self.worker_retry_attempts + 1
+
+    @property
+    def stuck_after_seconds(self) -> int:
+        """A job unfinished this long after submission will never be finished by a worker:
+        Lambda holds its event at most ``worker_max_event_age_seconds`` (retries included),
+        the last attempt then runs at most ``worker_timeout_seconds``. The reaper ends it."""
+        return self.worker_max_event_age_seconds + self.worker_timeout_seconds + self.reaper_slack_seconds
 
     @property
     def destroy_on_removal(self) -> bool:

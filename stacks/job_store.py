@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.config import AppConfig
 
-# Attribute names shared with lambdas/jobs/repository.py (the item layout is documented there).
+# Attribute names shared with lambdas/jobs/repository.py (the item layout is documented
+# there; tests/infra checks both sides agree).
 JOB_KEY = "job_id"
 JOB_TTL_ATTRIBUTE = "expires_at"
+ACTIVE_INDEX = "active-jobs"
+ACTIVE_SHARD = "active_shard"
+STUCK_AFTER = "stuck_after"
 # Powertools idempotency's default layout for its DynamoDB persistence layer.
 IDEMPOTENCY_KEY = "id"
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
@@ -36,10 +41,31 @@ class JobStore(Construct):
             time_to_live_attribute=JOB_TTL_ATTRIBUTE,
             **common,  # type: ignore[arg-type]
         )
+        # Sparse: only unfinished jobs carry these keys, so the reaper's query reads just
+        # them. Keys only: the reaper needs nothing but the job id.
+        self.jobs_table.add_global_secondary_index(
+            index_name=ACTIVE_INDEX,
+            partition_key=dynamodb.Attribute(name=ACTIVE_SHARD, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=STUCK_AFTER, type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
         self.idempotency_table = dynamodb.Table(
             self,
             "IdempotencyTable",
             partition_key=dynamodb.Attribute(name=IDEMPOTENCY_KEY, type=dynamodb.AttributeType.STRING),
             time_to_live_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
             **common,  # type: ignore[arg-type]
+        )
+
+    def grant_jobs(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Item actions on the jobs table itself, not its indexes (``Table.grant`` would add
+        ``index/*``, and only the reaper reads an index)."""
+        iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[self.jobs_table.table_arn])
+
+    def grant_query_index(self, grantee: iam.IGrantable, index_name: str) -> None:
+        """``Query`` on one index of the jobs table."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:Query"],
+            resource_arns=[f"{self.jobs_table.table_arn}/index/{index_name}"],
         )

@@ -59,7 +59,7 @@ class Worker(Construct):
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
         self.dead_letter_queue.grant_send_messages(self.recorder)
-        store.jobs_table.grant(self.recorder, "dynamodb:UpdateItem")
+        store.grant_jobs(self.recorder, "dynamodb:UpdateItem")
 
         worker = PythonFunction(
             self,
@@ -79,4 +79,4 @@ class Worker(Construct):
             on_failure=destinations.LambdaDestination(self.recorder, response_only=False),
         )
         worker.acknowledge_invoke_wildcard(self.recorder)  # the destination invokes the recorder
-        store.jobs_table.grant(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,23 @@ def no_network_but_loopback(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         socket.socket.connect = real_connect  # type: ignore[method-assign]
         socket.getaddrinfo = real_getaddrinfo
+
+
+# Settings for quick local runs (handler and e2e tests): short worker timeout, fast
+# progress, room for 100 jobs at once.
+LOCAL_TEST_CONTEXT = {
+    "worker_timeout_seconds": 4,
+    "progress_min_interval_ms": 100,
+    "api_throttle_rate_limit": 1000,
+    "api_throttle_burst_limit": 1000,
+    "retry_after_seconds": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app synthesized once per test session: the one description of tables, functions, routes."""
+    from local.synth import synthesize
+
+    root = Path(__file__).resolve().parents[1]
+    return synthesize(root / "app.py", tmp_path_factory.mktemp("cdk.out"), LOCAL_TEST_CONTEXT)

@@ -4,6 +4,13 @@ Every status change is one conditional ``UpdateItem``: the condition is the set 
 statuses the domain allows the change from (``model.ALLOWED_TRANSITIONS``) plus, for a
 running job, proof that the caller is the attempt that owns it. A lost race, a
 redelivered event or a stale attempt therefore changes nothing instead of overwriting.
+
+Item layout (key ``job_id``): ``owner``, ``task``, ``input`` and ``result`` (JSON text),
+``status``, ``created_at``/``updated_at`` (ISO 8601), ``attempts``, ``attempt_id`` and
+``lease_expires_at`` (the owning attempt), ``progress_percent``/``progress_message``,
+``error_type``/``error_message``, ``last_error_*`` (the last failed attempt),
+``cancel_requested_at``, ``expires_at`` (TTL), and, only while the job is unfinished,
+``active_shard``/``stuck_after``: the keys of the sparse index the reaper queries.
 """
 
 from __future__ import annotations
@@ -13,12 +20,26 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from jobs.model import ALLOWED_TRANSITIONS, Job, JobError, JobStatus, Progress, iso, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+
+    from jobs.settings import Settings
+
+# The sparse "active jobs" index (stacks/job_store.py creates it with these names): only
+# PENDING and RUNNING jobs carry its keys, so the reaper queries the few unfinished jobs
+# instead of scanning the table. Keys are spread over shards so that a burst of
+# submissions does not make one index partition hot.
+ACTIVE_INDEX = "active-jobs"
+ACTIVE_SHARD = "active_shard"
+STUCK_AFTER = "stuck_after"
+ACTIVE_SHARDS = 8
+# Every move to a terminal status ends with this, taking the job out of the index.
+LEAVE_ACTIVE_INDEX = f"{ACTIVE_SHARD}, {STUCK_AFTER}"
 
 
 def _sources_of(target: JobStatus) -> list[JobStatus]:
@@ -49,14 +70,15 @@ def _epoch(seconds_from_now: float = 0) -> int:
 class JobRepository:
     """Reads and conditionally updates job items."""
 
-    def __init__(self, table: Table, retention_seconds: int) -> None:
+    def __init__(self, table: Table, retention_seconds: int, stuck_after_seconds: int) -> None:
         self._table = table
         self._retention_seconds = retention_seconds
+        self._stuck_after_seconds = stuck_after_seconds
 
     @classmethod
-    def from_table_name(cls, table_name: str, retention_seconds: int) -> JobRepository:
-        table = boto3.resource("dynamodb").Table(table_name)
-        return cls(table, retention_seconds)
+    def from_settings(cls, settings: Settings) -> JobRepository:
+        table = boto3.resource("dynamodb").Table(settings.jobs_table_name)
+        return cls(table, settings.job_retention_seconds, settings.stuck_after_seconds)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -79,6 +101,8 @@ class JobRepository:
             "attempts": 0,
             # Set from the start so that even a job nobody ever finishes expires eventually.
             "expires_at": _epoch(self._retention_seconds),
+            ACTIVE_SHARD: str(int(job.job_id[:8], 16) % ACTIVE_SHARDS),
+            STUCK_AFTER: _epoch(self._stuck_after_seconds),
         }
         if job.correlation_id:
             item["correlation_id"] = job.correlation_id
@@ -150,8 +174,8 @@ class JobRepository:
         return self._update_owned(
             job_id,
             attempt_id,
-            "SET #status = :target, #result = :result, progress_percent = :hundred, "
-            "updated_at = :updated, expires_at = :expires REMOVE lease_expires_at, progress_message",
+            "SET #status = :target, #result = :result, progress_percent = :hundred, updated_at = :updated, "
+            f"expires_at = :expires REMOVE lease_expires_at, progress_message, {LEAVE_ACTIVE_INDEX}",
             {
                 ":target": JobStatus.COMPLETED.value,
                 ":result": json.dumps(result, separators=(",", ":")),
@@ -176,7 +200,7 @@ class JobRepository:
         }
         expression = (
             "SET #status = :target, error_type = :type, error_message = :message, "
-            "updated_at = :updated, expires_at = :expires REMOVE lease_expires_at"
+            f"updated_at = :updated, expires_at = :expires REMOVE lease_expires_at, {LEAVE_ACTIVE_INDEX}"
         )
         if attempt_id is not None:
             return self._update_owned(job_id, attempt_id, expression, values)
@@ -199,7 +223,8 @@ class JobRepository:
         }
         cancelled = self._update(
             job_id,
-            "SET #status = :target, cancel_requested_at = :now, updated_at = :updated, expires_at = :expires",
+            "SET #status = :target, cancel_requested_at = :now, updated_at = :updated, expires_at = :expires "
+            f"REMOVE {LEAVE_ACTIVE_INDEX}",
             values,
             "#status = :pending AND #owner = :owner",
             {"#owner": "owner"},
@@ -236,8 +261,64 @@ class JobRepository:
         if attempt_id is not None:
             condition += " AND attempt_id = :attempt"
             values[":attempt"] = attempt_id
-        expression = "SET #status = :target, updated_at = :updated, expires_at = :expires REMOVE lease_expires_at"
+        expression = (
+            "SET #status = :target, updated_at = :updated, expires_at = :expires "
+            f"REMOVE lease_expires_at, {LEAVE_ACTIVE_INDEX}"
+        )
         return self._update(job_id, expression, values, condition) is not None
+
+    # -- the reaper --------------------------------------------------------------------
+
+    def find_stuck(self, now: int, limit: int) -> list[str]:
+        """Ids of up to ``limit`` unfinished jobs whose deadline (``stuck_after``) is past.
+
+        Queries each shard of the sparse index (keys only): cost follows the number of
+        unfinished jobs, never the size of the table.
+        """
+        found: list[str] = []
+        for shard in range(ACTIVE_SHARDS):
+            query: dict[str, Any] = {
+                "IndexName": ACTIVE_INDEX,
+                "KeyConditionExpression": Key(ACTIVE_SHARD).eq(str(shard)) & Key(STUCK_AFTER).lte(now),
+            }
+            while len(found) < limit:
+                page = self._table.query(**query, Limit=limit - len(found))
+                found.extend(str(item["job_id"]) for item in page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
+    def expire(self, job_id: str, now: int, error: JobError) -> JobStatus | None:
+        """End a job still unfinished past its deadline: CANCELLED if its owner had asked,
+        else FAILED with ``error``. None when it finished (or moved on) meanwhile."""
+        values: dict[str, Any] = {
+            ":target": JobStatus.FAILED.value,
+            ":type": error.type,
+            ":message": error.message,
+            ":expires": _epoch(self._retention_seconds),
+            ":now": now,
+        }
+        unfinished = f"{_status_in(JobStatus.FAILED, values)} AND {STUCK_AFTER} <= :now"
+        failed = self._update(
+            job_id,
+            "SET #status = :target, error_type = :type, error_message = :message, updated_at = :updated, "
+            f"expires_at = :expires REMOVE lease_expires_at, {LEAVE_ACTIVE_INDEX}",
+            values,
+            f"{unfinished} AND attribute_not_exists(cancel_requested_at)",
+        )
+        if failed is not None:
+            return JobStatus.FAILED
+        values = {":target": JobStatus.CANCELLED.value, ":expires": values[":expires"], ":now": now}
+        cancelled = self._update(
+            job_id,
+            f"SET #status = :target, updated_at = :updated, expires_at = :expires "
+            f"REMOVE lease_expires_at, {LEAVE_ACTIVE_INDEX}",
+            values,
+            f"{_status_in(JobStatus.CANCELLED, values)} AND {STUCK_AFTER} <= :now "
+            "AND attribute_exists(cancel_requested_at)",
+        )
+        return JobStatus.CANCELLED if cancelled is not None else None
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ class Settings:
     progress_min_interval_seconds: float
     timeout_margin_seconds: int
     idempotency_window_seconds: int
+    stuck_after_seconds: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +70,8 @@ class Settings:
             progress_min_interval_seconds=_int(env, "PROGRESS_MIN_INTERVAL_MS", 2000, 0, 600_000) / 1000,
             timeout_margin_seconds=_int(env, "TIMEOUT_MARGIN_SECONDS", 10, 1, 120),
             idempotency_window_seconds=_int(env, "IDEMPOTENCY_WINDOW_SECONDS", 3600, 60, 7 * 86400),
+            # Default: Lambda's longest event age (1 h) + the longest attempt (15 min) + 5 min.
+            stuck_after_seconds=_int(env, "STUCK_AFTER_SECONDS", 4800, 10, 7 * 86400),
         )
 
     def require(self, name: str) -> str:

@@ -6,6 +6,7 @@ import io
 import json
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,3 +176,26 @@ def test_cancelling_a_running_job_stops_it_and_a_finished_one_is_refused(alice, 
     refused = alice.cancel(finished["job_id"])
     assert refused.status == 409
     assert refused.body == {"message": f"job {finished['job_id']} already finished as COMPLETED"}
+
+
+def test_the_scheduled_reaper_ends_a_job_whose_event_was_lost(runtime, alice):
+    done = wait(alice, submit(alice, "sleep", {"seconds": 0}))
+    dynamodb = runtime.aws_client("dynamodb")
+    [table] = [name for name in runtime.template.tables if "JobsTable" in name]
+    item = dynamodb.get_item(TableName=table, Key={"job_id": {"S": done["job_id"]}})["Item"]
+    # A job exactly as submit stores it, whose worker event Lambda then lost, an hour ago.
+    lost = str(uuid.uuid4())
+    keep = ("owner", "task", "input", "created_at", "updated_at", "attempts", "expires_at")
+    dynamodb.put_item(
+        TableName=table,
+        Item={
+            **{k: v for k, v in item.items() if k in keep},
+            "job_id": {"S": lost},
+            "status": {"S": "PENDING"},
+            "active_shard": {"S": "3"},
+            "stuck_after": {"N": str(int(time.time()) - 1)},
+        },
+    )
+    job = wait(alice, lost, timeout=20)  # the rule fires every 2 s here
+    assert job["status"] == "FAILED"
+    assert job["error"]["type"] == "DeadlineExceeded"

@@ -3,35 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from stacks.job_store import IDEMPOTENCY_KEY, JOB_KEY
+from local.server import create_table
+from local.template import load
 from tests.conftest import TEST_ENVIRONMENT
 
 
-def create_table(name: str, key: str) -> None:
-    boto3.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+@pytest.fixture(scope="session")
+def table_definitions(cdk_out: Path) -> dict[str, dict[str, Any]]:
+    """The stack's own table definitions (keys, indexes, TTL), under the tests' table names."""
+    tables = load(cdk_out).tables
+
+    def declared(construct: str) -> dict[str, Any]:
+        [spec] = [spec for logical_id, spec in tables.items() if construct in logical_id]
+        return spec.properties
+
+    return {
+        TEST_ENVIRONMENT["JOBS_TABLE_NAME"]: declared("JobsTable"),
+        TEST_ENVIRONMENT["IDEMPOTENCY_TABLE_NAME"]: declared("IdempotencyTable"),
+    }
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
+def aws(table_definitions: dict[str, dict[str, Any]]) -> Iterator[None]:
     """Fresh emulated AWS with the stack's tables and the dead-letter queue.
 
     moto's Lambda accepts the submit function's asynchronous Invoke without running
     anything (no Docker); the tests run the worker handler themselves.
     """
     with mock_aws(config={"lambda": {"use_docker": False}}):
-        create_table(TEST_ENVIRONMENT["JOBS_TABLE_NAME"], JOB_KEY)
-        create_table(TEST_ENVIRONMENT["IDEMPOTENCY_TABLE_NAME"], IDEMPOTENCY_KEY)
+        for name, properties in table_definitions.items():
+            create_table(boto3.client("dynamodb"), name, properties)
         boto3.client("sqs").create_queue(QueueName="dead-letters")
         yield
 

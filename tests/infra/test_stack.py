@@ -14,6 +14,7 @@ HANDLERS = {
     "cancel": "jobs.handlers.cancel.handler",
     "worker": "jobs.handlers.worker.handler",
     "on_failure": "jobs.handlers.on_failure.handler",
+    "reaper": "jobs.handlers.reaper.handler",
 }
 
 
@@ -36,6 +37,29 @@ def test_jobs_table(template: Template):
             "UpdateReplacePolicy": "Retain",
         },
     )
+
+
+def test_jobs_table_has_the_sparse_keys_only_index_the_repository_queries(template: Template):
+    from jobs import repository
+    from stacks import job_store
+
+    names = (repository.ACTIVE_INDEX, repository.ACTIVE_SHARD, repository.STUCK_AFTER)
+    assert names == (job_store.ACTIVE_INDEX, job_store.ACTIVE_SHARD, job_store.STUCK_AFTER)
+    [(_, table)] = [
+        t
+        for t in template.find_resources("AWS::DynamoDB::Table").items()
+        if "GlobalSecondaryIndexes" in t[1]["Properties"]
+    ]
+    [index] = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index == {
+        "IndexName": "active-jobs",
+        "KeySchema": [
+            {"AttributeName": "active_shard", "KeyType": "HASH"},
+            {"AttributeName": "stuck_after", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    assert {"AttributeName": "stuck_after", "AttributeType": "N"} in table["Properties"]["AttributeDefinitions"]
 
 
 def test_idempotency_table_uses_powertools_layout(template: Template):
@@ -183,10 +207,37 @@ def test_least_privilege_per_function(template: Template):
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
     }
+    reaper = _policy_of(template, HANDLERS["reaper"])
+    assert _actions(reaper) - xray == {"dynamodb:Query", "dynamodb:UpdateItem"}
+    [query] = [s for s in reaper if s["Action"] == "dynamodb:Query"]
+    assert query["Resource"]["Fn::Join"][1][1] == "/index/active-jobs"  # that index, nothing else
     for handler in HANDLERS.values():
         for statement in _policy_of(template, handler):
             if statement["Resource"] == "*":
                 assert set(_actions([statement])) <= xray, statement
+            if handler != HANDLERS["reaper"]:
+                assert "/index/" not in json.dumps(statement["Resource"]), statement
+
+
+def test_reaper_runs_on_a_schedule_with_its_deadline(template: Template):
+    reaper = function_id(template, HANDLERS["reaper"])
+    [rule] = template.find_resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [reaper, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
+    assert "DeadLetterConfig" in target
+    # Every function gets the deadline: event age 3600 + worker timeout 900 + slack 300.
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        assert function["Properties"]["Environment"]["Variables"]["STUCK_AFTER_SECONDS"] == "4800"
+
+
+def test_reaper_schedule_and_deadline_are_configurable():
+    _, template = synth({"reaper_interval_minutes": 1, "reaper_slack_seconds": 60, "worker_max_event_age_seconds": 600})
+    [rule] = template.find_resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    worker = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["worker"]})[1]
+    assert worker["Properties"]["Environment"]["Variables"]["STUCK_AFTER_SECONDS"] == str(600 + 900 + 60)
 
 
 # -- API ---------------------------------------------------------------------------------

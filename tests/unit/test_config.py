@@ -47,3 +47,20 @@ def test_every_setting_has_a_default_in_cdk_json():
     from dataclasses import fields
 
     assert {f.name for f in fields(AppConfig)} <= set(defaults)
+
+
+def test_every_setting_is_in_cdk_json_and_documented_in_the_readme():
+    from pathlib import Path
+
+    from stacks.config import PARSERS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in PARSERS:
+        assert name in default_context(), name
+        assert f"`{name}`" in table, f"{name} is not in the README's configuration table"
+
+
+def test_the_reapers_deadline_outlasts_any_live_attempt():
+    config = AppConfig.from_mapping({"worker_max_event_age_seconds": 600, "reaper_slack_seconds": 0})
+    assert config.stuck_after_seconds == 600 + config.worker_timeout_seconds

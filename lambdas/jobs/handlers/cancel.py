@@ -14,7 +14,7 @@ from jobs.service import JobService
 from jobs.settings import Settings
 
 settings = Settings.from_env()
-service = JobService(JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds))
+service = JobService(JobRepository.from_settings(settings))
 app = build_resolver(settings.retry_after_seconds)
 
 

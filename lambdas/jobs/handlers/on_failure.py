@@ -24,7 +24,7 @@ from jobs.repository import JobRepository
 from jobs.settings import Settings
 
 settings = Settings.from_env()
-repository = JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds)
+repository = JobRepository.from_settings(settings)
 dead_letter_queue_url = settings.require("dead_letter_queue_url")
 sqs = boto3.client("sqs")
 

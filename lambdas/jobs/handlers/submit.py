@@ -26,7 +26,7 @@ from jobs.settings import Settings
 
 settings = Settings.from_env()
 service = JobService(
-    JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds),
+    JobRepository.from_settings(settings),
     LambdaDispatcher(settings.require("worker_function_name")),
 )
 app = build_resolver(settings.retry_after_seconds)

@@ -22,7 +22,7 @@ from jobs.tasks import REGISTRY
 
 settings = Settings.from_env()
 runner = JobRunner(
-    JobRepository.from_table_name(settings.jobs_table_name, settings.job_retention_seconds),
+    JobRepository.from_settings(settings),
     REGISTRY,
     max_attempts=settings.max_attempts,
     max_result_bytes=settings.max_result_bytes,
