@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -94,6 +94,11 @@ class JobsClient:
 
     def status(self, job_id: str) -> Response:
         return self.request("GET", f"jobs/{job_id}")
+
+    def list_jobs(self, status: str | None = None, limit: int | None = None, next_token: str | None = None) -> Response:
+        query = {"status": status, "limit": limit, "next_token": next_token}
+        encoded = urlencode({k: v for k, v in query.items() if v is not None})
+        return self.request("GET", f"jobs?{encoded}" if encoded else "jobs")
 
     def cancel(self, job_id: str) -> Response:
         return self.request("DELETE", f"jobs/{job_id}")

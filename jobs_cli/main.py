@@ -1,9 +1,10 @@
-"""``jobs submit|status|wait|cancel``: submit long-running jobs and follow them to the end.
+"""``jobs submit|status|wait|cancel|list``: submit long-running jobs and follow them to the end.
 
     jobs --api-url http://127.0.0.1:3000/v1/ submit sleep --input '{"seconds": 5}' --wait
     jobs status 5f0c7a8e-...          # ASYNC_JOBS_API_URL may replace --api-url
     jobs wait 5f0c7a8e-... --timeout 600
     jobs cancel 5f0c7a8e-... --wait   # a running job stops at its next progress report
+    jobs list --status RUNNING        # your jobs, newest first (--all for every page)
 
 Exit codes: 0 the job COMPLETED (result printed as JSON), 1 it FAILED (error printed),
 2 a usage or API error (a finished job cannot be cancelled: 409), 3 waiting timed out,
@@ -120,6 +121,18 @@ def _ok(response: Response, *expected: int) -> Response:
     return response
 
 
+def list_jobs(client: JobsClient, status: str | None, limit: int, every_page: bool) -> list[dict[str, Any]]:
+    """The caller's jobs, newest first: one page of up to ``limit``, or every page."""
+    jobs: list[dict[str, Any]] = []
+    token = None
+    while True:
+        body = _ok(client.list_jobs(status, limit, token), 200).body
+        jobs.extend(body["jobs"])
+        token = body.get("next_token")
+        if not token or not every_page:
+            return jobs
+
+
 def _finish(job: dict[str, Any] | None) -> int:
     if job is None:
         print("timed out waiting for the job", file=sys.stderr)
@@ -159,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     cancel.add_argument("job_id")
     cancel.add_argument("--wait", action="store_true", help="wait until a running job has stopped")
     cancel.add_argument("--timeout", type=float, default=600)
+    listing = commands.add_parser("list", help="list your jobs, newest first")
+    listing.add_argument("--status", help="only jobs in this status")
+    listing.add_argument("--limit", type=int, default=20, help="jobs per page (1-100)")
+    listing.add_argument("--all", action="store_true", help="follow every page")
     args = parser.parse_args(argv)
 
     if not args.api_url:
@@ -177,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             return _finish(Waiter(client).wait(job["job_id"], args.timeout))
         if args.command == "status":
             print(json.dumps(_ok(client.status(args.job_id), 200).body, indent=2))
+            return EXIT_OK
+        if args.command == "list":
+            for job in list_jobs(client, args.status, args.limit, args.all):
+                print(f"{job['job_id']}  {job['status']:<9}  {job['created_at']}  {job['task']}")
             return EXIT_OK
         if args.command == "cancel":
             job = _ok(client.cancel(args.job_id), 202).body

@@ -1,4 +1,5 @@
-"""The REST API: POST /jobs, GET and DELETE /jobs/{job_id}, each backed by its own function.
+"""The REST API: POST /jobs, GET /jobs, GET and DELETE /jobs/{job_id}, on three functions
+(submit; status, which also lists; cancel).
 
 Regional endpoint (an edge-optimized API can never raise the 29 s integration timeout; a
 Regional one can, through a service-quota increase), AWS_IAM authorization on every
@@ -16,9 +17,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.job_store import JobStore
+from stacks.job_store import OWNER_INDEX, JobStore
 from stacks.python_function import LAMBDAS_DIR, PythonFunction, acknowledge, log_group
 
+# GET /jobs query parameters, all optional (checked by the status function).
+LIST_PARAMETERS = ("status", "limit", "next_token")
 SUBMIT_REQUEST_SCHEMA = LAMBDAS_DIR / "jobs" / "schemas" / "submit_request.json"
 
 # One JSON line per request, with what an operator needs to trace a 5XX or a slow call.
@@ -88,12 +91,13 @@ class JobsApi(Construct):
             "Status",
             config=config,
             handler="jobs.handlers.status.handler",
-            description="GET /jobs/{job_id}: reports a job's status, progress and result",
+            description="GET /jobs/{job_id} and GET /jobs: a job's status, progress and result; the caller's jobs",
             environment=environment,
             timeout=timeout,
             memory_size=config.api_function_memory_mb,
         ).function
         store.grant_jobs(self.status_function, "dynamodb:GetItem")
+        store.grant_query_index(self.status_function, OWNER_INDEX)
 
         self.cancel_function = PythonFunction(
             self,
@@ -151,6 +155,12 @@ class JobsApi(Construct):
             apigw.LambdaIntegration(self.submit_function, proxy=True, timeout=timeout),
             request_validator=validator,
             request_models={"application/json": apigw.Model.from_model_name(self, "SubmitModel", model.ref)},
+        )
+        jobs.add_method(
+            "GET",
+            apigw.LambdaIntegration(self.status_function, proxy=True, timeout=timeout),
+            request_validator=validator,
+            request_parameters={f"method.request.querystring.{name}": False for name in LIST_PARAMETERS},
         )
         job = jobs.add_resource("{job_id}")
         for http_method, function in (("GET", self.status_function), ("DELETE", self.cancel_function)):

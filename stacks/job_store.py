@@ -15,6 +15,21 @@ JOB_TTL_ATTRIBUTE = "expires_at"
 ACTIVE_INDEX = "active-jobs"
 ACTIVE_SHARD = "active_shard"
 STUCK_AFTER = "stuck_after"
+OWNER_INDEX = "owner-jobs"
+OWNER = "owner"
+CREATED_AT = "created_at"
+# What a listing shows of each job (everything public but the input and the result).
+LISTED_ATTRIBUTES = (
+    "task",
+    "status",
+    "updated_at",
+    "attempts",
+    "progress_percent",
+    "progress_message",
+    "error_type",
+    "error_message",
+    "cancel_requested_at",
+)
 # Powertools idempotency's default layout for its DynamoDB persistence layer.
 IDEMPOTENCY_KEY = "id"
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
@@ -48,6 +63,14 @@ class JobStore(Construct):
             partition_key=dynamodb.Attribute(name=ACTIVE_SHARD, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=STUCK_AFTER, type=dynamodb.AttributeType.NUMBER),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        # Each caller's jobs, newest first, for GET /jobs; carries only what a listing shows.
+        self.jobs_table.add_global_secondary_index(
+            index_name=OWNER_INDEX,
+            partition_key=dynamodb.Attribute(name=OWNER, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=CREATED_AT, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(LISTED_ATTRIBUTES),
         )
         self.idempotency_table = dynamodb.Table(
             self,

@@ -20,6 +20,7 @@ from jobs.observability import logger
 from jobs.service import (
     DispatchFailed,
     InvalidJobId,
+    InvalidListQuery,
     InvalidTaskInput,
     JobAlreadyFinished,
     JobNotFound,
@@ -50,6 +51,7 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
 # Domain errors -> HTTP statuses. DispatchFailed is the server's fault but retryable.
 STATUS_OF: dict[type[JobsError], int] = {
     InvalidJobId: 400,
+    InvalidListQuery: 400,
     JobNotFound: 404,
     JobAlreadyFinished: 409,
     UnknownTask: 422,

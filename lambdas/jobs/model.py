@@ -139,3 +139,10 @@ class Job:
         if self.cancel_requested and not self.status.is_terminal:
             view["cancel_requested"] = True
         return view
+
+    def to_summary_dict(self) -> dict[str, Any]:
+        """The job as a listing shows it: as :meth:`to_public_dict`, without the result
+        (which may be large; ``GET /jobs/{job_id}`` has it)."""
+        view = self.to_public_dict()
+        view.pop("result", None)
+        return view

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from jobs.model import ALLOWED_TRANSITIONS, Job, JobError, JobStatus, Progress, iso, utc_now
@@ -40,6 +40,10 @@ STUCK_AFTER = "stuck_after"
 ACTIVE_SHARDS = 8
 # Every move to a terminal status ends with this, taking the job out of the index.
 LEAVE_ACTIVE_INDEX = f"{ACTIVE_SHARD}, {STUCK_AFTER}"
+# Each owner's jobs by creation time, for listings (without input and result).
+OWNER_INDEX = "owner-jobs"
+# Reads of the index per listing request, so a rare status filter cannot make one slow.
+MAX_LIST_PAGES = 5
 
 
 def _sources_of(target: JobStatus) -> list[JobStatus]:
@@ -85,6 +89,38 @@ class JobRepository:
     def get(self, job_id: str) -> Job | None:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return _job_from_item(item) if item else None
+
+    def list_for_owner(
+        self, owner: str, status: JobStatus | None, limit: int, start_after: dict[str, str] | None
+    ) -> tuple[list[Job], dict[str, str] | None]:
+        """Up to ``limit`` of ``owner``'s jobs, newest first, optionally of one ``status``.
+
+        ``start_after`` is the position a previous call returned; the second value is the
+        position to continue from, None at the end. With a status filter a call may return
+        fewer than ``limit`` jobs and still a position: DynamoDB filters after reading, and
+        reads are capped per call (``MAX_LIST_PAGES``).
+        """
+        query: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": Key("owner").eq(owner),
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            query["FilterExpression"] = Attr("status").eq(status.value)
+        position: dict[str, Any] | None = {**start_after, "owner": owner} if start_after else None
+        jobs: list[Job] = []
+        for _ in range(MAX_LIST_PAGES):
+            if position:
+                query["ExclusiveStartKey"] = position
+            # Limit counts items read before the filter, so this never reads past `limit` jobs.
+            page = self._table.query(**query, Limit=limit - len(jobs))
+            jobs.extend(_job_from_item(item) for item in page.get("Items", []))
+            position = page.get("LastEvaluatedKey")
+            if position is None or len(jobs) >= limit:
+                break
+        if position is None:
+            return jobs, None
+        return jobs, {key: str(value) for key, value in position.items() if key != "owner"}
 
     # -- writes ------------------------------------------------------------------------
 
@@ -382,7 +418,7 @@ def _job_from_item(item: dict[str, Any]) -> Job:
         job_id=str(item["job_id"]),
         owner=str(item["owner"]),
         task=str(item["task"]),
-        input=json.loads(item["input"]),
+        input=json.loads(item["input"]) if "input" in item else {},  # a listing does not carry it
         status=status,
         created_at=str(item["created_at"]),
         updated_at=str(item.get("updated_at", item["created_at"])),

@@ -1,7 +1,11 @@
-"""What the API does, independent of HTTP: submit a job, look one up or cancel it for its owner."""
+"""What the API does, independent of HTTP: submit a job, look one up, list or cancel jobs for their owner."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
@@ -38,11 +42,23 @@ class JobAlreadyFinished(JobsError):
     pass
 
 
+class InvalidListQuery(JobsError):
+    pass
+
+
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
 class JobStore(Protocol):
     def create(self, job: Job) -> None: ...
     def get(self, job_id: str) -> Job | None: ...
     def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
     def request_cancel(self, job_id: str, owner: str) -> Job | None: ...
+    def list_for_owner(
+        self, owner: str, status: JobStatus | None, limit: int, start_after: dict[str, str] | None
+    ) -> tuple[list[Job], dict[str, str] | None]: ...
 
 
 class Dispatcher(Protocol):
@@ -104,6 +120,64 @@ class JobService:
         if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
             raise JobAlreadyFinished(f"job {job_id} already finished as {job.status.value}")
         return job
+
+    def list_for_owner(
+        self, owner: str, status: str | None = None, limit: str | None = None, next_token: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """The owner's jobs, newest first, a page at a time; the query parameters as given.
+
+        Returns the page and the ``next_token`` for the following one (None on the last).
+        """
+        wanted = _parse_status(status)
+        count = _parse_limit(limit)
+        start_after = decode_next_token(next_token) if next_token else None
+        jobs, position = self._store.list_for_owner(owner, wanted, count, start_after)
+        return jobs, encode_next_token(position) if position else None
+
+
+def _parse_status(raw: str | None) -> JobStatus | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return JobStatus(raw.upper())
+    except ValueError:
+        names = ", ".join(status.value for status in JobStatus)
+        raise InvalidListQuery(f"status must be one of {names}") from None
+
+
+def _parse_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIST_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+        raise InvalidListQuery(f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    return int(raw)
+
+
+def encode_next_token(position: dict[str, str]) -> str:
+    """An opaque continuation token. It holds no owner: that always comes from the caller's
+    identity, so a token cannot open anyone else's jobs."""
+    raw = json.dumps({"job_id": position["job_id"], "created_at": position["created_at"]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_next_token(token: str) -> dict[str, str]:
+    invalid = InvalidListQuery("next_token is invalid; pass the value a previous listing returned")
+    if len(token) > 200:
+        raise invalid
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error):
+        raise invalid from None
+    if (
+        not isinstance(position, dict)
+        or set(position) != {"job_id", "created_at"}
+        or not isinstance(position["job_id"], str)
+        or not is_job_id(position["job_id"])
+        or not isinstance(position["created_at"], str)
+        or not ISO_TIMESTAMP.match(position["created_at"])
+    ):
+        raise invalid
+    return position
 
 
 def _check_job_id(job_id: str) -> None:

@@ -27,12 +27,17 @@ class FakeClient:
         self._answers = iter(answers)
         self.submissions: list[tuple[str, dict[str, Any], str | None]] = []
         self.cancelled: list[str] = []
+        self.listed: list[tuple[str | None, int | None, str | None]] = []
 
     def status(self, job_id: str) -> Response:
         return next(self._answers)
 
     def submit(self, task: str, task_input: dict[str, Any], key: str | None = None) -> Response:
         self.submissions.append((task, task_input, key))
+        return next(self._answers)
+
+    def list_jobs(self, status: str | None = None, limit: int | None = None, next_token: str | None = None) -> Response:
+        self.listed.append((status, limit, next_token))
         return next(self._answers)
 
     def cancel(self, job_id: str) -> Response:
@@ -131,6 +136,28 @@ def test_cancelling_a_finished_job_is_an_error(monkeypatch, capsys):
     monkeypatch.setattr(cli, "JobsClient", lambda *args: client)
     assert cli.main(["--api-url", "http://127.0.0.1:1/v1/", "cancel", "j-1"]) == cli.EXIT_ERROR
     assert "409: job j-1 already finished as COMPLETED" in capsys.readouterr().err
+
+
+def test_list_follows_next_token_with_all(monkeypatch, capsys):
+    first = Response(
+        200,
+        {},
+        {"jobs": [{"job_id": "j-2", "status": "RUNNING", "created_at": "t2", "task": "sleep"}], "next_token": "n1"},
+    )
+    last = Response(200, {}, {"jobs": [{"job_id": "j-1", "status": "FAILED", "created_at": "t1", "task": "fail"}]})
+    client = FakeClient([first, last])
+    monkeypatch.setattr(cli, "JobsClient", lambda *args: client)
+    assert cli.main(["--api-url", "http://127.0.0.1:1/v1/", "list", "--limit", "1", "--all"]) == cli.EXIT_OK
+    assert client.listed == [(None, 1, None), (None, 1, "n1")]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["j-2", "RUNNING"], ["j-1", "FAILED"]]
+
+
+def test_list_without_all_stops_after_one_page(monkeypatch):
+    client = FakeClient([Response(200, {}, {"jobs": [], "next_token": "n1"})])
+    monkeypatch.setattr(cli, "JobsClient", lambda *args: client)
+    assert cli.main(["--api-url", "http://127.0.0.1:1/v1/", "list", "--status", "FAILED"]) == cli.EXIT_OK
+    assert client.listed == [("FAILED", 20, None)]
 
 
 def test_main_reports_an_unreachable_api(capsys):

@@ -199,3 +199,20 @@ def test_the_scheduled_reaper_ends_a_job_whose_event_was_lost(runtime, alice):
     job = wait(alice, lost, timeout=20)  # the rule fires every 2 s here
     assert job["status"] == "FAILED"
     assert job["error"]["type"] == "DeadlineExceeded"
+
+
+def test_listing_pages_through_the_callers_own_jobs(runtime, alice, bob):
+    mine = [submit(alice, "sleep", {"seconds": 0}) for _ in range(3)]
+    for job_id in mine:
+        wait(alice, job_id)
+    first = alice.list_jobs(limit=2)
+    assert first.status == 200, first.body
+    second = alice.list_jobs(limit=2, next_token=first.body["next_token"])
+    listed = [job["job_id"] for job in first.body["jobs"] + second.body["jobs"]]
+    assert listed[:3] == mine[::-1]  # newest first, across pages
+    assert all(job["job_id"] not in mine for job in bob.list_jobs(limit=100).body["jobs"])
+    refused = alice.list_jobs(status="DONE")
+    assert (refused.status, refused.body["message"]) == (
+        400,
+        "status must be one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED",
+    )

@@ -27,6 +27,7 @@ def api_event(
     body: str | dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     path_parameters: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
     caller: str | None = ALICE,
 ) -> dict[str, Any]:
     """A REST proxy event for ``method path``, made by IAM principal ``caller``."""
@@ -35,6 +36,8 @@ def api_event(
     event["path"] = path
     event["resource"] = resource
     event["pathParameters"] = path_parameters
+    event["queryStringParameters"] = query or None
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
     event["body"] = json.dumps(body) if isinstance(body, dict) else body
     if headers is not None:
         event["headers"].update(headers)
@@ -56,6 +59,10 @@ def submit_event(body: str | dict[str, Any] | None, **kwargs: Any) -> dict[str, 
 
 def status_event(job_id: str, **kwargs: Any) -> dict[str, Any]:
     return api_event("GET", f"/jobs/{job_id}", "/jobs/{job_id}", path_parameters={"job_id": job_id}, **kwargs)
+
+
+def list_event(query: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    return api_event("GET", "/jobs", "/jobs", query=query, **kwargs)
 
 
 def cancel_event(job_id: str, **kwargs: Any) -> dict[str, Any]:

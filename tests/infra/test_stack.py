@@ -39,19 +39,20 @@ def test_jobs_table(template: Template):
     )
 
 
-def test_jobs_table_has_the_sparse_keys_only_index_the_repository_queries(template: Template):
+def test_jobs_table_indexes_match_what_the_repository_queries(template: Template):
     from jobs import repository
     from stacks import job_store
 
-    names = (repository.ACTIVE_INDEX, repository.ACTIVE_SHARD, repository.STUCK_AFTER)
-    assert names == (job_store.ACTIVE_INDEX, job_store.ACTIVE_SHARD, job_store.STUCK_AFTER)
+    names = (repository.ACTIVE_INDEX, repository.ACTIVE_SHARD, repository.STUCK_AFTER, repository.OWNER_INDEX)
+    assert names == (job_store.ACTIVE_INDEX, job_store.ACTIVE_SHARD, job_store.STUCK_AFTER, job_store.OWNER_INDEX)
     [(_, table)] = [
         t
         for t in template.find_resources("AWS::DynamoDB::Table").items()
         if "GlobalSecondaryIndexes" in t[1]["Properties"]
     ]
-    [index] = table["Properties"]["GlobalSecondaryIndexes"]
-    assert index == {
+    active, by_owner = sorted(table["Properties"]["GlobalSecondaryIndexes"], key=lambda index: index["IndexName"])
+    # Sparse, keys only: the reaper reads just the unfinished jobs' ids.
+    assert active == {
         "IndexName": "active-jobs",
         "KeySchema": [
             {"AttributeName": "active_shard", "KeyType": "HASH"},
@@ -60,6 +61,15 @@ def test_jobs_table_has_the_sparse_keys_only_index_the_repository_queries(templa
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
     assert {"AttributeName": "stuck_after", "AttributeType": "N"} in table["Properties"]["AttributeDefinitions"]
+    # Listings: newest first per owner, carrying what a summary shows and never input or result.
+    assert by_owner["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    projection = by_owner["Projection"]
+    assert projection["ProjectionType"] == "INCLUDE"
+    assert {"status", "task", "progress_percent", "error_type"} <= set(projection["NonKeyAttributes"])
+    assert not {"input", "result"} & set(projection["NonKeyAttributes"])
 
 
 def test_idempotency_table_uses_powertools_layout(template: Template):
@@ -187,7 +197,10 @@ def _actions(statements: list[dict]) -> set[str]:
 
 def test_least_privilege_per_function(template: Template):
     xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-    assert _actions(_policy_of(template, HANDLERS["status"])) - xray == {"dynamodb:GetItem"}
+    status = _policy_of(template, HANDLERS["status"])
+    assert _actions(status) - xray == {"dynamodb:GetItem", "dynamodb:Query"}
+    [listing] = [s for s in status if s["Action"] == "dynamodb:Query"]
+    assert listing["Resource"]["Fn::Join"][1][1] == "/index/owner-jobs"
     assert _actions(_policy_of(template, HANDLERS["cancel"])) - xray == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert _actions(_policy_of(template, HANDLERS["worker"])) - xray == {
         "dynamodb:GetItem",
@@ -215,7 +228,7 @@ def test_least_privilege_per_function(template: Template):
         for statement in _policy_of(template, handler):
             if statement["Resource"] == "*":
                 assert set(_actions([statement])) <= xray, statement
-            if handler != HANDLERS["reaper"]:
+            if handler not in (HANDLERS["reaper"], HANDLERS["status"]):
                 assert "/index/" not in json.dumps(statement["Resource"]), statement
 
 
@@ -249,7 +262,7 @@ def test_rest_api_is_regional(template: Template):
 
 def test_methods_use_iam_auth_and_29s_lambda_proxy_integrations(template: Template):
     methods = template.find_resources("AWS::ApiGateway::Method")
-    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["DELETE", "GET", "POST"]
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["DELETE", "GET", "GET", "POST"]
     targets = {
         "POST": function_id(template, HANDLERS["submit"]),
         "GET": function_id(template, HANDLERS["status"]),

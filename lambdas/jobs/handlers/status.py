@@ -1,4 +1,5 @@
-"""GET /jobs/{job_id}: the job's status, progress and, once finished, result or error."""
+"""GET /jobs/{job_id}: the job's status, progress and, once finished, result or error.
+GET /jobs?status=&limit=&next_token=: the caller's jobs, newest first, a page at a time."""
 
 from __future__ import annotations
 
@@ -25,6 +26,19 @@ def status(job_id: str) -> Any:
     # Retry-After tells pollers when to look again; a finished job will not change.
     headers = {} if job.status.is_terminal else {"Retry-After": str(settings.retry_after_seconds)}
     return json_response(200, job.to_public_dict(), headers)
+
+
+@app.get("/jobs")
+@tracer.capture_method
+def list_jobs() -> Any:
+    query = app.current_event.query_string_parameters or {}
+    jobs, next_token = service.list_for_owner(
+        caller_identity(app.current_event), query.get("status"), query.get("limit"), query.get("next_token")
+    )
+    body: dict[str, Any] = {"jobs": [job.to_summary_dict() for job in jobs]}
+    if next_token:
+        body["next_token"] = next_token
+    return json_response(200, body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
