@@ -100,6 +100,17 @@ class JobsClient:
         encoded = urlencode({k: v for k, v in query.items() if v is not None})
         return self.request("GET", f"jobs?{encoded}" if encoded else "jobs")
 
+    def fetch_result(self, job: dict[str, Any]) -> Any:
+        """A completed job's result: inline, or downloaded from its presigned ``result_url``
+        (unsigned: the URL carries its own signature, valid for ``result_url_expires_in`` s)."""
+        url = job.get("result_url")
+        if not url:
+            return job.get("result")
+        if urlsplit(url).scheme not in ("https", "http"):
+            raise ApiError(0, f"unexpected result_url {url!r}")
+        with urllib.request.urlopen(url, timeout=self._timeout) as reply:  # noqa: S310  scheme checked above
+            return json.loads(reply.read())
+
     def cancel(self, job_id: str) -> Response:
         return self.request("DELETE", f"jobs/{job_id}")
 

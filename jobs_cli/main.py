@@ -133,12 +133,12 @@ def list_jobs(client: JobsClient, status: str | None, limit: int, every_page: bo
             return jobs
 
 
-def _finish(job: dict[str, Any] | None) -> int:
+def _finish(client: JobsClient, job: dict[str, Any] | None) -> int:
     if job is None:
         print("timed out waiting for the job", file=sys.stderr)
         return EXIT_TIMEOUT
     if job["status"] == "COMPLETED":
-        print(json.dumps(job.get("result"), indent=2))
+        print(json.dumps(client.fetch_result(job), indent=2))
         return EXIT_OK
     if job["status"] == "CANCELLED":
         print(f"job {job['job_id']} CANCELLED", file=sys.stderr)
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             print(job["job_id"] if args.wait else json.dumps(job, indent=2))
             if not args.wait:
                 return EXIT_OK
-            return _finish(Waiter(client).wait(job["job_id"], args.timeout))
+            return _finish(client, Waiter(client).wait(job["job_id"], args.timeout))
         if args.command == "status":
             print(json.dumps(_ok(client.status(args.job_id), 200).body, indent=2))
             return EXIT_OK
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.wait:
                 print(json.dumps(job, indent=2))
                 return EXIT_OK
-        return _finish(Waiter(client).wait(args.job_id, args.timeout))
+        return _finish(client, Waiter(client).wait(args.job_id, args.timeout))
     except ApiError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -182,6 +182,9 @@ class LocalRuntime:
         dynamodb = self.aws_client("dynamodb")
         for name, table in self.template.tables.items():
             create_table(dynamodb, name, table.properties)
+        s3 = self.aws_client("s3")
+        for name in self.template.buckets:
+            s3.create_bucket(Bucket=bucket_name(name))
         sqs = self.aws_client("sqs")
         for name, queue in self.template.queues.items():
             attributes = {
@@ -200,6 +203,9 @@ class LocalRuntime:
         for name in self.template.tables:
             refs[name] = name
             attributes[(name, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        for name in self.template.buckets:
+            refs[name] = bucket_name(name)
+            attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket_name(name)}"
         for name, url in self.queue_urls.items():
             refs[name] = url
             attributes[(name, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
@@ -270,6 +276,11 @@ class LocalRuntime:
         if not result.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
+
+
+def bucket_name(logical_id: str) -> str:
+    """A valid S3 bucket name for a template bucket (lower case, at most 63 characters)."""
+    return logical_id.lower()[:63]
 
 
 def create_table(dynamodb: Any, name: str, properties: dict[str, Any]) -> None:

@@ -101,6 +101,7 @@ class AppTemplate:
     apis: list[ApiSpec]
     outputs: dict[str, Any]
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)  # logical ids
 
 
 def _ref(value: Any) -> str | None:
@@ -142,8 +143,8 @@ def load(cdk_out: Path, stack_name: str = "AsyncJobs") -> AppTemplate:
     for logical_id, resource in of_type("AWS::Lambda::Function").items():
         props = resource["Properties"]
         asset = _asset_path(resource, assets)
-        if not asset:
-            continue  # no local code (e.g. inline or container functions)
+        if not asset or not str(props.get("Runtime", "python")).startswith("python"):
+            continue  # no local Python code (inline, container or CDK's own Node.js helpers)
         name = props.get("FunctionName")
         functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
@@ -173,6 +174,7 @@ def load(cdk_out: Path, stack_name: str = "AsyncJobs") -> AppTemplate:
         apis=apis,
         outputs=template.get("Outputs", {}),
         schedules=_load_schedules(of_type("AWS::Events::Rule"), functions),
+        buckets=list(of_type("AWS::S3::Bucket")),
     )
 
 

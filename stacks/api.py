@@ -98,6 +98,7 @@ class JobsApi(Construct):
         ).function
         store.grant_jobs(self.status_function, "dynamodb:GetItem")
         store.grant_query_index(self.status_function, OWNER_INDEX)
+        store.grant_results(self.status_function, "s3:GetObject")
 
         self.cancel_function = PythonFunction(
             self,
@@ -170,6 +171,8 @@ class JobsApi(Construct):
                 request_validator=validator,
                 request_parameters={"method.request.path.job_id": True},
             )
+        # (HTTP method, resource path) of every method: the dashboard graphs each route.
+        self.routes = [(method.http_method, method.resource.path) for method in self.rest_api.methods]
         self._acknowledge_findings()
 
     def _acknowledge_findings(self) -> None:

@@ -34,6 +34,9 @@ class AsyncJobsStack(Stack):
             "RETRY_AFTER_SECONDS": str(config.retry_after_seconds),
             "MAX_REQUEST_BYTES": str(config.max_request_bytes),
             "MAX_RESULT_BYTES": str(config.max_result_bytes),
+            "MAX_INLINE_RESULT_BYTES": str(config.max_inline_result_bytes),
+            "RESULTS_BUCKET_NAME": self.store.results_bucket.bucket_name,
+            "RESULT_URL_EXPIRY_SECONDS": str(config.result_url_expiry_seconds),
             "PROGRESS_MIN_INTERVAL_MS": str(config.progress_min_interval_ms),
             "TIMEOUT_MARGIN_SECONDS": str(timeout_margin_seconds(config.worker_timeout_seconds)),
             "IDEMPOTENCY_WINDOW_SECONDS": str(config.idempotency_window_seconds),
@@ -56,6 +59,7 @@ class AsyncJobsStack(Stack):
             "Monitoring",
             config=config,
             api=self.api.rest_api,
+            routes=self.api.routes,
             functions={
                 "Submit": self.api.submit_function,
                 "Status": self.api.status_function,

@@ -135,7 +135,9 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "job_retention_days": _int(1, 3650),
     "idempotency_window_seconds": _int(60, 7 * 86_400),
     "max_request_bytes": _int(1024, 256 * 1024),
-    "max_result_bytes": _int(1024, 300 * 1024),
+    "max_result_bytes": _int(1024, 1024 * 1024 * 1024),
+    "max_inline_result_bytes": _int(1024, 300 * 1024),
+    "result_url_expiry_seconds": _int(1, 7 * 86_400),
     "retry_after_seconds": _int(1, 3600),
     "progress_min_interval_ms": _int(0, 600_000),
     "log_level": _choice("debug", "info", "warning", "error"),
@@ -146,6 +148,7 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "alarm_latency_p99_ms": _int(1000, 29_000),
     "alarm_function_errors_threshold": _int(1, 1_000_000),
     "alarm_function_throttles_threshold": _int(1, 1_000_000),
+    "alarm_failed_jobs_percent": _int(1, 100),
     "alarm_period_minutes": _int(1, 60),
     "alarm_evaluation_periods": _int(1, 100),
     "reaper_interval_minutes": _int(1, 1440),
@@ -172,6 +175,8 @@ class AppConfig:
     idempotency_window_seconds: int
     max_request_bytes: int
     max_result_bytes: int
+    max_inline_result_bytes: int
+    result_url_expiry_seconds: int
     retry_after_seconds: int
     progress_min_interval_ms: int
     log_level: str
@@ -182,6 +187,7 @@ class AppConfig:
     alarm_latency_p99_ms: int
     alarm_function_errors_threshold: int
     alarm_function_throttles_threshold: int
+    alarm_failed_jobs_percent: int
     alarm_period_minutes: int
     alarm_evaluation_periods: int
     reaper_interval_minutes: int
@@ -233,8 +239,12 @@ class AppConfig:
         return RemovalPolicy.DESTROY if self.destroy_on_removal else RemovalPolicy.RETAIN
 
     def _check_consistency(self) -> None:
-        if self.max_request_bytes + self.max_result_bytes > 380 * 1024:
+        if self.max_request_bytes + self.max_inline_result_bytes > 380 * 1024:
             # Both live on one DynamoDB item, which holds at most 400 KB.
-            raise ConfigError("max_request_bytes + max_result_bytes must stay under 380 KiB (DynamoDB item limit)")
+            raise ConfigError(
+                "max_request_bytes + max_inline_result_bytes must stay under 380 KiB (DynamoDB item limit)"
+            )
+        if self.max_inline_result_bytes > self.max_result_bytes:
+            raise ConfigError("max_inline_result_bytes must not exceed max_result_bytes")
         if self.alarm_latency_p99_ms > self.api_integration_timeout_seconds * 1000:
             raise ConfigError("alarm_latency_p99_ms must not exceed the integration timeout")

@@ -1,12 +1,19 @@
-"""The job store: the DynamoDB jobs table and the idempotency table."""
+"""The job store: the DynamoDB jobs table, the idempotency table and the results bucket."""
 
 from __future__ import annotations
 
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import AppConfig
+from stacks.python_function import acknowledge
+
+# Key prefix of stored results (lambdas/jobs/results.py writes results/<job_id>/<attempt>.json).
+RESULTS_PREFIX = "results/"
 
 # Attribute names shared with lambdas/jobs/repository.py (the item layout is documented
 # there; tests/infra checks both sides agree).
@@ -78,6 +85,49 @@ class JobStore(Construct):
             partition_key=dynamodb.Attribute(name=IDEMPOTENCY_KEY, type=dynamodb.AttributeType.STRING),
             time_to_live_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
             **common,  # type: ignore[arg-type]
+        )
+
+        # Results too large to keep on the job item. Private, encrypted, TLS only; objects
+        # expire with the jobs they belong to (a job expires job_retention_days after it ends).
+        self.results_bucket = s3.Bucket(
+            self,
+            "ResultsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    prefix=RESULTS_PREFIX,
+                    expiration=Duration.days(config.job_retention_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=config.removal,
+            auto_delete_objects=config.destroy_on_removal,
+        )
+        acknowledge(
+            self.results_bucket,
+            "AwsSolutions-S1",
+            "Objects are written by the worker and read only through short-lived presigned URLs issued to "
+            "the job's owner; CloudTrail S3 data events give an audit trail if needed, without a log bucket.",
+        )
+
+    def grant_results(self, function: lambda_.Function, action: str) -> None:
+        """One object action (``s3:PutObject`` to store, ``s3:GetObject`` to presign: a
+        presigned URL carries its signer's permissions) on stored results only. Narrower
+        than the bucket's ``grant_put``/``grant_read``, which add ``Abort*``, ``List*``..."""
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=[action],
+            resource_arns=[self.results_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
+        )
+        bucket = Stack.of(self).get_logical_id(self.results_bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function,
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{RESULTS_PREFIX}*]",
+            "Result objects are named per job and attempt at run time; the results/ prefix is the narrowest "
+            "fixed scope.",
         )
 
     def grant_jobs(self, grantee: iam.IGrantable, *actions: str) -> None:

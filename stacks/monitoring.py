@@ -1,13 +1,14 @@
-"""Alarms that tell operators when jobs are at risk, all to one encrypted SNS topic.
+"""What operators see: alarms to one encrypted SNS topic, and a CloudWatch dashboard.
 
 The headline alarm is the API's 5XXError count; next come integration latency (p99) near
-the 29 s limit, each function's errors and throttles, and any event in the dead-letter
-queue (a job that failed for good outside its task). Missing data never alarms.
+the 29 s limit, the share of jobs that fail, each function's errors and throttles, and
+any event in the dead-letter queue (a job that failed for good outside its task).
+Missing data never alarms. The dashboard puts the same signals side by side.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -20,6 +21,23 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import AppConfig
+from stacks.python_function import METRICS_NAMESPACE, SERVICE_NAME
+
+# Jobs per period below which the failed-jobs rate does not alarm: 1 failure in 2 jobs is
+# noise, not an incident.
+FAILED_JOBS_MIN_COUNT = 5
+API_TIMEOUT_MS = 29_000
+
+
+def job_metric(name: str, period: Duration, statistic: str = "Sum") -> cloudwatch.Metric:
+    """One of the functions' own metrics (Powertools EMF, dimension ``service``)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME},
+        period=period,
+        statistic=statistic,
+    )
 
 
 class Monitoring(Construct):
@@ -30,9 +48,11 @@ class Monitoring(Construct):
         *,
         config: AppConfig,
         api: apigw.RestApi,
+        routes: list[tuple[str, str]],
         functions: dict[str, lambda_.IFunction],
         dead_letter_queue: sqs.IQueue,
     ) -> None:
+        """``routes``: (HTTP method, resource path) of each API method, for per-route graphs."""
         super().__init__(scope, construct_id)
         # CloudWatch can only publish to an encrypted topic whose key lets it; the AWS
         # managed SNS key does not, so the topic gets a customer managed key.
@@ -80,6 +100,20 @@ class Monitoring(Construct):
                 f"{name} function invocations are being throttled",
                 config,
             )
+        completed, failed = job_metric("JobsCompleted", period), job_metric("JobsFailed", period)
+        self._alarm(
+            "FailedJobsRate",
+            cloudwatch.MathExpression(
+                expression=f"IF(completed + failed >= {FAILED_JOBS_MIN_COUNT}, 100 * failed / (completed + failed), 0)",
+                using_metrics={"completed": completed, "failed": failed},
+                label="failed jobs (%)",
+                period=period,
+            ),
+            config.alarm_failed_jobs_percent,
+            f"At least {config.alarm_failed_jobs_percent}% of finished jobs failed "
+            f"(of at least {FAILED_JOBS_MIN_COUNT} in a period)",
+            config,
+        )
         self._alarm(
             "DeadLetterQueueNotEmpty",
             dead_letter_queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
@@ -88,6 +122,105 @@ class Monitoring(Construct):
             config,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
+
+        self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue)
+
+    def _dashboard(
+        self,
+        config: AppConfig,
+        api: apigw.RestApi,
+        routes: list[tuple[str, str]],
+        functions: dict[str, lambda_.IFunction],
+        dead_letter_queue: sqs.IQueue,
+    ) -> cloudwatch.Dashboard:
+        period = Duration.minutes(1)
+        stage = api.deployment_stage.stage_name
+
+        def route_metric(name: str, method: str, resource: str) -> cloudwatch.Metric:
+            # Per-method metrics: the stage has detailed metrics on (metrics_enabled).
+            return cloudwatch.Metric(
+                namespace="AWS/ApiGateway",
+                metric_name=name,
+                dimensions_map={"ApiName": api.rest_api_name, "Method": method, "Resource": resource, "Stage": stage},
+                period=period,
+                statistic="Sum",
+                label=f"{method} {resource}",
+            )
+
+        dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-{config.api_stage_name}"
+        )
+        dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown="# async-jobs\nRequests and errors by route, latency against API Gateway's 29 s "
+                "cut-off, jobs by outcome, job duration against the worker timeout, dead letters, throttles.",
+                width=24,
+                height=2,
+            )
+        )
+        dashboard.add_widgets(
+            *[
+                cloudwatch.GraphWidget(
+                    title=title,
+                    left=[route_metric(metric, method, resource) for method, resource in routes],
+                    width=8,
+                )
+                for title, metric in (
+                    ("Requests by route", "Count"),
+                    ("4XX by route", "4XXError"),
+                    ("5XX by route", "5XXError"),
+                )
+            ]
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Integration latency (ms) against the 29 s cut-off",
+                left=[
+                    api.metric_integration_latency(period=period, statistic="p50", label="p50"),
+                    api.metric_integration_latency(period=period, statistic="p99", label="p99"),
+                ],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=API_TIMEOUT_MS, label="29 s: 504")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Jobs by outcome",
+                left=[
+                    job_metric(name, period)
+                    for name in ("JobsSubmitted", "JobsCompleted", "JobsFailed", "JobsCancelled", "JobsReaped")
+                ],
+                stacked=False,
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Job duration (ms) against the worker timeout",
+                left=[
+                    job_metric("JobDuration", period, "p50"),
+                    job_metric("JobDuration", period, "p99"),
+                    job_metric("JobDuration", period, "Maximum"),
+                ],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=config.worker_timeout_seconds * 1000, label="worker timeout")
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-letter queue depth",
+                left=[dead_letter_queue.metric_approximate_number_of_messages_visible(period=period)],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Throttles",
+                left=[
+                    function.metric_throttles(period=period, statistic="Sum", label=name)
+                    for name, function in functions.items()
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24))
+        return dashboard
 
     def _alarm(
         self,

@@ -80,3 +80,4 @@ class Worker(Construct):
         )
         worker.acknowledge_invoke_wildcard(self.recorder)  # the destination invokes the recorder
         store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        store.grant_results(self.function, "s3:PutObject")

@@ -98,6 +98,15 @@ class JobError:
         return {"type": self.type, "message": self.message}
 
 
+@dataclass(frozen=True)
+class StoredResult:
+    """A finished job's result as kept: inline JSON text, or the location of a stored one."""
+
+    size: int
+    inline_json: str | None = None
+    location: str | None = None
+
+
 @dataclass
 class Job:
     """One unit of long-running work and everything a client may ask about it."""
@@ -111,6 +120,8 @@ class Job:
     updated_at: str = ""
     progress: Progress | None = None
     result: Any = None
+    result_location: str | None = None  # where a result too large to keep inline is stored
+    result_bytes: int | None = None
     error: JobError | None = None
     attempts: int = 0
     correlation_id: str | None = None
@@ -132,7 +143,7 @@ class Job:
         }
         if self.progress is not None:
             view["progress"] = self.progress.to_dict()
-        if self.status is JobStatus.COMPLETED:
+        if self.status is JobStatus.COMPLETED and self.result_location is None:
             view["result"] = self.result
         if self.status is JobStatus.FAILED and self.error is not None:
             view["error"] = self.error.to_dict()

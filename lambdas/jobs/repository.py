@@ -23,7 +23,7 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from jobs.model import ALLOWED_TRANSITIONS, Job, JobError, JobStatus, Progress, iso, utc_now
+from jobs.model import ALLOWED_TRANSITIONS, Job, JobError, JobStatus, Progress, StoredResult, iso, utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -205,20 +205,29 @@ class JobRepository:
             {":type": error.type, ":message": error.message},
         )
 
-    def complete(self, job_id: str, attempt_id: str, result: Any) -> bool:
-        """RUNNING -> COMPLETED with the result; only the owning attempt may do this."""
+    def complete(self, job_id: str, attempt_id: str, result: StoredResult) -> bool:
+        """RUNNING -> COMPLETED with the result (inline JSON, or where it is stored); only
+        the owning attempt may do this."""
+        values: dict[str, Any] = {
+            ":target": JobStatus.COMPLETED.value,
+            ":hundred": 100,
+            ":expires": _epoch(self._retention_seconds),
+            ":bytes": result.size,
+        }
+        if result.location is None:
+            stored = "#result = :result"
+            values[":result"] = result.inline_json
+        else:
+            stored = "result_location = :location"
+            values[":location"] = result.location
         return self._update_owned(
             job_id,
             attempt_id,
-            "SET #status = :target, #result = :result, progress_percent = :hundred, updated_at = :updated, "
-            f"expires_at = :expires REMOVE lease_expires_at, progress_message, {LEAVE_ACTIVE_INDEX}",
-            {
-                ":target": JobStatus.COMPLETED.value,
-                ":result": json.dumps(result, separators=(",", ":")),
-                ":hundred": 100,
-                ":expires": _epoch(self._retention_seconds),
-            },
-            extra_names={"#result": "result"},
+            f"SET #status = :target, {stored}, result_bytes = :bytes, progress_percent = :hundred, "
+            "updated_at = :updated, expires_at = :expires "
+            f"REMOVE lease_expires_at, progress_message, {LEAVE_ACTIVE_INDEX}",
+            values,
+            extra_names={"#result": "result"} if result.location is None else None,
         )
 
     def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool:
@@ -424,6 +433,8 @@ def _job_from_item(item: dict[str, Any]) -> Job:
         updated_at=str(item.get("updated_at", item["created_at"])),
         progress=progress,
         result=result,
+        result_location=item.get("result_location"),
+        result_bytes=_number(item["result_bytes"]) if "result_bytes" in item else None,
         error=error,
         attempts=_number(item.get("attempts", 0)),
         correlation_id=item.get("correlation_id"),

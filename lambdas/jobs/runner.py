@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from jobs.deadline import AttemptTimedOut, deadline
-from jobs.model import Job, JobError, Progress
+from jobs.model import Job, JobError, Progress, StoredResult
 from jobs.progress import JobNoLongerOwned, ProgressReporter
 from jobs.tasks import TaskDefinition, TaskFailed, TransientTaskError
 
@@ -57,9 +57,15 @@ class WorkerStore(Protocol):
     def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None: ...
     def report_progress(self, job_id: str, attempt_id: str, progress: Progress) -> bool: ...
     def record_attempt_error(self, job_id: str, attempt_id: str, error: JobError) -> bool: ...
-    def complete(self, job_id: str, attempt_id: str, result: Any) -> bool: ...
+    def complete(self, job_id: str, attempt_id: str, result: StoredResult) -> bool: ...
     def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
     def cancel(self, job_id: str, attempt_id: str | None = None) -> bool: ...
+
+
+class ResultStore(Protocol):
+    """Where results too large for the job item go (S3 in AWS)."""
+
+    def put(self, job_id: str, attempt_id: str, body: bytes) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,17 @@ class JobRunner:
         max_result_bytes: int,
         progress_min_interval: float,
         timeout_margin_seconds: float,
+        max_inline_result_bytes: int | None = None,
+        results: ResultStore | None = None,
     ) -> None:
+        """Results up to ``max_inline_result_bytes`` are kept on the job item; larger ones,
+        up to ``max_result_bytes``, go to ``results`` (with none, the inline limit is the limit)."""
         self._store = store
         self._tasks = tasks
         self._max_attempts = max_attempts
-        self._max_result_bytes = max_result_bytes
+        self._max_inline_result_bytes = min(max_inline_result_bytes or max_result_bytes, max_result_bytes)
+        self._max_result_bytes = max_result_bytes if results is not None else self._max_inline_result_bytes
+        self._results = results
         self._progress_min_interval = progress_min_interval
         self._timeout_margin = timeout_margin_seconds
 
@@ -140,13 +152,20 @@ class JobRunner:
 
     def _complete(self, job: Job, attempt_id: str, result: Any, duration: float) -> RunReport:
         try:
-            size = len(json.dumps(result, separators=(",", ":")).encode())
+            text = json.dumps(result, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             return self._fail(job, attempt_id, JobError("ResultNotSerializable", str(exc)), duration)
+        body = text.encode()
+        size = len(body)
         if size > self._max_result_bytes:
             message = f"result is {size} bytes; the limit is {self._max_result_bytes} bytes"
             return self._fail(job, attempt_id, JobError("ResultTooLarge", message), duration)
-        if not self._store.complete(job.job_id, attempt_id, result):
+        if size <= self._max_inline_result_bytes or self._results is None:
+            stored = StoredResult(size, inline_json=text)
+        else:
+            # Written before the job is marked COMPLETED, so a completed job's result always exists.
+            stored = StoredResult(size, location=self._results.put(job.job_id, attempt_id, body))
+        if not self._store.complete(job.job_id, attempt_id, stored):
             return self._stop(job, attempt_id, duration)
         logger.info("job completed", extra={"duration_seconds": round(duration, 3)})
         return RunReport(Outcome.COMPLETED, job, duration)

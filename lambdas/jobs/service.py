@@ -61,14 +61,36 @@ class JobStore(Protocol):
     ) -> tuple[list[Job], dict[str, str] | None]: ...
 
 
+class ResultLinks(Protocol):
+    @property
+    def url_expiry_seconds(self) -> int: ...
+
+    def presign(self, location: str) -> str: ...
+
+
 class Dispatcher(Protocol):
     def dispatch(self, job_id: str, correlation_id: str | None) -> None: ...
 
 
 class JobService:
-    def __init__(self, store: JobStore, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self, store: JobStore, dispatcher: Dispatcher | None = None, results: ResultLinks | None = None
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._results = results
+
+    def view(self, job: Job) -> dict[str, Any]:
+        """The job as its owner sees it; a result stored outside the item becomes a
+        short-lived presigned ``result_url`` (fetch it without signing, before it expires)."""
+        view = job.to_public_dict()
+        if job.status is JobStatus.COMPLETED and job.result_location is not None:
+            if self._results is None:
+                raise RuntimeError("JobService.view needs result links for stored results")
+            view["result_url"] = self._results.presign(job.result_location)
+            view["result_url_expires_in"] = self._results.url_expiry_seconds
+            view["result_bytes"] = job.result_bytes
+        return view
 
     def submit(self, owner: str, task: str, task_input: dict[str, Any], correlation_id: str | None) -> Job:
         """Check the task and its input, store the job as PENDING and hand it to the worker.

@@ -49,6 +49,9 @@ class Settings:
     retry_after_seconds: int
     max_request_bytes: int
     max_result_bytes: int
+    max_inline_result_bytes: int
+    results_bucket_name: str | None
+    result_url_expiry_seconds: int
     progress_min_interval_seconds: float
     timeout_margin_seconds: int
     idempotency_window_seconds: int
@@ -66,7 +69,10 @@ class Settings:
             max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 3),
             retry_after_seconds=_int(env, "RETRY_AFTER_SECONDS", 2, 1, 3600),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 256 * 1024),
-            max_result_bytes=_int(env, "MAX_RESULT_BYTES", 256 * 1024, 1024, 300 * 1024),
+            max_result_bytes=_int(env, "MAX_RESULT_BYTES", 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+            max_inline_result_bytes=_int(env, "MAX_INLINE_RESULT_BYTES", 64 * 1024, 1024, 300 * 1024),
+            results_bucket_name=env.get("RESULTS_BUCKET_NAME") or None,
+            result_url_expiry_seconds=_int(env, "RESULT_URL_EXPIRY_SECONDS", 300, 1, 7 * 86400),
             progress_min_interval_seconds=_int(env, "PROGRESS_MIN_INTERVAL_MS", 2000, 0, 600_000) / 1000,
             timeout_margin_seconds=_int(env, "TIMEOUT_MARGIN_SECONDS", 10, 1, 120),
             idempotency_window_seconds=_int(env, "IDEMPOTENCY_WINDOW_SECONDS", 3600, 60, 7 * 86400),

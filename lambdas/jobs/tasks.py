@@ -8,8 +8,9 @@ A task is a plain function ``(input, progress) -> result``:
 * ``progress.report(percent, message)`` tells polling clients how far you are. Call it
   as often as you like: writes are throttled. If it raises ``JobNoLongerOwned``, let it
   propagate: another attempt owns the job now.
-* The return value must be JSON-serialisable; it becomes the job's ``result`` (up to
-  ``MAX_RESULT_BYTES``, 256 KiB by default).
+* The return value must be JSON-serialisable; it becomes the job's ``result``. Up to
+  ``max_inline_result_bytes`` (64 KiB) it is kept on the job; beyond, up to
+  ``max_result_bytes`` (50 MiB), it is stored in S3 and clients get a presigned URL.
 * Raise :class:`TaskFailed` (or any exception) to fail the job with that message; it is
   not retried, because doing the same thing again would fail the same way. Raise
   :class:`TransientTaskError` for a failure worth retrying (a flaky downstream service):
@@ -144,3 +145,23 @@ def primes(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
         low = high
         progress.report(100 * low / limit, f"sieved up to {low:,}")
     return {"limit": limit, "prime_count": count}
+
+
+@task(
+    "report",
+    {
+        "type": "object",
+        "properties": {"rows": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
+        "required": ["rows"],
+        "additionalProperties": False,
+    },
+)
+def report(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+    """Build a table of ``rows`` rows: a result that can outgrow the job item (it then goes to S3)."""
+    count = int(input["rows"])
+    rows = []
+    for number in range(count):
+        rows.append({"n": number, "square": number * number})
+        if number % 10_000 == 0:
+            progress.report(100 * number / count, f"{number:,} of {count:,} rows")
+    return {"rows": rows}

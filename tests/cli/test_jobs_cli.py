@@ -40,6 +40,11 @@ class FakeClient:
         self.listed.append((status, limit, next_token))
         return next(self._answers)
 
+    def fetch_result(self, job: dict[str, Any]) -> Any:
+        return JobsClient.fetch_result(self, job)  # type: ignore[arg-type]
+
+    _timeout = 5
+
     def cancel(self, job_id: str) -> Response:
         self.cancelled.append(job_id)
         return next(self._answers)

@@ -216,3 +216,22 @@ def test_listing_pages_through_the_callers_own_jobs(runtime, alice, bob):
         400,
         "status must be one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED",
     )
+
+
+def test_a_large_result_is_fetched_from_its_presigned_url(runtime, alice, capsys, monkeypatch):
+    job = wait(alice, submit(alice, "report", {"rows": 5000}))  # ~120 KB: over the 64 KiB inline limit
+    assert job["status"] == "COMPLETED" and "result" not in job
+    assert job["result_bytes"] > 65536
+    rows = alice.fetch_result(job)["rows"]  # a plain GET of the presigned URL, no signing
+    assert len(rows) == 5000 and rows[-1] == {"n": 4999, "square": 4999 * 4999}
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ALICE")  # the CLI signs from the environment: as alice
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    assert cli.main(["--api-url", runtime.api_url, "wait", job["job_id"]]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["rows"][1] == {"n": 1, "square": 1}
+
+
+def test_an_input_over_the_limit_is_413_with_the_way_out(alice):
+    response = alice.request("POST", "jobs", {"task": "sleep", "input": {"seconds": 1, "pad": "x" * 70_000}})
+    assert response.status == 413
+    assert "pass large inputs by reference" in response.body["message"]

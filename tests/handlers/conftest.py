@@ -41,6 +41,10 @@ def aws(table_definitions: dict[str, dict[str, Any]]) -> Iterator[None]:
         for name, properties in table_definitions.items():
             create_table(boto3.client("dynamodb"), name, properties)
         boto3.client("sqs").create_queue(QueueName="dead-letters")
+        boto3.client("s3").create_bucket(
+            Bucket=TEST_ENVIRONMENT["RESULTS_BUCKET_NAME"],
+            CreateBucketConfiguration={"LocationConstraint": TEST_ENVIRONMENT["AWS_REGION"]},  # type: ignore[typeddict-item]
+        )
         yield
 
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from jobs.handlers import cancel, on_failure, worker
+from jobs.model import StoredResult
 from tests.events import BOB, LambdaContext, cancel_event, response_headers
 from tests.handlers.conftest import job_item
 from tests.handlers.test_on_failure import invocation_record
@@ -68,7 +69,7 @@ def test_a_cancel_request_wins_over_a_result_that_arrives_later():
     store = worker.runner._store
     assert store.claim(job_id, "req-1", lease_seconds=900) is not None
     assert call(cancel_event(job_id))[0] == 202
-    assert store.complete(job_id, "req-1", {"late": True}) is False
+    assert store.complete(job_id, "req-1", StoredResult(13, inline_json='{"late":true}')) is False
     assert store.cancel(job_id, "someone-else") is False
     assert store.cancel(job_id, "req-1") is True
     assert job_item(job_id)["status"] == "CANCELLED"

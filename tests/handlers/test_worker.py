@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from jobs.handlers import status, submit, worker
-from jobs.model import JobStatus
+from jobs.model import JobStatus, StoredResult
 from jobs.runner import AttemptFailed
 from tests.events import LambdaContext, response_headers, status_event, submit_event
 from tests.handlers.conftest import job_item
@@ -118,7 +118,7 @@ def test_an_expired_lease_lets_another_delivery_take_over_and_the_stale_attempt_
 
     assert run_worker(job_id, LambdaContext(aws_request_id="fresh"))["outcome"] == "COMPLETED"
 
-    assert store.complete(job_id, "stale", {"late": True}) is False
+    assert store.complete(job_id, "stale", StoredResult(13, inline_json='{"late":true}')) is False
     assert json.loads(job_item(job_id)["result"]) != {"late": True}
 
 
@@ -169,9 +169,9 @@ def test_a_transient_error_is_retried(monkeypatch):
 
 @pytest.mark.parametrize(
     ("result", "error_type"),
-    [({"blob": "x" * 5000}, "ResultTooLarge"), ({"not_json": {1, 2}}, "ResultNotSerializable")],
+    [({"blob": "x" * 9000}, "ResultTooLarge"), ({"not_json": {1, 2}}, "ResultNotSerializable")],
 )
-def test_results_must_be_json_and_fit_the_item(monkeypatch, result, error_type):
+def test_results_must_be_json_and_within_the_limit(monkeypatch, result, error_type):
     from jobs import tasks
 
     monkeypatch.setitem(
@@ -180,6 +180,27 @@ def test_results_must_be_json_and_fit_the_item(monkeypatch, result, error_type):
     job_id = submit_job("sleep", {"seconds": 1})
     assert run_worker(job_id)["outcome"] == "FAILED"
     assert get_status(job_id)[0]["error"]["type"] == error_type
+
+
+def test_a_small_result_is_inline_and_a_large_one_is_a_presigned_link():
+    small, large = submit_job("report", {"rows": 5}), submit_job("report", {"rows": 200})
+    run_worker(small)
+    run_worker(large, LambdaContext(aws_request_id="attempt-7"))
+
+    inline, _ = get_status(small)
+    assert inline["result"]["rows"][4] == {"n": 4, "square": 16}
+    assert "result_url" not in inline and "result_location" not in job_item(small)
+
+    job, _ = get_status(large)
+    assert "result" not in job and "result" not in job_item(large)  # nothing large on the item
+    assert job["result_bytes"] > 1024 and job["result_url_expires_in"] == 60
+    url = job["result_url"]
+    assert f"/results/{large}/attempt-7.json" in url  # one object per attempt
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=60" in url  # SigV4, short-lived
+    stored = boto3.client("s3").get_object(Bucket="results", Key=f"results/{large}/attempt-7.json")
+    assert stored["ContentType"] == "application/json"
+    body = json.loads(stored["Body"].read())
+    assert len(body["rows"]) == 200 and len(json.dumps(body, separators=(",", ":"))) == job["result_bytes"]
 
 
 def test_an_unexpected_exception_fails_the_job_without_leaking_a_trace(monkeypatch):

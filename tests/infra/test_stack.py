@@ -72,6 +72,32 @@ def test_jobs_table_indexes_match_what_the_repository_queries(template: Template
     assert not {"input", "result"} & set(projection["NonKeyAttributes"])
 
 
+def test_results_bucket_is_private_encrypted_tls_only_and_expires_with_the_jobs(template: Template):
+    bucket_id, bucket = only(template, "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert (rule["Prefix"], rule["ExpirationInDays"], rule["Status"]) == (
+        "results/",
+        7,
+        "Enabled",
+    )  # job_retention_days
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert bucket["DeletionPolicy"] == "Retain"
+    [(_, policy)] = template.find_resources("AWS::S3::BucketPolicy").items()
+    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {"Ref": bucket_id} == policy["Properties"]["Bucket"]
+
+
 def test_idempotency_table_uses_powertools_layout(template: Template):
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
@@ -198,7 +224,7 @@ def _actions(statements: list[dict]) -> set[str]:
 def test_least_privilege_per_function(template: Template):
     xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     status = _policy_of(template, HANDLERS["status"])
-    assert _actions(status) - xray == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert _actions(status) - xray == {"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject"}
     [listing] = [s for s in status if s["Action"] == "dynamodb:Query"]
     assert listing["Resource"]["Fn::Join"][1][1] == "/index/owner-jobs"
     assert _actions(_policy_of(template, HANDLERS["cancel"])) - xray == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
@@ -206,7 +232,11 @@ def test_least_privilege_per_function(template: Template):
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "lambda:InvokeFunction",  # its on-failure destination
+        "s3:PutObject",
     }
+    for handler, action in ((HANDLERS["worker"], "s3:PutObject"), (HANDLERS["status"], "s3:GetObject")):
+        [results] = [s for s in _policy_of(template, handler) if s["Action"] == action]
+        assert results["Resource"]["Fn::Join"][1][1] == "/results/*"  # stored results only
     assert _actions(_policy_of(template, HANDLERS["submit"])) - xray == {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -359,11 +389,59 @@ def test_dead_letter_queue_depth_alarm(template: Template):
 def test_every_alarm_notifies_the_topic_and_ignores_missing_data(template: Template):
     topic = only(template, "AWS::SNS::Topic")[0]
     alarms = _alarms(template)
-    assert len(alarms) == 2 + 2 * len(HANDLERS) + 1
+    assert len(alarms) == 2 + 2 * len(HANDLERS) + 2  # 5XX, latency; per function; failed jobs, DLQ
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic}]
         assert alarm["OKActions"] == [{"Ref": topic}]
         assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_failed_jobs_rate_alarm(template: Template):
+    [alarm] = [a for a in _alarms(template).values() if "of finished jobs failed" in a["AlarmDescription"]]
+    assert alarm["Threshold"] == 10 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    expression = next(m for m in alarm["Metrics"] if "Expression" in m)
+    assert expression["Expression"] == "IF(completed + failed >= 5, 100 * failed / (completed + failed), 0)"
+    used = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert {k: (v["Namespace"], v["MetricName"]) for k, v in used.items()} == {
+        "completed": ("AsyncJobs", "JobsCompleted"),
+        "failed": ("AsyncJobs", "JobsFailed"),
+    }
+    assert used["failed"]["Dimensions"] == [{"Name": "service", "Value": "async-jobs"}]  # as Powertools emits
+
+
+def _dashboard_body(template: Template) -> str:
+    [(_, dashboard)] = template.find_resources("AWS::CloudWatch::Dashboard").items()
+    body = dashboard["Properties"]["DashboardBody"]
+    # The body is a Fn::Join of JSON text and tokens; the text parts are what we check.
+    return "".join(part if isinstance(part, str) else "<token>" for part in body["Fn::Join"][1])
+
+
+def test_dashboard_shows_routes_latency_outcomes_duration_dead_letters_and_throttles(template: Template):
+    widgets = json.loads(_dashboard_body(template).replace('"<token>"', '"t"').replace("<token>", "t"))["widgets"]
+    titles = [w["properties"].get("title") for w in widgets]
+    for title in (
+        "Requests by route",
+        "4XX by route",
+        "5XX by route",
+        "Integration latency (ms) against the 29 s cut-off",
+        "Jobs by outcome",
+        "Job duration (ms) against the worker timeout",
+        "Dead-letter queue depth",
+        "Throttles",
+        "Alarms",
+    ):
+        assert title in titles, title
+    by_title = {w["properties"].get("title"): w["properties"] for w in widgets}
+    routes = {tuple(m[5:8:2]) for m in by_title["5XX by route"]["metrics"]}  # (Method, Resource)
+    assert routes == {("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("DELETE", "/jobs/{job_id}")}
+    latency = by_title["Integration latency (ms) against the 29 s cut-off"]
+    assert latency["annotations"]["horizontal"][0]["value"] == 29_000
+    duration = by_title["Job duration (ms) against the worker timeout"]
+    assert duration["annotations"]["horizontal"][0]["value"] == 900_000
+    outcomes = {m[1] for m in by_title["Jobs by outcome"]["metrics"]}
+    assert outcomes == {"JobsSubmitted", "JobsCompleted", "JobsFailed", "JobsCancelled", "JobsReaped"}
+    assert len(by_title["Throttles"]["metrics"]) == len(HANDLERS)
+    assert len(by_title["Alarms"]["alarms"]) == len(_alarms(template))
 
 
 def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template: Template):

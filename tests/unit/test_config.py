@@ -39,7 +39,7 @@ def test_bad_values_are_refused_with_their_name(name, value):
 
 def test_inline_limits_must_fit_one_dynamodb_item():
     with pytest.raises(ConfigError, match="DynamoDB item"):
-        AppConfig.from_mapping({"max_request_bytes": 200 * 1024, "max_result_bytes": 200 * 1024})
+        AppConfig.from_mapping({"max_request_bytes": 200 * 1024, "max_inline_result_bytes": 200 * 1024})
 
 
 def test_every_setting_has_a_default_in_cdk_json():

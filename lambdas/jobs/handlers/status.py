@@ -11,11 +11,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs.api import build_resolver, caller_identity, json_response
 from jobs.observability import logger, tracer
 from jobs.repository import JobRepository
+from jobs.results import S3ResultStore
 from jobs.service import JobService
 from jobs.settings import Settings
 
 settings = Settings.from_env()
-service = JobService(JobRepository.from_settings(settings))
+service = JobService(
+    JobRepository.from_settings(settings),
+    results=S3ResultStore.from_settings(settings),
+)
 app = build_resolver(settings.retry_after_seconds)
 
 
@@ -25,7 +29,7 @@ def status(job_id: str) -> Any:
     job = service.get_for_owner(caller_identity(app.current_event), job_id)
     # Retry-After tells pollers when to look again; a finished job will not change.
     headers = {} if job.status.is_terminal else {"Retry-After": str(settings.retry_after_seconds)}
-    return json_response(200, job.to_public_dict(), headers)
+    return json_response(200, service.view(job), headers)
 
 
 @app.get("/jobs")

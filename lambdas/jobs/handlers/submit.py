@@ -59,7 +59,11 @@ def parse_body() -> dict[str, Any]:
     body = event.decoded_body or ""
     size = len(body.encode())
     if size > settings.max_request_bytes:
-        raise ApiError(413, f"request body is {size} bytes; the limit is {settings.max_request_bytes} bytes")
+        raise ApiError(
+            413,
+            f"request body is {size} bytes; the limit is {settings.max_request_bytes} bytes: pass large inputs "
+            "by reference (upload them to S3 and put the object's URI in the input)",
+        )
     try:
         request = json.loads(body)
     except ValueError as error:

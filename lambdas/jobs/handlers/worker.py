@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs.model import is_job_id
 from jobs.observability import logger, metrics, tracer
 from jobs.repository import JobRepository
+from jobs.results import S3ResultStore
 from jobs.runner import AttemptFailed, JobRunner, Outcome
 from jobs.settings import Settings
 from jobs.tasks import REGISTRY
@@ -28,6 +29,8 @@ runner = JobRunner(
     max_result_bytes=settings.max_result_bytes,
     progress_min_interval=settings.progress_min_interval_seconds,
     timeout_margin_seconds=settings.timeout_margin_seconds,
+    max_inline_result_bytes=settings.max_inline_result_bytes,
+    results=S3ResultStore.from_settings(settings),
 )
 
 
