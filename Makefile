@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,19,20,21
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install run test lint format typecheck synth deploy destroy test-deployed bench clean
+.PHONY: help install run test lint format typecheck synth deploy destroy test-deployed bench openapi clean
 
 help:
 	@echo "make run       the app on 127.0.0.1:$${PORT:-3000} with AWS emulated (Ctrl-C stops it)"
@@ -63,6 +63,10 @@ destroy: install
 
 test-deployed: $(VENV)/.installed
 	$(PYTHON) -m pytest tests/deployed -m deployed
+
+# Regenerate docs/openapi.json from the schemas and the task registry (a test fails when it is stale).
+openapi: $(VENV)/.installed
+	$(PYTHON) -m stacks.openapi docs/openapi.json
 
 bench: $(VENV)/.installed
 	$(PYTHON) -m bench.cold_start

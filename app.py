@@ -13,7 +13,8 @@ app = cdk.App()
 config = AppConfig.from_context(app.node.try_get_context)
 AsyncJobsStack(
     app,
-    app.node.try_get_context("stack_name") or "AsyncJobs",
+    # The stage is in the stack's name, so it is in every resource name CloudFormation makes.
+    app.node.try_get_context("stack_name") or f"AsyncJobs-{config.stage}",
     config=config,
     description="async-jobs: asynchronous request-reply API for long-running work",
 )

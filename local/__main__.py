@@ -12,13 +12,14 @@ import threading
 from pathlib import Path
 
 from local.server import LocalRuntime
+from local.template import TemplateNotFound, find_stack
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="the synthesized cloud assembly")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
-    parser.add_argument("--stack", default="AsyncJobs")
+    parser.add_argument("--stack", help="the stack to serve (default: the only one in --cdk-out)")
     parser.add_argument(
         "--default-identity",
         default=os.environ.get("LOCAL_DEFAULT_IDENTITY") or None,
@@ -27,14 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-13s %(message)s", datefmt="%H:%M:%S")
 
-    template = args.cdk_out / f"{args.stack}.template.json"
-    if not template.exists():
-        print(f"error: {template} not found; synthesize first (make run does)", file=sys.stderr)
+    try:
+        stack = args.stack or find_stack(args.cdk_out)
+    except TemplateNotFound as error:
+        print(f"error: {error} (make run does)", file=sys.stderr)
+        return 2
+    if not (args.cdk_out / f"{stack}.template.json").exists():
+        print(
+            f"error: {args.cdk_out / stack}.template.json not found; synthesize first (make run does)", file=sys.stderr
+        )
         return 2
     try:
-        runtime = LocalRuntime(
-            args.cdk_out, port=args.port, stack_name=args.stack, default_identity=args.default_identity
-        )
+        runtime = LocalRuntime(args.cdk_out, port=args.port, stack_name=stack, default_identity=args.default_identity)
         runtime.start()
     except OSError as error:
         if error.errno == errno.EADDRINUSE:

@@ -34,6 +34,8 @@ from local.template import ACCOUNT_ID, REGION, AppTemplate, Resolver, ScheduleSp
 
 log = logging.getLogger("local")
 HOST = "127.0.0.1"
+# The API's OpenAPI document (make openapi), served at /openapi.json beside the stage.
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 # Credentials the emulated services accept; real ones never leave this machine.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "LOCALRUNTIME", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -76,7 +78,7 @@ class LocalRuntime:
         self,
         cdk_out: Path,
         port: int = 3000,
-        stack_name: str = "AsyncJobs",
+        stack_name: str | None = None,
         default_identity: str | None = None,
         retry_base_delay: float = 1.0,
         extra_environment: dict[str, str] | None = None,
@@ -247,6 +249,11 @@ class LocalRuntime:
     # -- HTTP front doors ------------------------------------------------------------------
 
     def _handle_api(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "GET" and request.target.split("?")[0] == "/openapi.json" and OPENAPI_FILE.exists():
+            document = json.loads(OPENAPI_FILE.read_text())
+            # This runtime's own address first, so tools pointed at the document call it.
+            document["servers"].insert(0, {"url": self.api_url.rstrip("/"), "description": "this local runtime"})
+            return HttpResponse(200, [("Content-Type", "application/json")], json.dumps(document).encode())
         if self.api is None:
             return HttpResponse(503, [], b"")
         return self.api.handle(request)

@@ -129,8 +129,22 @@ def _referenced_ids(value: Any) -> list[str]:
     return found
 
 
-def load(cdk_out: Path, stack_name: str = "AsyncJobs") -> AppTemplate:
-    """Parse ``<cdk_out>/<stack_name>.template.json``."""
+class TemplateNotFound(FileNotFoundError):
+    pass
+
+
+def find_stack(cdk_out: Path) -> str:
+    """The name of the one stack synthesized into ``cdk_out`` (``AsyncJobs-<stage>``)."""
+    names = sorted(path.name.removesuffix(".template.json") for path in cdk_out.glob("*.template.json"))
+    if len(names) != 1:
+        found = ", ".join(names) or "none"
+        raise TemplateNotFound(f"expected one stack template in {cdk_out}, found {found}; synthesize first")
+    return names[0]
+
+
+def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
+    """Parse ``<cdk_out>/<stack_name>.template.json`` (the only stack there, by default)."""
+    stack_name = stack_name or find_stack(cdk_out)
     template = json.loads((cdk_out / f"{stack_name}.template.json").read_text())
     resources: dict[str, dict[str, Any]] = template["Resources"]
 

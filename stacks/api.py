@@ -173,9 +173,9 @@ class JobsApi(Construct):
             )
         # (HTTP method, resource path) of every method: the dashboard graphs each route.
         self.routes = [(method.http_method, method.resource.path) for method in self.rest_api.methods]
-        self._acknowledge_findings()
+        self._acknowledge_findings(config)
 
-    def _acknowledge_findings(self) -> None:
+    def _acknowledge_findings(self, config: AppConfig) -> None:
         acknowledge(
             self.rest_api,
             "AwsSolutions-COG4",
@@ -187,8 +187,10 @@ class JobsApi(Construct):
             "Execution logging needs an account-wide API Gateway CloudWatch role, which a stack should not "
             "change; JSON access logs, X-Ray traces, the functions' logs and the 5XX alarm cover each request.",
         )
-        acknowledge(
-            self.rest_api,
-            "AwsSolutions-APIG3",
-            "A WAF web ACL costs money per month; IAM authorization and stage throttling guard the API.",
-        )
+        if not config.waf_enabled:
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-APIG3",
+                "WAF is off in this stage (waf_enabled=false; on in prod): IAM authorization and stage "
+                "throttling guard the API, and a web ACL costs money every month.",
+            )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Stack, Tags, Validations
+from aws_cdk import Acknowledgment, Annotations, CfnOutput, Stack, Tags, Validations
 from constructs import Construct
 
 from stacks.api import JobsApi
 from stacks.config import AppConfig
+from stacks.firewall import ApiFirewall
 from stacks.job_store import JobStore
 from stacks.monitoring import Monitoring
 from stacks.reaper import Reaper
@@ -25,6 +26,7 @@ class AsyncJobsStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         Tags.of(self).add("app", "async-jobs")
+        Tags.of(self).add("stage", config.stage)
 
         self.store = JobStore(self, "JobStore", config=config)
         environment = {
@@ -46,6 +48,8 @@ class AsyncJobsStack(Stack):
         self.api = JobsApi(
             self, "Api", config=config, store=self.store, worker=self.worker.function, environment=environment
         )
+        if config.waf_enabled:
+            ApiFirewall(self, "Firewall", config=config, stage=self.api.rest_api.deployment_stage)
         self.reaper = Reaper(
             self,
             "Reaper",
@@ -71,6 +75,11 @@ class AsyncJobsStack(Stack):
             dead_letter_queue=self.worker.dead_letter_queue,
         )
 
+        if config.stage == "prod" and not config.alarm_email:
+            Annotations.of(self).add_warning_v2(
+                "async-jobs:no-alarm-email",
+                "No alarm_email: alarms reach the SNS topic but nobody is told. Deploy with -c alarm_email=...",
+            )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the jobs API")
         CfnOutput(self, "JobsTableName", value=self.store.jobs_table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)

@@ -1,9 +1,12 @@
 """Every deployment setting of the app, in one place.
 
-Defaults live in ``cdk.json`` under ``context``; override any of them on the command line
-with ``cdk deploy -c name=value`` (or ``make deploy CDK_ARGS="-c name=value"``). Values are
-checked here, once, before anything is synthesized, so a typo fails fast with its name.
-The README's configuration table documents each setting.
+``cdk.json`` → ``context`` holds them: ``settings`` (the defaults), ``stages`` (the
+``dev`` and ``prod`` presets, each overriding some defaults) and ``stage`` (the preset
+used when none is chosen: ``dev``). Pick a stage with ``-c stage=prod``; override any
+single setting with ``-c name=value`` (or ``make deploy CDK_ARGS="-c stage=prod -c
+name=value"``), which wins over both. Values are checked here, once, before anything is
+synthesized, so a typo fails fast with its name. The README's configuration table
+documents each setting.
 """
 
 from __future__ import annotations
@@ -20,10 +23,16 @@ from aws_cdk import RemovalPolicy
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
-def default_context() -> dict[str, Any]:
-    """The defaults in cdk.json, for runs without the CDK CLI (tests, ``python app.py``)."""
+def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context, for runs without the CDK CLI (tests, ``python app.py``)."""
     context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
     return context
+
+
+def default_context() -> dict[str, Any]:
+    """The default of every setting (cdk.json → context → settings), before any stage preset."""
+    settings: dict[str, Any] = cdk_json_context()["settings"]
+    return settings
 
 
 class ConfigError(ValueError):
@@ -104,6 +113,15 @@ LOG_RETENTION_DAYS = (
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def _bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).lower()
+    if value not in {"true", "false"}:
+        raise ConfigError(f"context '{name}' must be true or false, got {raw!r}")
+    return value == "true"
+
+
 def _email(name: str, raw: Any) -> str | None:
     if raw is None or raw == "":
         return None
@@ -153,14 +171,18 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "alarm_evaluation_periods": _int(1, 100),
     "reaper_interval_minutes": _int(1, 1440),
     "reaper_slack_seconds": _int(0, 86_400),
+    "waf_enabled": _bool,
+    "waf_rate_limit_per_5_minutes": _int(10, 2_000_000_000),
     "powertools_layer_version": _int(1, 10_000),
 }
+STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
 @dataclass(frozen=True)
 class AppConfig:
     """Validated settings; see ``cdk.json`` for defaults and the README for meanings."""
 
+    stage: str
     api_stage_name: str
     api_throttle_rate_limit: int
     api_throttle_burst_limit: int
@@ -192,17 +214,27 @@ class AppConfig:
     alarm_evaluation_periods: int
     reaper_interval_minutes: int
     reaper_slack_seconds: int
+    waf_enabled: bool
+    waf_rate_limit_per_5_minutes: int
     powertools_layer_version: int
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
         """Read every setting through ``lookup`` (``node.try_get_context``) and check it.
 
-        A setting the lookup does not know falls back to its default in cdk.json.
+        A setting given to the lookup directly (``-c name=value``) wins; then the chosen
+        stage's preset; then the default in cdk.json's ``settings``.
         """
-        defaults = default_context()
-        values: dict[str, Any] = {}
+        file = cdk_json_context()
+        stage = str(lookup("stage") or file["stage"])
+        presets: dict[str, dict[str, Any]] = lookup("stages") or file["stages"]
+        if not STAGE.match(stage) or stage not in presets:
+            raise ConfigError(f"context 'stage' must be one of {', '.join(presets)}, got {stage!r}")
+        defaults = {**(lookup("settings") or file["settings"]), **presets[stage]}
+        values: dict[str, Any] = {"stage": stage}
         for field in fields(cls):
+            if field.name == "stage":
+                continue
             raw = lookup(field.name)
             if raw is None:
                 raw = defaults.get(field.name)

@@ -147,9 +147,7 @@ class Monitoring(Construct):
                 label=f"{method} {resource}",
             )
 
-        dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-{config.api_stage_name}"
-        )
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=Stack.of(self).stack_name)
         dashboard.add_widgets(
             cloudwatch.TextWidget(
                 markdown="# async-jobs\nRequests and errors by route, latency against API Gateway's 29 s "

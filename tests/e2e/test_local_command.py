@@ -22,4 +22,6 @@ def test_port_in_use_is_a_clear_error(cdk_out, capsys):
 
 def test_missing_synthesis_is_a_clear_error(tmp_path, capsys):
     assert main(["--cdk-out", str(tmp_path)]) == 2
-    assert "AsyncJobs.template.json not found; synthesize first" in capsys.readouterr().err
+    assert "expected one stack template in" in capsys.readouterr().err
+    assert main(["--cdk-out", str(tmp_path), "--stack", "AsyncJobs-dev"]) == 2
+    assert "AsyncJobs-dev.template.json not found; synthesize first" in capsys.readouterr().err

@@ -69,6 +69,33 @@ def cancel_event(job_id: str, **kwargs: Any) -> dict[str, Any]:
     return api_event("DELETE", f"/jobs/{job_id}", "/jobs/{job_id}", path_parameters={"job_id": job_id}, **kwargs)
 
 
+def checked_answer(response: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """A proxy response as (status, body, headers), its body checked against the documented
+    shapes (``lambdas/jobs/schemas``, which the OpenAPI document is built from)."""
+    import jsonschema
+
+    from jobs.schemas import job_schema
+
+    status, body = response["statusCode"], json.loads(response["body"])
+    if status >= 400:
+        jsonschema.validate(body, ERROR_SCHEMA)
+    elif "jobs" in body:
+        for job in body["jobs"]:
+            jsonschema.validate(job, job_schema())
+            assert "result" not in job
+    else:
+        jsonschema.validate(body, job_schema())
+    return status, body, response_headers(response)
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}},
+    "required": ["message"],
+    "additionalProperties": False,
+}
+
+
 def response_headers(response: dict[str, Any]) -> dict[str, str]:
     """A proxy response's headers as API Gateway merges them (multiValueHeaders included)."""
     headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}

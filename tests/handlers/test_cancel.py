@@ -1,6 +1,5 @@
 """DELETE /jobs/{job_id}: cancelling at once (PENDING) and cooperatively (RUNNING), for the owner only."""
 
-import json
 import threading
 import time
 import uuid
@@ -9,7 +8,7 @@ import pytest
 
 from jobs.handlers import cancel, on_failure, worker
 from jobs.model import StoredResult
-from tests.events import BOB, LambdaContext, cancel_event, response_headers
+from tests.events import BOB, LambdaContext, cancel_event, checked_answer
 from tests.handlers.conftest import job_item
 from tests.handlers.test_on_failure import invocation_record
 from tests.handlers.test_worker import get_status, run_worker, submit_job
@@ -18,8 +17,7 @@ pytestmark = pytest.mark.usefixtures("aws")
 
 
 def call(event):
-    response = cancel.handler(event, LambdaContext(function_name="cancel", timeout_seconds=29))
-    return response["statusCode"], json.loads(response["body"]), response_headers(response)
+    return checked_answer(cancel.handler(event, LambdaContext(function_name="cancel", timeout_seconds=29)))
 
 
 def test_a_pending_job_is_cancelled_at_once_and_never_runs():

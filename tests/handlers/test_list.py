@@ -1,14 +1,13 @@
 """GET /jobs: the caller's own jobs, newest first, filtered and paginated through the owner index."""
 
 import base64
-import json
 import time
 
 import pytest
 
 from jobs.handlers import status
 from jobs.service import encode_next_token
-from tests.events import BOB, LambdaContext, cancel_event, list_event
+from tests.events import BOB, LambdaContext, cancel_event, checked_answer, list_event
 from tests.handlers.test_cancel import call as cancel
 from tests.handlers.test_worker import run_worker, submit_job
 
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.usefixtures("aws")
 
 
 def list_jobs(query: dict | None = None, **kwargs) -> tuple[int, dict]:
-    response = status.handler(list_event(query, **kwargs), LambdaContext(function_name="status"))
-    return response["statusCode"], json.loads(response["body"])
+    code, body, _ = checked_answer(status.handler(list_event(query, **kwargs), LambdaContext(function_name="status")))
+    return code, body
 
 
 def submit_in_order(count: int, task: str = "sleep", task_input: dict | None = None) -> list[str]:

@@ -1,18 +1,16 @@
-import json
 import uuid
 
 import pytest
 
 from jobs.handlers import status
-from tests.events import BOB, LambdaContext, response_headers, status_event
+from tests.events import BOB, LambdaContext, checked_answer, status_event
 from tests.handlers.test_worker import submit_job
 
 pytestmark = pytest.mark.usefixtures("aws")
 
 
 def call(event):
-    response = status.handler(event, LambdaContext(function_name="status", timeout_seconds=29))
-    return response["statusCode"], json.loads(response["body"]), response_headers(response)
+    return checked_answer(status.handler(event, LambdaContext(function_name="status", timeout_seconds=29)))
 
 
 def test_owner_sees_a_pending_job_with_retry_after():

@@ -7,15 +7,14 @@ import pytest
 from botocore.stub import Stubber
 
 from jobs.handlers import submit
-from tests.events import ALICE, BOB, LambdaContext, response_headers, submit_event
+from tests.events import ALICE, BOB, LambdaContext, checked_answer, submit_event
 from tests.handlers.conftest import all_job_items, job_item
 
 pytestmark = pytest.mark.usefixtures("aws")
 
 
 def call(event):
-    response = submit.handler(event, LambdaContext(function_name="submit", timeout_seconds=29))
-    return response["statusCode"], json.loads(response["body"]), response_headers(response)
+    return checked_answer(submit.handler(event, LambdaContext(function_name="submit", timeout_seconds=29)))
 
 
 def test_accepts_a_job_with_202_location_and_retry_after():

@@ -10,7 +10,7 @@ import pytest
 from jobs.handlers import status, submit, worker
 from jobs.model import JobStatus, StoredResult
 from jobs.runner import AttemptFailed
-from tests.events import LambdaContext, response_headers, status_event, submit_event
+from tests.events import LambdaContext, checked_answer, status_event, submit_event
 from tests.handlers.conftest import job_item
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -27,9 +27,9 @@ def run_worker(job_id: str, context: LambdaContext | None = None) -> dict:
 
 
 def get_status(job_id: str) -> tuple[dict, dict]:
-    response = status.handler(status_event(job_id), LambdaContext(function_name="status"))
-    assert response["statusCode"] == 200, response["body"]
-    return json.loads(response["body"]), response_headers(response)
+    code, body, headers = checked_answer(status.handler(status_event(job_id), LambdaContext(function_name="status")))
+    assert code == 200, body
+    return body, headers
 
 
 def test_submit_run_and_poll_to_completion():

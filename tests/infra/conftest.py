@@ -25,7 +25,8 @@ def synth(context: dict[str, Any] | None = None, nag: bool = False) -> tuple[Asy
 
 @pytest.fixture(scope="session")
 def default_stack() -> tuple[AsyncJobsStack, Template]:
-    return synth()
+    """The production stage: what most assertions are about (dev differs where tests say so)."""
+    return synth({"stage": "prod"})
 
 
 @pytest.fixture(scope="session")

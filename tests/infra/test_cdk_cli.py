@@ -17,7 +17,10 @@ CLI = ROOT / "node_modules" / ".bin" / "cdk"
 @pytest.mark.skipif(not CLI.exists() or not shutil.which("node"), reason="run `make install` for the CDK CLI")
 def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: Path):
     result = subprocess.run(  # noqa: S603  fixed arguments
-        [str(CLI), "synth", "--quiet", "--no-notices", "--output", str(tmp_path), "-c", "alarm_email=ops@example.com"],
+        [
+            *(str(CLI), "synth", "--quiet", "--no-notices", "--output", str(tmp_path)),
+            *("-c", "stage=prod", "-c", "alarm_email=ops@example.com"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,7 +29,7 @@ def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: P
         env={**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    template = json.loads((tmp_path / "AsyncJobs.template.json").read_text())
+    template = json.loads((tmp_path / "AsyncJobs-prod.template.json").read_text())  # the stage names the stack
     types = {resource["Type"] for resource in template["Resources"].values()}
     assert {
         "AWS::ApiGateway::RestApi",
@@ -37,6 +40,7 @@ def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: P
         "AWS::SNS::Topic",
         "AWS::SNS::Subscription",  # the -c override reached the app
         "AWS::CloudWatch::Alarm",
+        "AWS::WAFv2::WebACL",  # the prod preset (from cdk.json's stages) turned WAF on
     } <= types
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert report["pluginReports"] == []  # cdk-nag found nothing unacknowledged

@@ -17,7 +17,11 @@ from tests.infra.conftest import synth
 
 @pytest.mark.parametrize(
     "context",
-    [{}, {"removal_policy": "destroy", "alarm_email": "ops@example.com", "worker_reserved_concurrency": "10"}],
+    [
+        {"stage": "dev"},
+        {"stage": "prod", "alarm_email": "ops@example.com", "worker_reserved_concurrency": "10"},
+        {"stage": "prod", "removal_policy": "destroy", "waf_enabled": "false"},
+    ],
 )
 def test_aws_solutions_checks_pass_with_acknowledged_findings_only(context):
     synth(context, nag=True)  # raises on any unacknowledged finding
@@ -32,8 +36,9 @@ def test_aws_solutions_checks_do_fail_on_a_real_finding():
         app.synth()
 
 
-def test_cfn_lint_finds_no_errors(tmp_path: Path):
-    _, template = synth()
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_cfn_lint_finds_no_errors(tmp_path: Path, stage: str):
+    _, template = synth({"stage": stage})
     template_file = tmp_path / "template.json"
     template_file.write_text(json.dumps(template.to_json()))
     result = subprocess.run(  # noqa: S603  fixed arguments

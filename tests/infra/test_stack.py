@@ -140,7 +140,7 @@ def test_every_function_shares_the_baseline(template: Template):
 def test_log_groups_keep_logs_for_the_configured_days(template: Template):
     groups = template.find_resources("AWS::Logs::LogGroup")
     assert len(groups) == len(HANDLERS) + 1  # one per function and the API's access logs
-    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {365}  # the prod preset
 
 
 def test_worker_timeout_retries_and_on_failure_destination(template: Template):
@@ -334,8 +334,8 @@ def test_stage_throttling_tracing_and_json_access_logs(template: Template):
     assert props["StageName"] == "v1"
     assert props["TracingEnabled"] is True
     [settings] = props["MethodSettings"]
-    assert settings["ThrottlingRateLimit"] == 50
-    assert settings["ThrottlingBurstLimit"] == 100
+    assert settings["ThrottlingRateLimit"] == 100  # the prod preset
+    assert settings["ThrottlingBurstLimit"] == 200
     log_format = json.loads(props["AccessLogSetting"]["Format"])
     assert {"requestId", "status", "integrationLatency", "caller"} <= set(log_format)
 
@@ -473,3 +473,60 @@ def test_alarm_thresholds_are_configurable():
 def test_outputs(template: Template):
     outputs = template.find_outputs("*")
     assert {"ApiUrl", "JobsTableName", "AlarmTopicArn", "DeadLetterQueueUrl"} <= set(outputs)
+
+
+# -- stages and WAF ----------------------------------------------------------------------
+
+
+def test_dev_stage_is_disposable_and_has_no_firewall():
+    _, template = synth({"stage": "dev"})
+    for resource_type in ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Logs::LogGroup"):
+        for resource in template.find_resources(resource_type).values():
+            assert resource["DeletionPolicy"] == "Delete", resource_type
+    assert template.find_resources("AWS::WAFv2::WebACL") == {}
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 1)  # the bucket empties itself on destroy
+    assert {t["Value"] for t in _tags(template) if t["Key"] == "stage"} == {"dev"}
+
+
+def _tags(template: Template) -> list[dict]:
+    [(_, table)] = [
+        t
+        for t in template.find_resources("AWS::DynamoDB::Table").items()
+        if "GlobalSecondaryIndexes" in t[1]["Properties"]
+    ]
+    return list(table["Properties"]["Tags"])
+
+
+def test_prod_stage_is_tagged_and_names_follow_the_stack():
+    assert {"Key": "stage", "Value": "prod"} in _tags(synth({"stage": "prod"})[1])
+
+
+def test_waf_rate_limit_body_limit_and_common_rules_on_the_stage(template: Template):
+    _, acl = only(template, "AWS::WAFv2::WebACL")
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    rules = {rule["Name"]: rule for rule in props["Rules"]}
+    assert list(rules) == ["RateLimitPerIp", "BodyTooLarge", "AWSManagedRulesCommonRuleSet"]
+    rate = rules["RateLimitPerIp"]
+    assert rate["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP"}
+    assert rate["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    size = rules["BodyTooLarge"]["Statement"]["SizeConstraintStatement"]
+    assert (size["ComparisonOperator"], size["Size"]) == ("GT", 65536)
+    assert size["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
+    assert rules["BodyTooLarge"]["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 413
+    # Bodies up to the limit must reach WAF whole, or the size rule could not see them.
+    assert props["AssociationConfig"]["RequestBody"]["API_GATEWAY"]["DefaultSizeInspectionLimit"] == "KB_64"
+    common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    # Its 8 KB body rule would refuse valid jobs; ours (above) enforces the real limit.
+    assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    for body in props["CustomResponseBodies"].values():
+        assert body["ContentType"] == "APPLICATION_JSON" and "message" in json.loads(body["Content"])
+    _, association = only(template, "AWS::WAFv2::WebACLAssociation")
+    stage_id = only(template, "AWS::ApiGateway::Stage")[0]
+    assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
+
+
+def test_bodies_beyond_what_waf_can_inspect_are_left_to_the_submit_function():
+    _, template = synth({"stage": "prod", "max_request_bytes": 200 * 1024, "max_inline_result_bytes": 64 * 1024})
+    _, acl = only(template, "AWS::WAFv2::WebACL")
+    assert "BodyTooLarge" not in {rule["Name"] for rule in acl["Properties"]["Rules"]}

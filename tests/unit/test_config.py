@@ -5,11 +5,31 @@ from stacks.config import AppConfig, ConfigError, default_context
 
 def test_cdk_json_defaults_are_valid():
     config = AppConfig.from_mapping({})
+    assert config.stage == "dev"  # the default stage
     assert config.worker_timeout_seconds == 900
     assert config.max_attempts == config.worker_retry_attempts + 1
-    assert config.removal_policy == "retain"
     assert config.worker_reserved_concurrency is None
     assert config.alarm_email is None
+
+
+@pytest.mark.parametrize(
+    ("stage", "removal", "retention", "level", "rate", "waf"),
+    [("dev", "destroy", 7, "debug", 20, False), ("prod", "retain", 365, "info", 100, True)],
+)
+def test_stage_presets(stage, removal, retention, level, rate, waf):
+    config = AppConfig.from_mapping({"stage": stage})
+    assert (config.removal_policy, config.log_retention_days, config.log_level) == (removal, retention, level)
+    assert (config.api_throttle_rate_limit, config.waf_enabled) == (rate, waf)
+
+
+def test_a_command_line_value_wins_over_the_stage_preset():
+    config = AppConfig.from_mapping({"stage": "prod", "removal_policy": "destroy", "waf_enabled": "false"})
+    assert (config.removal_policy, config.waf_enabled) == ("destroy", False)
+
+
+def test_an_unknown_stage_is_refused():
+    with pytest.raises(ConfigError, match="context 'stage' must be one of dev, prod, got 'qa'"):
+        AppConfig.from_mapping({"stage": "qa"})
 
 
 def test_command_line_strings_are_parsed():
@@ -46,7 +66,7 @@ def test_every_setting_has_a_default_in_cdk_json():
     defaults = default_context()
     from dataclasses import fields
 
-    assert {f.name for f in fields(AppConfig)} <= set(defaults)
+    assert {f.name for f in fields(AppConfig)} - {"stage"} <= set(defaults)
 
 
 def test_every_setting_is_in_cdk_json_and_documented_in_the_readme():

@@ -16,3 +16,10 @@ def submit_request_schema() -> dict[str, Any]:
     """The JSON schema (draft 4, as API Gateway requires) of the ``POST /jobs`` body."""
     schema: dict[str, Any] = json.loads(SUBMIT_REQUEST_SCHEMA_FILE.read_text())
     return schema
+
+
+@cache
+def job_schema() -> dict[str, Any]:
+    """The JSON schema of a job as the API shows it (documentation and tests)."""
+    schema: dict[str, Any] = json.loads((SCHEMA_DIR / "job.json").read_text())
+    return schema

@@ -1,0 +1,43 @@
+"""The OpenAPI document: current, valid, and built from the schemas the code validates with."""
+
+import json
+
+from jobs.schemas import job_schema, submit_request_schema
+from jobs.tasks import REGISTRY
+from stacks.openapi import OPENAPI_FILE, build, render
+
+
+def test_the_committed_document_is_current():
+    assert OPENAPI_FILE.read_text() == render(build()), "docs/openapi.json is stale: run `make openapi`"
+
+
+def test_submit_body_has_one_alternative_per_task_with_its_own_input_schema():
+    alternatives = build()["components"]["schemas"]["SubmitJobRequest"]["oneOf"]
+    assert [a["properties"]["task"]["enum"] for a in alternatives] == [[name] for name in sorted(REGISTRY)]
+    for alternative in alternatives:
+        [name] = alternative["properties"]["task"]["enum"]
+        expected = {k: v for k, v in REGISTRY[name].input_schema.items() if k not in ("$schema", "title")}
+        assert alternative["properties"]["input"] == expected
+        assert alternative["properties"]["task"]["pattern"] == submit_request_schema()["properties"]["task"]["pattern"]
+
+
+def test_job_answers_are_the_schema_the_handler_tests_check():
+    document = build()
+    job = document["components"]["schemas"]["Job"]
+    assert job["properties"] == job_schema()["properties"]
+    assert set(job["properties"]["status"]["enum"]) == {"PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"}
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert operations == {("/jobs", "post"), ("/jobs", "get"), ("/jobs/{job_id}", "get"), ("/jobs/{job_id}", "delete")}
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, answer in operation["responses"].items():
+                if int(status) >= 400:
+                    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_limits_come_from_the_configuration():
+    from stacks.config import AppConfig
+
+    document = build(AppConfig.from_mapping({"max_request_bytes": 4096}))
+    assert document["paths"]["/jobs"]["post"]["requestBody"]["description"] == "At most 4096 bytes"
+    json.dumps(document)  # plain JSON throughout
