@@ -71,6 +71,7 @@ openapi: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PYTHON) -m bench.cold_start
 	$(PYTHON) -m bench.throughput
+	$(PYTHON) -m bench.fault_run
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 async-jobs is running locally (AWS emulated by moto; nothing leaves this machine).
 
   API:   {url}
+  Docs:  {url.rsplit("/", 2)[0]}/openapi.json (OpenAPI 3)
 
   Try, in another terminal in this folder:
          export ASYNC_JOBS_API_URL={url}

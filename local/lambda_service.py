@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local.faults import FaultPlan
 from local.sandbox import Invocation, InvocationResult, Sandbox, error_document
 from local.template import FunctionSpec
 
@@ -40,9 +41,10 @@ class FunctionNotFound(KeyError):
 class FunctionRuntime:
     """The warm sandboxes of one function and the limit on how many run at once."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, environment: dict[str, str], faults: FaultPlan | None = None) -> None:
         self.spec = spec
         self.environment = environment
+        self._faults = faults if faults is not None and faults.applies_to(spec.handler) else None
         self.concurrency = spec.reserved_concurrency or DEFAULT_CONCURRENCY
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._idle: list[Sandbox] = []
@@ -58,7 +60,12 @@ class FunctionRuntime:
             sandbox = self._take_sandbox()
             with self._lock:
                 self._busy.add(sandbox)
-            result = sandbox.invoke(Invocation(request_id, payload, self.spec.timeout_seconds))
+            injected = self._inject_fault(sandbox)
+            try:
+                result = sandbox.invoke(Invocation(request_id, payload, self.spec.timeout_seconds))
+            finally:
+                if injected is not None:
+                    injected.cancel()  # a fault meant for this invocation never hits a later one
             with self._lock:
                 self._busy.discard(sandbox)
                 if sandbox.alive:
@@ -71,6 +78,18 @@ class FunctionRuntime:
         init = f" (init {result.init_ms:.0f} ms)" if result.init_ms is not None else ""
         log.info("%-36s %s %8.1f ms%s %s", self.spec.name, request_id, result.duration_ms, init, status)
         return result
+
+    def _inject_fault(self, sandbox: Sandbox) -> threading.Timer | None:
+        """Crash or freeze the sandbox a moment into the invocation, if the fault plan says so."""
+        if self._faults is None:
+            return None
+        fault, delay = self._faults.pick_invocation_fault()
+        if fault is None:
+            return None
+        timer = threading.Timer(delay, sandbox.signal_kill if fault == "crash" else sandbox.signal_stop)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _take_sandbox(self) -> Sandbox:
         with self._lock:
@@ -137,6 +156,8 @@ class LambdaService:
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="lambda-async", daemon=True)
         self._dispatcher.start()
         self.dead_lettered: list[dict[str, Any]] = []
+        # Events Lambda gave up on (retries used up, or too old), by function: for tests and benchmarks.
+        self.given_up: list[tuple[str, AsyncEvent, str]] = []
 
     def runtime(self, name_or_arn: str) -> FunctionRuntime:
         """The function a logical id, a function name or an ARN (qualified or not) names."""
@@ -222,6 +243,7 @@ class LambdaService:
     def _fail(self, event: AsyncEvent, condition: str, result: InvocationResult | None) -> None:
         runtime = self.functions[event.function]
         record = invocation_record(runtime.spec, event, condition, result)
+        self.given_up.append((event.function, event, condition))
         destination = runtime.spec.on_failure
         log.warning("%s %s failed for good (%s)", event.function, event.request_id, condition)
         if destination is None:

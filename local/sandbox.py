@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import traceback
@@ -171,6 +172,12 @@ class Sandbox:
         """SIGKILL without waiting or reaping: safe from any thread. (is_alive() and join() reap
         the child, and when two threads reap at once one of them may see a dead process as alive.)"""
         self.process.kill()  # a no-op once the process has been reaped
+
+    def signal_stop(self) -> None:
+        """SIGSTOP: the process freezes mid-invocation, as a hung one would (for fault injection)."""
+        if self.process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGSTOP)
 
     def kill(self) -> None:
         if self.process.is_alive():

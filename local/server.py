@@ -29,6 +29,7 @@ from urllib.parse import unquote
 import boto3
 
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
+from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
 from local.template import ACCOUNT_ID, REGION, AppTemplate, Resolver, ScheduleSpec, load
 
@@ -83,8 +84,12 @@ class LocalRuntime:
         retry_base_delay: float = 1.0,
         extra_environment: dict[str, str] | None = None,
         schedule_interval: float | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
-        """``schedule_interval`` replaces every EventBridge rule's rate (tests use seconds)."""
+        """``schedule_interval`` replaces every EventBridge rule's rate (tests use seconds);
+        ``faults`` injects crashes, hangs and DynamoDB throttling (``local/faults.py``)."""
+        self.faults = faults
+        self._throttling_proxy: ThrottlingProxy | None = None
         self.template: AppTemplate = load(cdk_out, stack_name)
         self._schedule_interval = schedule_interval
         self._stopping = Event()
@@ -112,13 +117,17 @@ class LocalRuntime:
         self.lambda_endpoint = f"http://{HOST}:{lambda_server.server_address[1]}"
 
         self._provision()
+        if self.faults is not None and self.faults.throttle > 0:
+            self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults)
         resolver = self._resolver()
         runtimes = {}
         for name, spec in self.template.functions.items():
             environment = {key: str(resolver.resolve(value)) for key, value in spec.environment.items()}
             # Template values win over the runtime's defaults; extra_environment (tools, benchmarks) wins over both.
             merged = {**self._base_environment(spec.name, spec.memory_mb), **environment, **self._extra_environment}
-            runtimes[name] = FunctionRuntime(spec, merged)
+            if self._throttling_proxy is not None and self.faults is not None and self.faults.applies_to(spec.handler):
+                merged["AWS_ENDPOINT_URL_DYNAMODB"] = self._throttling_proxy.url  # boto3's per-service endpoint
+            runtimes[name] = FunctionRuntime(spec, merged, self.faults)
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
@@ -135,6 +144,8 @@ class LocalRuntime:
             self.api.stop()
         if self.lambdas:
             self.lambdas.stop()
+        if self._throttling_proxy:
+            self._throttling_proxy.stop()
         if self._moto:
             self._moto.terminate()
             try:

@@ -1,0 +1,89 @@
+"""Nothing lost, nothing finished twice, under faults: 1,000 jobs through the local runtime
+while 10 % of worker invocations crash, 2 % hang past their timeout and 5 % of the
+worker's DynamoDB requests are throttled (``local/faults.py``; scenario in
+``bench/fault_run.py``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.credentials import Credentials
+
+from bench.fault_run import WORKER_HANDLER, FaultRunReport, prime_count, run_fault_scenario
+from jobs_cli.client import JobsClient
+from local.faults import FaultPlan
+from local.server import LocalRuntime
+
+pytestmark = pytest.mark.e2e
+JOBS = 1000
+
+
+@pytest.fixture(scope="module")
+def plan() -> FaultPlan:
+    return FaultPlan((WORKER_HANDLER,), crash=0.10, hang=0.02, throttle=0.05, seed=2026)
+
+
+@pytest.fixture(scope="module")
+def faulty_runtime(cdk_out: Path, plan: FaultPlan) -> Iterator[LocalRuntime]:
+    quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+    runtime = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, faults=plan, extra_environment=quiet).start()
+    yield runtime
+    runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def report(faulty_runtime: LocalRuntime) -> FaultRunReport:
+    client = JobsClient(faulty_runtime.api_url, credentials=Credentials("FAULTS", "secret"))
+    return run_fault_scenario(faulty_runtime, client, JOBS, timeout=600)
+
+
+def test_the_faults_really_happened(report: FaultRunReport, plan: FaultPlan):
+    counts = plan.counts
+    assert counts["invocations"] > JOBS  # crashed and hung attempts were retried
+    assert counts["crash"] >= 0.05 * JOBS and counts["hang"] >= 5
+    assert counts["throttle"] >= 50  # botocore's retry path ran, again and again
+
+
+def test_every_job_reached_one_terminal_state_with_the_right_result_or_a_reason(report: FaultRunReport):
+    assert set(report.items) == set(report.submitted)  # none lost
+    for job_id, item in report.items.items():
+        status = item["status"]
+        assert status in ("COMPLETED", "FAILED"), (job_id, status)
+        # 0 attempts: every delivery crashed before it could claim the job.
+        assert 0 <= int(item["attempts"]) <= 3
+        assert "active_shard" not in item and "lease_expires_at" not in item  # finished for the reaper too
+        if status == "COMPLETED":
+            limit = report.submitted[job_id]
+            assert json.loads(item["result"]) == {"limit": limit, "prime_count": prime_count(limit)}
+            assert "error_type" not in item and int(item["attempts"]) >= 1
+        else:
+            assert item["error_type"] and item["error_message"], item
+            assert "result" not in item
+    completed = sum(item["status"] == "COMPLETED" for item in report.items.values())
+    assert completed >= 0.98 * JOBS  # a job fails only when all three attempts hit a fault
+
+
+def test_the_dead_letter_queue_holds_exactly_the_jobs_whose_retries_ran_out(report: FaultRunReport):
+    assert sorted(report.dead_lettered) == sorted(report.given_up)
+    for job_id in report.given_up:
+        item = report.items[job_id]
+        # Recorded FAILED by the on-failure destination, unless the last attempt had completed
+        # the job just before its process died.
+        assert item["status"] == "COMPLETED" or item["error_type"] in ("RetriesExhausted", "TimedOut"), item
+    failed = {job_id for job_id, item in report.items.items() if item["status"] == "FAILED"}
+    assert failed <= set(report.given_up) | {j for j in failed if report.items[j]["error_type"] == "TimedOut"}
+
+
+def test_the_reaper_finds_nothing_left_behind(faulty_runtime: LocalRuntime, report: FaultRunReport):
+    assert faulty_runtime.lambdas is not None
+    [reaper] = [n for n, f in faulty_runtime.lambdas.functions.items() if f.spec.handler.endswith("reaper.handler")]
+    result = faulty_runtime.lambdas.invoke(reaper, {"source": "aws.events"})
+    assert result is not None and result.ok
+    assert result.payload == {"failed": [], "cancelled": []}
+    dynamodb = faulty_runtime.aws_client("dynamodb")
+    [table] = [name for name in faulty_runtime.template.tables if "JobsTable" in name]
+    unfinished = dynamodb.scan(TableName=table, IndexName="active-jobs", Select="COUNT")["Count"]
+    assert unfinished == 0
