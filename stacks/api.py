@@ -60,19 +60,25 @@ class JobsApi(Construct):
         super().__init__(scope, construct_id)
         timeout = Duration.seconds(config.api_integration_timeout_seconds)
 
-        submit = PythonFunction(
-            self,
+        def api_function(construct_id: str, handler: str, description: str, **extra: str) -> PythonFunction:
+            """A function behind the API: the integration timeout, API memory, the shared environment."""
+            return PythonFunction(
+                self,
+                construct_id,
+                config=config,
+                handler=handler,
+                description=description,
+                environment={**environment, **extra},
+                timeout=timeout,
+                memory_size=config.api_function_memory_mb,
+            )
+
+        submit = api_function(
             "Submit",
-            config=config,
-            handler="jobs.handlers.submit.handler",
-            description="POST /jobs: stores a job and starts the worker asynchronously",
-            environment={
-                **environment,
-                "IDEMPOTENCY_TABLE_NAME": store.idempotency_table.table_name,
-                "WORKER_FUNCTION_NAME": worker.function_name,
-            },
-            timeout=timeout,
-            memory_size=config.api_function_memory_mb,
+            "jobs.handlers.submit.handler",
+            "POST /jobs: stores a job and starts the worker asynchronously",
+            IDEMPOTENCY_TABLE_NAME=store.idempotency_table.table_name,
+            WORKER_FUNCTION_NAME=worker.function_name,
         )
         self.submit_function = submit.function
         store.grant_jobs(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
@@ -86,29 +92,19 @@ class JobsApi(Construct):
         worker.grant_invoke(self.submit_function)
         submit.acknowledge_invoke_wildcard(worker)
 
-        self.status_function = PythonFunction(
-            self,
+        self.status_function = api_function(
             "Status",
-            config=config,
-            handler="jobs.handlers.status.handler",
-            description="GET /jobs/{job_id} and GET /jobs: a job's status, progress and result; the caller's jobs",
-            environment=environment,
-            timeout=timeout,
-            memory_size=config.api_function_memory_mb,
+            "jobs.handlers.status.handler",
+            "GET /jobs/{job_id} and GET /jobs: a job's status, progress and result; the caller's jobs",
         ).function
         store.grant_jobs(self.status_function, "dynamodb:GetItem")
         store.grant_query_index(self.status_function, OWNER_INDEX)
         store.grant_results(self.status_function, "s3:GetObject")
 
-        self.cancel_function = PythonFunction(
-            self,
+        self.cancel_function = api_function(
             "Cancel",
-            config=config,
-            handler="jobs.handlers.cancel.handler",
-            description="DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
-            environment=environment,
-            timeout=timeout,
-            memory_size=config.api_function_memory_mb,
+            "jobs.handlers.cancel.handler",
+            "DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
         ).function
         store.grant_jobs(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
 
