@@ -148,7 +148,7 @@ def _finish(client: JobsClient, job: dict[str, Any] | None) -> int:
     return EXIT_FAILED
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--status", help="only jobs in this status")
     listing.add_argument("--limit", type=int, default=20, help="jobs per page (1-100)")
     listing.add_argument("--all", action="store_true", help="follow every page")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if not args.api_url:
@@ -208,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # our reader went away (`jobs ... | head`): not the API's fault
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
     except OSError as error:
         print(f"error: cannot reach {args.api_url}: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -75,6 +75,9 @@ def _serve(
     os.environ.clear()
     os.environ.update(environment)
     sys.path.insert(0, code_dir)
+    # Ctrl-C in `make run` reaches the whole process group; the runtime stops its sandboxes
+    # itself, so a sandbox must not die of it with a traceback (Lambda never sends SIGINT).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.chdir(code_dir)
     started = time.monotonic()
     module_name, function_name = handler.rsplit(".", 1)
