@@ -31,7 +31,7 @@ import boto3
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
-from local.template import ACCOUNT_ID, REGION, AppTemplate, Resolver, ScheduleSpec, load
+from local.template import ACCOUNT_ID, REGION, AppTemplate, QueueMappingSpec, Resolver, ScheduleSpec, load
 
 log = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -131,6 +131,11 @@ class LocalRuntime:
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
+        for mapping in self.template.queue_mappings:
+            for poller in range(mapping.max_concurrency):
+                Thread(
+                    target=self._poll_queue, args=(mapping,), name=f"esm-{mapping.queue}-{poller}", daemon=True
+                ).start()
         for schedule in self.template.schedules:
             Thread(target=self._run_schedule, args=(schedule,), name=f"rule-{schedule.logical_id}", daemon=True).start()
         return self
@@ -199,12 +204,20 @@ class LocalRuntime:
         for name in self.template.buckets:
             s3.create_bucket(Bucket=bucket_name(name))
         sqs = self.aws_client("sqs")
-        for name, queue in self.template.queues.items():
-            attributes = {
+        # Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
+        ordered = sorted(self.template.queues.items(), key=lambda item: "RedrivePolicy" in item[1].properties)
+        for name, queue in ordered:
+            attributes: dict[str, str] = {
                 key: str(queue.properties[key])
                 for key in ("MessageRetentionPeriod", "VisibilityTimeout", "DelaySeconds")
                 if key in queue.properties
             }
+            redrive = queue.properties.get("RedrivePolicy")
+            if redrive:
+                dlq = _ref_id(redrive.get("deadLetterTargetArn"))
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": queue_arn(dlq), "maxReceiveCount": int(redrive["maxReceiveCount"])}
+                )
             self.queue_urls[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 
     def _resolver(self) -> Resolver:
@@ -221,7 +234,7 @@ class LocalRuntime:
             attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket_name(name)}"
         for name, url in self.queue_urls.items():
             refs[name] = url
-            attributes[(name, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+            attributes[(name, "Arn")] = queue_arn(name)
             attributes[(name, "QueueName")] = name
         pseudo = {
             "AWS::Region": REGION,
@@ -249,6 +262,42 @@ class LocalRuntime:
             }
             for function in schedule.functions:
                 self.lambdas.invoke_async(function, event)
+
+    def _poll_queue(self, mapping: QueueMappingSpec) -> None:
+        """An SQS event source mapping: receive a batch, invoke the function with it, delete
+        what succeeded (all of it, or all but the reported batch item failures). Messages
+        not deleted come back after the queue's visibility timeout; the queue's redrive
+        policy moves them to its dead-letter queue after ``maxReceiveCount`` receives."""
+        sqs = self.aws_client("sqs")
+        url = self.queue_urls[mapping.queue]
+        arn = queue_arn(mapping.queue)
+        while not self._stopping.is_set():
+            try:
+                batch = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=mapping.batch_size,
+                    WaitTimeSeconds=1,
+                    MessageSystemAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:  # the emulator is stopping or busy: try again
+                if not self._stopping.wait(0.5):
+                    log.debug("receive from %s failed; retrying", mapping.queue, exc_info=True)
+                continue
+            if not batch or self.lambdas is None:
+                continue
+            event = {"Records": [sqs_record(message, arn) for message in batch]}
+            result = self.lambdas.invoke(mapping.function, event)
+            if result is None or not result.ok:
+                continue  # the whole batch comes back after the visibility timeout
+            failed: set[str] = set()
+            if mapping.report_batch_item_failures and isinstance(result.payload, dict):
+                failed = {str(f.get("itemIdentifier")) for f in result.payload.get("batchItemFailures") or []}
+            done = [m for m in batch if m["MessageId"] not in failed]
+            for start in range(0, len(done), 10):
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ]
+                sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
     def _send_to_queue(self, queue: str, body: str) -> None:
         self.aws_client("sqs").send_message(QueueUrl=self.queue_urls[queue], MessageBody=body)
@@ -294,6 +343,33 @@ class LocalRuntime:
         if not result.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
+
+
+def queue_arn(logical_id: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{logical_id}"
+
+
+def _ref_id(value: Any) -> str:
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    raise ValueError(f"expected a Ref or GetAtt, got {value!r}")
+
+
+def sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
+    """One record of the event an SQS event source mapping sends."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": REGION,
+    }
 
 
 def bucket_name(logical_id: str) -> str:

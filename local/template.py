@@ -94,6 +94,17 @@ RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 
 
 @dataclass
+class QueueMappingSpec:
+    """An event source mapping from an SQS queue to a function."""
+
+    queue: str  # logical id
+    function: str  # logical id
+    batch_size: int = 10
+    max_concurrency: int = 2
+    report_batch_item_failures: bool = False
+
+
+@dataclass
 class AppTemplate:
     functions: dict[str, FunctionSpec]
     tables: dict[str, TableSpec]
@@ -102,6 +113,7 @@ class AppTemplate:
     outputs: dict[str, Any]
     schedules: list[ScheduleSpec] = field(default_factory=list)
     buckets: list[str] = field(default_factory=list)  # logical ids
+    queue_mappings: list[QueueMappingSpec] = field(default_factory=list)
 
 
 def _ref(value: Any) -> str | None:
@@ -189,6 +201,19 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
         outputs=template.get("Outputs", {}),
         schedules=_load_schedules(of_type("AWS::Events::Rule"), functions),
         buckets=list(of_type("AWS::S3::Bucket")),
+        queue_mappings=[
+            QueueMappingSpec(
+                queue=queue,
+                function=function,
+                batch_size=int(props.get("BatchSize", 10)),
+                max_concurrency=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
+                report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            )
+            for props in (m["Properties"] for m in of_type("AWS::Lambda::EventSourceMapping").values())
+            if (queue := _ref(props.get("EventSourceArn")) or "") in resources
+            and resources[queue]["Type"] == "AWS::SQS::Queue"
+            and (function := _ref(props.get("FunctionName")) or "") in functions
+        ],
     )
 
 

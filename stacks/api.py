@@ -13,12 +13,12 @@ import json
 
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.job_store import OWNER_INDEX, JobStore
 from stacks.python_function import LAMBDAS_DIR, PythonFunction, acknowledge, log_group
+from stacks.worker import Worker
 
 # GET /jobs query parameters, all optional (checked by the status function).
 LIST_PARAMETERS = ("status", "limit", "next_token")
@@ -54,7 +54,7 @@ class JobsApi(Construct):
         *,
         config: AppConfig,
         store: JobStore,
-        worker: lambda_.IFunction,
+        worker: Worker,
         environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -73,12 +73,16 @@ class JobsApi(Construct):
                 memory_size=config.api_function_memory_mb,
             )
 
+        if worker.jobs_queue is not None:
+            transport = {"DISPATCH": "sqs", "JOBS_QUEUE_URL": worker.jobs_queue.queue_url}
+        else:
+            transport = {"DISPATCH": "lambda", "WORKER_FUNCTION_NAME": worker.function.function_name}
         submit = api_function(
             "Submit",
             "jobs.handlers.submit.handler",
-            "POST /jobs: stores a job and starts the worker asynchronously",
+            "POST /jobs: stores a job and hands it to the worker",
             IDEMPOTENCY_TABLE_NAME=store.idempotency_table.table_name,
-            WORKER_FUNCTION_NAME=worker.function_name,
+            **transport,
         )
         self.submit_function = submit.function
         store.grant_jobs(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
@@ -89,8 +93,11 @@ class JobsApi(Construct):
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
         )
-        worker.grant_invoke(self.submit_function)
-        submit.acknowledge_invoke_wildcard(worker)
+        if worker.jobs_queue is not None:
+            worker.jobs_queue.grant_send_messages(self.submit_function)
+        else:
+            worker.function.grant_invoke(self.submit_function)
+            submit.acknowledge_invoke_wildcard(worker.function)
 
         self.status_function = api_function(
             "Status",

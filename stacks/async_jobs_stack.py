@@ -45,9 +45,7 @@ class AsyncJobsStack(Stack):
             "STUCK_AFTER_SECONDS": str(config.stuck_after_seconds),
         }
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
-        self.api = JobsApi(
-            self, "Api", config=config, store=self.store, worker=self.worker.function, environment=environment
-        )
+        self.api = JobsApi(self, "Api", config=config, store=self.store, worker=self.worker, environment=environment)
         if config.waf_enabled:
             ApiFirewall(self, "Firewall", config=config, stage=self.api.rest_api.deployment_stage)
         self.reaper = Reaper(
@@ -69,7 +67,7 @@ class AsyncJobsStack(Stack):
                 "Status": self.api.status_function,
                 "Cancel": self.api.cancel_function,
                 "Worker": self.worker.function,
-                "OnFailure": self.worker.recorder,
+                **({"OnFailure": self.worker.recorder} if self.worker.recorder is not None else {}),
                 "Reaper": self.reaper.function,
             },
             dead_letter_queue=self.worker.dead_letter_queue,

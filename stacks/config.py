@@ -140,6 +140,7 @@ def _stage(name: str, raw: Any) -> str:
 
 # name -> parser. The order is the order of the README's configuration table.
 PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "dispatch": _choice("lambda", "sqs"),
     "api_stage_name": _stage,
     "api_throttle_rate_limit": _int(1, 10_000),
     "api_throttle_burst_limit": _int(1, 5_000),
@@ -149,6 +150,8 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "worker_reserved_concurrency": _optional_int(1, 10_000),
     "worker_retry_attempts": _int(0, 2),
     "worker_max_event_age_seconds": _int(60, 21_600),
+    "worker_batch_size": _int(1, 10),
+    "worker_max_concurrency": _int(2, 1000),
     "api_function_memory_mb": _int(128, 10_240),
     "job_retention_days": _int(1, 3650),
     "idempotency_window_seconds": _int(60, 7 * 86_400),
@@ -183,6 +186,7 @@ class AppConfig:
     """Validated settings; see ``cdk.json`` for defaults and the README for meanings."""
 
     stage: str
+    dispatch: str
     api_stage_name: str
     api_throttle_rate_limit: int
     api_throttle_burst_limit: int
@@ -192,6 +196,8 @@ class AppConfig:
     worker_reserved_concurrency: int | None
     worker_retry_attempts: int
     worker_max_event_age_seconds: int
+    worker_batch_size: int
+    worker_max_concurrency: int
     api_function_memory_mb: int
     job_retention_days: int
     idempotency_window_seconds: int
@@ -255,11 +261,25 @@ class AppConfig:
         return self.worker_retry_attempts + 1
 
     @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        """``dispatch=sqs``: six times the worker timeout, AWS's guidance for SQS event sources."""
+        return min(43_200, 6 * self.worker_timeout_seconds)
+
+    @property
+    def queue_retention_seconds(self) -> int:
+        """``dispatch=sqs``: long enough for every attempt (each waits out the visibility
+        timeout), and never shorter than ``worker_max_event_age_seconds``."""
+        every_attempt = self.queue_visibility_timeout_seconds * self.max_attempts + self.worker_timeout_seconds
+        return min(1_209_600, max(self.worker_max_event_age_seconds, every_attempt))
+
+    @property
     def stuck_after_seconds(self) -> int:
         """A job unfinished this long after submission will never be finished by a worker:
-        Lambda holds its event at most ``worker_max_event_age_seconds`` (retries included),
+        Lambda holds its event at most ``worker_max_event_age_seconds`` (retries included;
+        with ``dispatch=sqs``, the queue keeps it at most ``queue_retention_seconds``), and
         the last attempt then runs at most ``worker_timeout_seconds``. The reaper ends it."""
-        return self.worker_max_event_age_seconds + self.worker_timeout_seconds + self.reaper_slack_seconds
+        held = self.queue_retention_seconds if self.dispatch == "sqs" else self.worker_max_event_age_seconds
+        return held + self.worker_timeout_seconds + self.reaper_slack_seconds
 
     @property
     def destroy_on_removal(self) -> bool:

@@ -1,5 +1,8 @@
 """The worker: the function that runs jobs, its retries, and where failed events end up.
 
+Two transports (``dispatch``): asynchronous Lambda invocations (``lambda``, the default)
+or an SQS queue with an event source mapping (``sqs``). The job logic is the same.
+
 Failure path: the worker's event-invoke config retries an attempt that raised, crashed or
 timed out; once retries are used up (or the event is older than the maximum age) Lambda
 invokes the on-failure recorder, which marks the job FAILED and puts the record in an
@@ -9,7 +12,9 @@ encrypted, TLS-only dead-letter queue. The recorder's own failures go to the sam
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -43,7 +48,32 @@ class Worker(Construct):
             "This queue is the dead-letter queue; it needs none of its own.",
         )
 
-        self.recorder = PythonFunction(
+        if config.dispatch == "sqs":
+            self._queue_worker(config, store, environment)
+        else:
+            self._async_worker(config, store, environment)
+        store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        store.grant_results(self.function, "s3:PutObject")
+
+    def _worker_function(
+        self, config: AppConfig, environment: dict[str, str], handler: str, description: str
+    ) -> PythonFunction:
+        return PythonFunction(
+            self,
+            "Worker",
+            config=config,
+            handler=handler,
+            description=description,
+            environment=environment,
+            timeout=Duration.seconds(config.worker_timeout_seconds),
+            memory_size=config.worker_memory_mb,
+            reserved_concurrency=config.worker_reserved_concurrency,
+        )
+
+    def _async_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
+        """``dispatch=lambda``: asynchronous invocations, Lambda's retries, an on-failure recorder."""
+        self.jobs_queue: sqs.Queue | None = None
+        self.recorder: lambda_.IFunction | None = PythonFunction(
             self,
             "OnFailure",
             config=config,
@@ -61,16 +91,8 @@ class Worker(Construct):
         self.dead_letter_queue.grant_send_messages(self.recorder)
         store.grant_jobs(self.recorder, "dynamodb:UpdateItem")
 
-        worker = PythonFunction(
-            self,
-            "Worker",
-            config=config,
-            handler="jobs.handlers.worker.handler",
-            description="Runs one long-running job per asynchronous invocation",
-            environment=environment,
-            timeout=Duration.seconds(config.worker_timeout_seconds),
-            memory_size=config.worker_memory_mb,
-            reserved_concurrency=config.worker_reserved_concurrency,
+        worker = self._worker_function(
+            config, environment, "jobs.handlers.worker.handler", "Runs one long-running job per asynchronous invocation"
         )
         self.function = worker.function
         self.function.configure_async_invoke(
@@ -79,5 +101,36 @@ class Worker(Construct):
             on_failure=destinations.LambdaDestination(self.recorder, response_only=False),
         )
         worker.acknowledge_invoke_wildcard(self.recorder)  # the destination invokes the recorder
-        store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        store.grant_results(self.function, "s3:PutObject")
+
+    def _queue_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
+        """``dispatch=sqs``: the jobs queue, consumed through an event source mapping.
+
+        Visibility timeout six times the function timeout (AWS's guidance for SQS event
+        sources, so a message is not redelivered while a retried batch may still run);
+        redrive to the dead-letter queue after ``max_attempts`` receives; messages kept long
+        enough for every attempt (``AppConfig.queue_retention_seconds``)."""
+        self.recorder = None
+        self.jobs_queue = sqs.Queue(
+            self,
+            "JobsQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(config.queue_visibility_timeout_seconds),
+            retention_period=Duration.seconds(config.queue_retention_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=config.max_attempts),
+            removal_policy=config.removal,
+        )
+        self.function = self._worker_function(
+            config,
+            environment,
+            "jobs.handlers.queue_worker.handler",
+            "Runs the long-running jobs of the queue messages it receives",
+        ).function
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.jobs_queue,
+                batch_size=config.worker_batch_size,
+                max_concurrency=config.worker_max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )

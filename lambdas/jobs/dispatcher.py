@@ -1,4 +1,6 @@
-"""Hands a stored job to the worker function: one asynchronous Lambda invocation."""
+"""Hands a stored job to the worker: one asynchronous Lambda invocation (``dispatch=lambda``)
+or one message on the jobs queue (``dispatch=sqs``). Either way the job is already stored;
+only the transport differs."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_sqs import SQSClient
+
+    from jobs.settings import Settings
 
 
 class DispatchError(Exception):
@@ -36,3 +41,26 @@ class LambdaDispatcher:
             raise DispatchError(str(error)) from error
         if response.get("StatusCode") != 202:
             raise DispatchError(f"unexpected status {response.get('StatusCode')} from Invoke")
+
+
+class QueueDispatcher:
+    """Sends the job to the jobs queue; the worker consumes it through an event source
+    mapping, and the queue's redrive policy dead-letters it after the last attempt."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client or boto3.client("sqs")
+
+    def dispatch(self, job_id: str, correlation_id: str | None) -> None:
+        payload = {"job_id": job_id, "correlation_id": correlation_id}
+        try:
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps(payload))
+        except (ClientError, BotoCoreError) as error:
+            raise DispatchError(str(error)) from error
+
+
+def dispatcher_for(settings: Settings) -> LambdaDispatcher | QueueDispatcher:
+    """The dispatcher the deployment chose (``DISPATCH``: ``lambda`` or ``sqs``)."""
+    if settings.dispatch == "sqs":
+        return QueueDispatcher(settings.require("jobs_queue_url"))
+    return LambdaDispatcher(settings.require("worker_function_name"))

@@ -29,6 +29,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "")
     if not value:
@@ -43,6 +50,8 @@ class Settings:
     jobs_table_name: str
     idempotency_table_name: str | None
     worker_function_name: str | None
+    dispatch: str
+    jobs_queue_url: str | None
     dead_letter_queue_url: str | None
     job_retention_seconds: int
     max_attempts: int
@@ -64,6 +73,8 @@ class Settings:
             jobs_table_name=_required(env, "JOBS_TABLE_NAME"),
             idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
             worker_function_name=env.get("WORKER_FUNCTION_NAME") or None,
+            dispatch=_choice(env, "DISPATCH", "lambda", ("lambda", "sqs")),
+            jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
             job_retention_seconds=_int(env, "JOB_RETENTION_SECONDS", 7 * 86400, 3600, 3650 * 86400),
             max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 3),

@@ -21,6 +21,8 @@ from tests.infra.conftest import synth
         {"stage": "dev"},
         {"stage": "prod", "alarm_email": "ops@example.com", "worker_reserved_concurrency": "10"},
         {"stage": "prod", "removal_policy": "destroy", "waf_enabled": "false"},
+        {"stage": "dev", "dispatch": "sqs"},
+        {"stage": "prod", "dispatch": "sqs"},
     ],
 )
 def test_aws_solutions_checks_pass_with_acknowledged_findings_only(context):

@@ -530,3 +530,47 @@ def test_bodies_beyond_what_waf_can_inspect_are_left_to_the_submit_function():
     _, template = synth({"stage": "prod", "max_request_bytes": 200 * 1024, "max_inline_result_bytes": 64 * 1024})
     _, acl = only(template, "AWS::WAFv2::WebACL")
     assert "BodyTooLarge" not in {rule["Name"] for rule in acl["Properties"]["Rules"]}
+
+
+# -- dispatch=sqs ------------------------------------------------------------------------
+
+
+def test_sqs_dispatch_queue_event_source_and_least_privilege():
+    _, template = synth({"dispatch": "sqs"})
+    queues = template.find_resources("AWS::SQS::Queue")
+    [(queue_id, queue)] = [(k, q) for k, q in queues.items() if "RedrivePolicy" in q["Properties"]]
+    props = queue["Properties"]
+    assert props["SqsManagedSseEnabled"] is True
+    assert props["VisibilityTimeout"] == 6 * 900  # six times the worker timeout
+    assert props["RedrivePolicy"]["maxReceiveCount"] == 3  # one receive per attempt
+    assert props["MessageRetentionPeriod"] >= 3 * 6 * 900  # every attempt fits
+    [(_, mapping)] = template.find_resources("AWS::Lambda::EventSourceMapping").items()
+    mapping_props = mapping["Properties"]
+    assert mapping_props["BatchSize"] == 1
+    assert mapping_props["ScalingConfig"] == {"MaximumConcurrency": 10}
+    assert mapping_props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping_props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
+    assert "jobs.handlers.queue_worker.handler" in handlers
+    assert HANDLERS["on_failure"] not in handlers and HANDLERS["worker"] not in handlers
+    template.resource_count_is("AWS::Lambda::EventInvokeConfig", 0)
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    submit = _policy_of(template, HANDLERS["submit"])
+    assert "lambda:InvokeFunction" not in _actions(submit)
+    [send] = [s for s in submit if "sqs:SendMessage" in json.dumps(s["Action"])]
+    assert send["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    worker = _actions(_policy_of(template, "jobs.handlers.queue_worker.handler")) - xray
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "dynamodb:UpdateItem", "s3:PutObject"} <= worker
+    submit_env = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["submit"]})[1]["Properties"]
+    variables = submit_env["Environment"]["Variables"]
+    assert variables["DISPATCH"] == "sqs" and "JOBS_QUEUE_URL" in variables and "WORKER_FUNCTION_NAME" not in variables
+
+
+def test_sqs_dispatch_deadline_covers_the_queue_retention():
+    from stacks.config import AppConfig
+
+    config = AppConfig.from_mapping({"dispatch": "sqs"})
+    assert config.stuck_after_seconds == config.queue_retention_seconds + 900 + 300
+    _, template = synth({"dispatch": "sqs"})
+    reaper = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["reaper"]})[1]
+    assert reaper["Properties"]["Environment"]["Variables"]["STUCK_AFTER_SECONDS"] == str(config.stuck_after_seconds)

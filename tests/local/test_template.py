@@ -37,3 +37,29 @@ def test_rate_rules_targeting_functions_are_scheduled(tmp_path: Path):
     assert schedules["Hourly"].interval_seconds == 3600
     assert schedules["Elsewhere"].functions == []  # only function targets are invoked locally
     assert schedules["EveryFive"].arn.endswith(":rule/EveryFive")
+
+
+def test_sqs_event_source_mappings_are_read(tmp_path: Path):
+    write_template(tmp_path, {})
+    template_file = tmp_path / "AsyncJobs.template.json"
+    template = json.loads(template_file.read_text())
+    template["Resources"]["JobsQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
+    template["Resources"]["Mapping"] = {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {
+            "EventSourceArn": {"Fn::GetAtt": ["JobsQueue", "Arn"]},
+            "FunctionName": {"Ref": "ReaperFn"},
+            "BatchSize": 1,
+            "ScalingConfig": {"MaximumConcurrency": 4},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    }
+    template_file.write_text(json.dumps(template))
+    [mapping] = load(tmp_path).queue_mappings
+    assert (mapping.queue, mapping.function, mapping.batch_size, mapping.max_concurrency) == (
+        "JobsQueue",
+        "ReaperFn",
+        1,
+        4,
+    )
+    assert mapping.report_batch_item_failures

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
 from jobs.api import ApiError, build_resolver, caller_identity, job_url, json_response
-from jobs.dispatcher import LambdaDispatcher
+from jobs.dispatcher import dispatcher_for
 from jobs.observability import logger, metrics, tracer
 from jobs.repository import JobRepository
 from jobs.schemas import submit_request_schema
@@ -27,7 +27,7 @@ from jobs.settings import Settings
 settings = Settings.from_env()
 service = JobService(
     JobRepository.from_settings(settings),
-    LambdaDispatcher(settings.require("worker_function_name")),
+    dispatcher_for(settings),
 )
 app = build_resolver(settings.retry_after_seconds)
 

@@ -8,6 +8,7 @@ own tasks go in ``jobs.tasks``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +18,7 @@ from jobs.model import is_job_id
 from jobs.observability import logger, metrics, tracer
 from jobs.repository import JobRepository
 from jobs.results import S3ResultStore
-from jobs.runner import AttemptFailed, JobRunner, Outcome
+from jobs.runner import AttemptFailed, JobRunner, Outcome, RunReport
 from jobs.settings import Settings
 from jobs.tasks import REGISTRY
 
@@ -44,9 +45,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error("worker event without a valid job_id", extra={"event": event})
         return {"outcome": Outcome.SKIPPED.value}
     logger.set_correlation_id(event.get("correlation_id"))
+    # Lambda keeps the request id across its retries of one event: that is the attempt id.
+    report = run_job(job_id, context.aws_request_id, lambda: context.get_remaining_time_in_millis() / 1000)
+    return {"job_id": job_id, "outcome": report.outcome.value}
+
+
+def run_job(job_id: str, attempt_id: str, remaining_seconds: Callable[[], float]) -> RunReport:
+    """Run one delivery of a job and count its outcome; shared by every dispatch variant.
+
+    Raises :class:`AttemptFailed` when the attempt should be retried by the transport
+    (Lambda's async retries, or the queue's redelivery)."""
     tracer.put_annotation("job_id", job_id)
     try:
-        report = runner.run(job_id, context.aws_request_id, lambda: context.get_remaining_time_in_millis() / 1000)
+        report = runner.run(job_id, attempt_id, remaining_seconds)
     except AttemptFailed as failure:
         metrics.add_metric(name="AttemptsFailed", unit=MetricUnit.Count, value=1)
         if failure.final:
@@ -60,4 +71,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
     if report.outcome is not Outcome.SKIPPED:
         metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=report.duration_seconds * 1000)
-    return {"job_id": job_id, "outcome": report.outcome.value}
+    return report

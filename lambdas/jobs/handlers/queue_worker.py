@@ -1,0 +1,54 @@
+"""The worker for ``dispatch=sqs``: runs the jobs of a batch of queue messages.
+
+An event source mapping delivers messages from the jobs queue. Each message is one
+delivery of one job; its message id stays the same across redeliveries, so it is the
+attempt id, exactly as Lambda's request id is for ``dispatch=lambda``. A message whose
+attempt should be retried is reported as a batch item failure (Powertools batch
+utility): it becomes visible again after the queue's visibility timeout, and the redrive
+policy moves it to the dead-letter queue after the last attempt. The rest of the batch
+is deleted. The job logic is the same as the Lambda-dispatched worker's (``run_job``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs.handlers.worker import run_job
+from jobs.model import is_job_id
+from jobs.observability import logger, metrics, tracer
+
+# A batch whose every message must be retried is still a normal answer (all of them as
+# batch item failures), not a function error that would set off the Errors alarm.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _record_handler(record: SQSRecord, context: LambdaContext) -> None:
+    try:
+        message = json.loads(record.body)
+    except ValueError:
+        message = None
+    job_id = message.get("job_id") if isinstance(message, dict) else None
+    if not isinstance(job_id, str) or not is_job_id(job_id):
+        # Redelivering a malformed message cannot help: acknowledge it (it is logged).
+        logger.error("queue message without a valid job_id", extra={"message_id": record.message_id})
+        return
+    logger.set_correlation_id(message.get("correlation_id") if isinstance(message, dict) else None)
+    run_job(job_id, record.message_id, lambda: context.get_remaining_time_in_millis() / 1000)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event,
+        record_handler=lambda record: _record_handler(record, context),
+        processor=processor,
+        context=context,
+    )
+    return dict(response)  # {"batchItemFailures": [{"itemIdentifier": <message id>}, ...]}
