@@ -88,9 +88,18 @@ class JobsClient:
         except urllib.error.HTTPError as error:
             return Response(error.code, dict(error.headers), _json(error.read()))
 
-    def submit(self, task: str, task_input: dict[str, Any], idempotency_key: str | None = None) -> Response:
+    def submit(
+        self,
+        task: str,
+        task_input: dict[str, Any],
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Response:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self.request("POST", "jobs", {"task": task, "input": task_input}, headers)
+        body: dict[str, Any] = {"task": task, "input": task_input}
+        if callback_url:
+            body["callback_url"] = callback_url
+        return self.request("POST", "jobs", body, headers)
 
     def status(self, job_id: str) -> Response:
         return self.request("GET", f"jobs/{job_id}")

@@ -100,14 +100,19 @@ def _retry_after(response: Response, default: float) -> float:
 
 
 def submit_job(
-    client: JobsClient, task: str, task_input: dict[str, Any], idempotency_key: str | None, sleep: Any = time.sleep
+    client: JobsClient,
+    task: str,
+    task_input: dict[str, Any],
+    idempotency_key: str | None,
+    sleep: Any = time.sleep,
+    callback_url: str | None = None,
 ) -> dict[str, Any]:
     """Submit, retrying throttling and brief unavailability. Every attempt carries the same
     Idempotency-Key (one is made up when none is given), so a retry never creates a second job."""
     key = idempotency_key or str(uuid.uuid4())
     delays = backoff_delays(1.0)
     for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-        response = client.submit(task, task_input, key)
+        response = client.submit(task, task_input, key, callback_url)
         if response.status not in TRANSIENT or attempt == SUBMIT_ATTEMPTS:
             break
         sleep(max(_retry_after(response, default=0), next(delays)))
@@ -161,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("task")
     submit.add_argument("--input", default="{}", help="the task's input as a JSON object")
     submit.add_argument("--idempotency-key", help="make retries of this submission safe (default: a fresh one)")
+    submit.add_argument("--callback-url", help="https URL to POST the finished job to (signed webhook)")
     submit.add_argument("--wait", action="store_true", help="follow the job to the end with a progress bar")
     submit.add_argument("--timeout", type=float, default=3600)
     status = commands.add_parser("status", help="show a job")
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 task_input = json.loads(args.input)
             except ValueError as error:
                 parser.error(f"--input is not valid JSON: {error}")
-            job = submit_job(client, args.task, task_input, args.idempotency_key)
+            job = submit_job(client, args.task, task_input, args.idempotency_key, callback_url=args.callback_url)
             print(job["job_id"] if args.wait else json.dumps(job, indent=2))
             if not args.wait:
                 return EXIT_OK

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from local.server import LocalRuntime
-from local.template import TemplateNotFound, find_stack
+from local.template import TemplateNotFound, UnsupportedTemplate, find_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runtime = LocalRuntime(args.cdk_out, port=args.port, stack_name=stack, default_identity=args.default_identity)
         runtime.start()
+    except UnsupportedTemplate as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             print(f"error: port {args.port} is already in use; free it or run with PORT=<other port>", file=sys.stderr)

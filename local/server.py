@@ -1,10 +1,11 @@
 """The local runtime: the synthesized app served on 127.0.0.1 with AWS emulated.
 
-moto's server plays DynamoDB, SQS and the other AWS APIs the handlers call; this module
-creates the template's tables and queues in it, serves Lambda's ``Invoke`` API itself,
-and puts each REST API stage on ``PORT``. The handlers run unchanged: they only see
-environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_LAMBDA``) that point boto3
-at the emulated endpoints.
+moto's server plays DynamoDB (with streams), SQS, S3, Secrets Manager and the other AWS
+APIs the handlers call; this module creates the template's tables, queues, buckets and
+secrets in it, serves Lambda's ``Invoke`` API itself, plays the event source mappings
+(SQS queues, DynamoDB streams) and scheduled rules, and puts each REST API stage on
+``PORT``. The handlers run unchanged: they only see environment variables
+(``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_LAMBDA``) that point boto3 at the emulated endpoints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -29,9 +31,20 @@ from urllib.parse import unquote
 import boto3
 
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
+from local.event_filter import passes
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
-from local.template import ACCOUNT_ID, REGION, AppTemplate, QueueMappingSpec, Resolver, ScheduleSpec, load
+from local.template import (
+    ACCOUNT_ID,
+    REGION,
+    AppTemplate,
+    QueueMappingSpec,
+    Resolver,
+    ScheduleSpec,
+    StreamMappingSpec,
+    UnsupportedTemplate,
+    load,
+)
 
 log = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -39,6 +52,9 @@ HOST = "127.0.0.1"
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 # Credentials the emulated services accept; real ones never leave this machine.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "LOCALRUNTIME", "AWS_SECRET_ACCESS_KEY": "local"}
+# Here the only network is loopback: webhook callbacks may go to http and private
+# addresses (a deployed stack allows neither; see lambdas/jobs/callbacks.py).
+LOCAL_CALLBACK_POLICY = {"CALLBACK_REQUIRE_HTTPS": "false", "CALLBACK_ALLOW_PRIVATE_NETWORKS": "true"}
 
 
 class _Server(ThreadingHTTPServer):
@@ -91,6 +107,12 @@ class LocalRuntime:
         self.faults = faults
         self._throttling_proxy: ThrottlingProxy | None = None
         self.template: AppTemplate = load(cdk_out, stack_name)
+        if self.template.state_machines:
+            raise UnsupportedTemplate(
+                "dispatch=stepfunctions runs jobs on AWS Step Functions, which the local runtime does not "
+                "emulate; synthesize with dispatch=lambda or sqs to run locally (tests/handlers/test_steps.py "
+                "runs the workflow's steps)"
+            )
         self._schedule_interval = schedule_interval
         self._stopping = Event()
         self._port = port
@@ -102,6 +124,8 @@ class LocalRuntime:
         self.api: LocalRestApi | None = None
         self.lambdas: LambdaService | None = None
         self.queue_urls: dict[str, str] = {}
+        self.stream_arns: dict[str, str] = {}
+        self.secret_arns: dict[str, str] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -136,6 +160,8 @@ class LocalRuntime:
                 Thread(
                     target=self._poll_queue, args=(mapping,), name=f"esm-{mapping.queue}-{poller}", daemon=True
                 ).start()
+        for stream in self.template.stream_mappings:
+            Thread(target=self._poll_stream, args=(stream,), name=f"esm-{stream.table}", daemon=True).start()
         for schedule in self.template.schedules:
             Thread(target=self._run_schedule, args=(schedule,), name=f"rule-{schedule.logical_id}", daemon=True).start()
         return self
@@ -194,12 +220,20 @@ class LocalRuntime:
             # No X-Ray daemon here: Tracer stays off, as under SAM local.
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
+            **LOCAL_CALLBACK_POLICY,
         }
 
     def _provision(self) -> None:
         dynamodb = self.aws_client("dynamodb")
         for name, table in self.template.tables.items():
             create_table(dynamodb, name, table.properties)
+            stream = dynamodb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
+            if stream:
+                self.stream_arns[name] = stream
+        secretsmanager = self.aws_client("secretsmanager")
+        for name, properties in self.template.secrets.items():
+            value = properties.get("SecretString") or secrets.token_urlsafe(48)  # as GenerateSecretString would
+            self.secret_arns[name] = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
         s3 = self.aws_client("s3")
         for name in self.template.buckets:
             s3.create_bucket(Bucket=bucket_name(name))
@@ -229,6 +263,10 @@ class LocalRuntime:
         for name in self.template.tables:
             refs[name] = name
             attributes[(name, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        for name, arn in self.stream_arns.items():
+            attributes[(name, "StreamArn")] = arn
+        for name, arn in self.secret_arns.items():
+            refs[name] = arn  # a secret's Ref is its ARN
         for name in self.template.buckets:
             refs[name] = bucket_name(name)
             attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket_name(name)}"
@@ -298,6 +336,55 @@ class LocalRuntime:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
                 ]
                 sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+    def _poll_stream(self, mapping: StreamMappingSpec) -> None:
+        """A DynamoDB stream event source mapping: read the shard in order, drop records the
+        filter criteria reject, invoke the function with batches of the rest. A failed batch
+        is retried (from the first reported batch item failure, if the function reports
+        them) up to the mapping's retry limit; then a pointer to it goes to the on-failure
+        queue and reading goes on, as in AWS."""
+        streams = self.aws_client("dynamodbstreams")
+        arn = self.stream_arns[mapping.table]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard, ShardIteratorType=mapping.starting_position
+        )["ShardIterator"]
+        while not self._stopping.is_set():
+            try:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            except Exception:  # the emulator is stopping or busy: try again
+                if not self._stopping.wait(0.5):
+                    log.debug("reading the stream of %s failed; retrying", mapping.table, exc_info=True)
+                continue
+            iterator = page["NextShardIterator"]
+            records = [stream_record(record, arn) for record in page.get("Records", [])]
+            wanted = [record for record in records if passes(mapping.filters, record)]
+            for start in range(0, len(wanted), mapping.batch_size):
+                self._deliver_stream_batch(mapping, wanted[start : start + mapping.batch_size], shard, arn)
+            if not records:
+                self._stopping.wait(0.2)
+
+    def _deliver_stream_batch(
+        self, mapping: StreamMappingSpec, batch: list[dict[str, Any]], shard: str, arn: str
+    ) -> None:
+        retries = 0
+        while batch and not self._stopping.is_set() and self.lambdas is not None:
+            result = self.lambdas.invoke(mapping.function, {"Records": batch})
+            if result is not None and result.ok:
+                failed = []
+                if mapping.report_batch_item_failures and isinstance(result.payload, dict):
+                    failed = [str(f.get("itemIdentifier")) for f in result.payload.get("batchItemFailures") or []]
+                if not failed:
+                    return
+                first = min(int(sequence) for sequence in failed)
+                batch = [r for r in batch if int(r["dynamodb"]["SequenceNumber"]) >= first]
+            retries += 1
+            if 0 <= mapping.max_retry_attempts < retries:
+                log.warning("stream batch for %s given up after %d retries", mapping.function, retries - 1)
+                if mapping.on_failure in self.queue_urls:
+                    self._send_to_queue(mapping.on_failure, json.dumps(stream_failure(batch, shard, arn)))
+                return
+            self._stopping.wait(self._retry_base_delay * retries)
 
     def _send_to_queue(self, queue: str, body: str) -> None:
         self.aws_client("sqs").send_message(QueueUrl=self.queue_urls[queue], MessageBody=body)
@@ -372,6 +459,30 @@ def sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
     }
 
 
+def stream_record(record: dict[str, Any], arn: str) -> dict[str, Any]:
+    """A stream record as the event source mapping hands it to a function (JSON-ready)."""
+    dynamodb = dict(record["dynamodb"])
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {**record, "dynamodb": dynamodb, "eventSourceARN": arn}
+
+
+def stream_failure(batch: list[dict[str, Any]], shard: str, arn: str) -> dict[str, Any]:
+    """The on-failure destination's message for a stream batch: where to find its records."""
+    sequences = [r["dynamodb"]["SequenceNumber"] for r in batch]
+    return {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": min(sequences, key=int),
+            "endSequenceNumber": max(sequences, key=int),
+            "batchSize": len(batch),
+            "streamArn": arn,
+        },
+    }
+
+
 def bucket_name(logical_id: str) -> str:
     """A valid S3 bucket name for a template bucket (lower case, at most 63 characters)."""
     return logical_id.lower()[:63]
@@ -390,6 +501,8 @@ def create_table(dynamodb: Any, name: str, properties: dict[str, Any]) -> None:
             {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
             for index in properties["GlobalSecondaryIndexes"]
         ]
+    if properties.get("StreamSpecification"):
+        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
     dynamodb.create_table(**request)
     ttl = properties.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):

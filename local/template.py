@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.event_filter import parse_filters
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
@@ -105,6 +107,20 @@ class QueueMappingSpec:
 
 
 @dataclass
+class StreamMappingSpec:
+    """An event source mapping from a DynamoDB table's stream to a function."""
+
+    table: str  # logical id
+    function: str  # logical id
+    batch_size: int = 100
+    starting_position: str = "TRIM_HORIZON"
+    max_retry_attempts: int = -1  # -1: until the record expires, as in AWS
+    report_batch_item_failures: bool = False
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    on_failure: str | None = None  # logical id of a queue
+
+
+@dataclass
 class AppTemplate:
     functions: dict[str, FunctionSpec]
     tables: dict[str, TableSpec]
@@ -114,6 +130,9 @@ class AppTemplate:
     schedules: list[ScheduleSpec] = field(default_factory=list)
     buckets: list[str] = field(default_factory=list)  # logical ids
     queue_mappings: list[QueueMappingSpec] = field(default_factory=list)
+    stream_mappings: list[StreamMappingSpec] = field(default_factory=list)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> properties
+    state_machines: list[str] = field(default_factory=list)  # logical ids (not emulated)
 
 
 def _ref(value: Any) -> str | None:
@@ -143,6 +162,10 @@ def _referenced_ids(value: Any) -> list[str]:
 
 class TemplateNotFound(FileNotFoundError):
     pass
+
+
+class UnsupportedTemplate(ValueError):
+    """The template needs something the local runtime does not emulate."""
 
 
 def find_stack(cdk_out: Path) -> str:
@@ -214,6 +237,24 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
             and resources[queue]["Type"] == "AWS::SQS::Queue"
             and (function := _ref(props.get("FunctionName")) or "") in functions
         ],
+        stream_mappings=[
+            StreamMappingSpec(
+                table=table,
+                function=function,
+                batch_size=int(props.get("BatchSize", 100)),
+                starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+                max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+                report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                filters=parse_filters(props),
+                on_failure=_ref(props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")),
+            )
+            for props in (m["Properties"] for m in of_type("AWS::Lambda::EventSourceMapping").values())
+            if (table := _ref(props.get("EventSourceArn")) or "") in resources
+            and resources[table]["Type"] == "AWS::DynamoDB::Table"
+            and (function := _ref(props.get("FunctionName")) or "") in functions
+        ],
+        secrets={k: v.get("Properties", {}) for k, v in of_type("AWS::SecretsManager::Secret").items()},
+        state_machines=list(of_type("AWS::StepFunctions::StateMachine")),
     )
 
 

@@ -73,16 +73,12 @@ class JobsApi(Construct):
                 memory_size=config.api_function_memory_mb,
             )
 
-        if worker.jobs_queue is not None:
-            transport = {"DISPATCH": "sqs", "JOBS_QUEUE_URL": worker.jobs_queue.queue_url}
-        else:
-            transport = {"DISPATCH": "lambda", "WORKER_FUNCTION_NAME": worker.function.function_name}
         submit = api_function(
             "Submit",
             "jobs.handlers.submit.handler",
             "POST /jobs: stores a job and hands it to the worker",
             IDEMPOTENCY_TABLE_NAME=store.idempotency_table.table_name,
-            **transport,
+            **worker.dispatch_environment(),
         )
         self.submit_function = submit.function
         store.grant_jobs(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
@@ -93,11 +89,7 @@ class JobsApi(Construct):
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
         )
-        if worker.jobs_queue is not None:
-            worker.jobs_queue.grant_send_messages(self.submit_function)
-        else:
-            worker.function.grant_invoke(self.submit_function)
-            submit.acknowledge_invoke_wildcard(worker.function)
+        worker.grant_dispatch(submit)
 
         self.status_function = api_function(
             "Status",

@@ -8,6 +8,7 @@ from aws_cdk import Acknowledgment, Annotations, CfnOutput, Stack, Tags, Validat
 from constructs import Construct
 
 from stacks.api import JobsApi
+from stacks.callbacks import Callbacks
 from stacks.config import AppConfig
 from stacks.firewall import ApiFirewall
 from stacks.job_store import JobStore
@@ -43,6 +44,8 @@ class AsyncJobsStack(Stack):
             "TIMEOUT_MARGIN_SECONDS": str(timeout_margin_seconds(config.worker_timeout_seconds)),
             "IDEMPOTENCY_WINDOW_SECONDS": str(config.idempotency_window_seconds),
             "STUCK_AFTER_SECONDS": str(config.stuck_after_seconds),
+            "CALLBACK_MAX_ATTEMPTS": str(config.callback_max_attempts),
+            "CALLBACK_TIMEOUT_SECONDS": str(config.callback_timeout_seconds),
         }
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
         self.api = JobsApi(self, "Api", config=config, store=self.store, worker=self.worker, environment=environment)
@@ -51,6 +54,14 @@ class AsyncJobsStack(Stack):
         self.reaper = Reaper(
             self,
             "Reaper",
+            config=config,
+            store=self.store,
+            environment=environment,
+            dead_letter_queue=self.worker.dead_letter_queue,
+        )
+        self.callbacks = Callbacks(
+            self,
+            "Callbacks",
             config=config,
             store=self.store,
             environment=environment,
@@ -69,6 +80,8 @@ class AsyncJobsStack(Stack):
                 "Worker": self.worker.function,
                 **({"OnFailure": self.worker.recorder} if self.worker.recorder is not None else {}),
                 "Reaper": self.reaper.function,
+                "Callbacks": self.callbacks.function,
+                **self.worker.step_functions(),
             },
             dead_letter_queue=self.worker.dead_letter_queue,
         )
@@ -82,6 +95,14 @@ class AsyncJobsStack(Stack):
         CfnOutput(self, "JobsTableName", value=self.store.jobs_table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.worker.dead_letter_queue.queue_url)
+        if self.worker.workflow is not None:
+            CfnOutput(self, "StateMachineArn", value=self.worker.workflow.state_machine.state_machine_arn)
+        CfnOutput(
+            self,
+            "CallbackSecretArn",
+            value=self.callbacks.signing_secret.secret_arn,
+            description="Secrets Manager secret whose value signs webhook callbacks (X-Async-Jobs-Signature)",
+        )
         self._suppress_accepted_findings()
 
     def _suppress_accepted_findings(self) -> None:

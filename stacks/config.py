@@ -140,7 +140,7 @@ def _stage(name: str, raw: Any) -> str:
 
 # name -> parser. The order is the order of the README's configuration table.
 PARSERS: dict[str, Callable[[str, Any], Any]] = {
-    "dispatch": _choice("lambda", "sqs"),
+    "dispatch": _choice("lambda", "sqs", "stepfunctions"),
     "api_stage_name": _stage,
     "api_throttle_rate_limit": _int(1, 10_000),
     "api_throttle_burst_limit": _int(1, 5_000),
@@ -174,6 +174,8 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "alarm_evaluation_periods": _int(1, 100),
     "reaper_interval_minutes": _int(1, 1440),
     "reaper_slack_seconds": _int(0, 86_400),
+    "callback_max_attempts": _int(1, 10),
+    "callback_timeout_seconds": _int(1, 60),
     "waf_enabled": _bool,
     "waf_rate_limit_per_5_minutes": _int(10, 2_000_000_000),
     "powertools_layer_version": _int(1, 10_000),
@@ -220,6 +222,8 @@ class AppConfig:
     alarm_evaluation_periods: int
     reaper_interval_minutes: int
     reaper_slack_seconds: int
+    callback_max_attempts: int
+    callback_timeout_seconds: int
     waf_enabled: bool
     waf_rate_limit_per_5_minutes: int
     powertools_layer_version: int
@@ -273,11 +277,20 @@ class AppConfig:
         return min(1_209_600, max(self.worker_max_event_age_seconds, every_attempt))
 
     @property
+    def workflow_timeout_seconds(self) -> int:
+        """``dispatch=stepfunctions``: the state machine's timeout, enough for every attempt of
+        the process step (each with its task timeout and retry pause) and the short steps."""
+        process = (self.worker_timeout_seconds + 30 + 5 * (1 << self.worker_retry_attempts)) * self.max_attempts
+        return process + 600
+
+    @property
     def stuck_after_seconds(self) -> int:
         """A job unfinished this long after submission will never be finished by a worker:
         Lambda holds its event at most ``worker_max_event_age_seconds`` (retries included;
         with ``dispatch=sqs``, the queue keeps it at most ``queue_retention_seconds``), and
         the last attempt then runs at most ``worker_timeout_seconds``. The reaper ends it."""
+        if self.dispatch == "stepfunctions":  # the execution's own timeout bounds everything
+            return self.workflow_timeout_seconds + self.reaper_slack_seconds
         held = self.queue_retention_seconds if self.dispatch == "sqs" else self.worker_max_event_age_seconds
         return held + self.worker_timeout_seconds + self.reaper_slack_seconds
 

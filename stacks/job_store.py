@@ -61,6 +61,9 @@ class JobStore(Construct):
             "JobsTable",
             partition_key=dynamodb.Attribute(name=JOB_KEY, type=dynamodb.AttributeType.STRING),
             time_to_live_attribute=JOB_TTL_ATTRIBUTE,
+            # Changes feed the webhook callbacks (and WebSocket push): old and new image,
+            # so a consumer sees which move a change was.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             **common,  # type: ignore[arg-type]
         )
         # Sparse: only unfinished jobs carry these keys, so the reaper's query reads just

@@ -1,7 +1,8 @@
 """The worker: the function that runs jobs, its retries, and where failed events end up.
 
-Two transports (``dispatch``): asynchronous Lambda invocations (``lambda``, the default)
-or an SQS queue with an event source mapping (``sqs``). The job logic is the same.
+Three transports (``dispatch``): asynchronous Lambda invocations (``lambda``, the
+default), an SQS queue with an event source mapping (``sqs``), or a Step Functions
+workflow of steps (``stepfunctions``, ``stacks/workflow.py``). The job logic is the same.
 
 Failure path: the worker's event-invoke config retries an attempt that raised, crashed or
 timed out; once retries are used up (or the event is older than the maximum age) Lambda
@@ -21,6 +22,7 @@ from constructs import Construct
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
 from stacks.python_function import PythonFunction, acknowledge
+from stacks.workflow import JobWorkflow
 
 
 class Worker(Construct):
@@ -48,12 +50,43 @@ class Worker(Construct):
             "This queue is the dead-letter queue; it needs none of its own.",
         )
 
+        self.jobs_queue: sqs.Queue | None = None
+        self.recorder: lambda_.IFunction | None = None
+        self.workflow: JobWorkflow | None = None
         if config.dispatch == "sqs":
             self._queue_worker(config, store, environment)
+        elif config.dispatch == "stepfunctions":
+            self.workflow = JobWorkflow(self, "Workflow", config=config, store=store, environment=environment)
+            self.function = self.workflow.process
         else:
             self._async_worker(config, store, environment)
         store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
         store.grant_results(self.function, "s3:PutObject")
+
+    def step_functions(self) -> dict[str, lambda_.IFunction]:
+        """``dispatch=stepfunctions``: the workflow's other step functions, by name (for alarms)."""
+        if self.workflow is None:
+            return {}
+        workflow = self.workflow
+        return {"Prepare": workflow.prepare, "Finalise": workflow.finalise, "RecordFailure": workflow.record_failure}
+
+    def dispatch_environment(self) -> dict[str, str]:
+        """What the submit function needs to know to hand a job over."""
+        if self.jobs_queue is not None:
+            return {"DISPATCH": "sqs", "JOBS_QUEUE_URL": self.jobs_queue.queue_url}
+        if self.workflow is not None:
+            return {"DISPATCH": "stepfunctions", "STATE_MACHINE_ARN": self.workflow.state_machine.state_machine_arn}
+        return {"DISPATCH": "lambda", "WORKER_FUNCTION_NAME": self.function.function_name}
+
+    def grant_dispatch(self, submit: PythonFunction) -> None:
+        """Let the submit function hand jobs over, and nothing more."""
+        if self.jobs_queue is not None:
+            self.jobs_queue.grant_send_messages(submit.function)
+        elif self.workflow is not None:
+            self.workflow.state_machine.grant_start_execution(submit.function)
+        else:
+            self.function.grant_invoke(submit.function)
+            submit.acknowledge_invoke_wildcard(self.function)
 
     def _worker_function(
         self, config: AppConfig, environment: dict[str, str], handler: str, description: str
@@ -72,8 +105,7 @@ class Worker(Construct):
 
     def _async_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
         """``dispatch=lambda``: asynchronous invocations, Lambda's retries, an on-failure recorder."""
-        self.jobs_queue: sqs.Queue | None = None
-        self.recorder: lambda_.IFunction | None = PythonFunction(
+        self.recorder = PythonFunction(
             self,
             "OnFailure",
             config=config,
@@ -109,7 +141,6 @@ class Worker(Construct):
         sources, so a message is not redelivered while a retried batch may still run);
         redrive to the dead-letter queue after ``max_attempts`` receives; messages kept long
         enough for every attempt (``AppConfig.queue_retention_seconds``)."""
-        self.recorder = None
         self.jobs_queue = sqs.Queue(
             self,
             "JobsQueue",

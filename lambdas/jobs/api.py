@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from jobs.observability import logger
 from jobs.service import (
     DispatchFailed,
+    InvalidCallbackUrl,
     InvalidJobId,
     InvalidListQuery,
     InvalidTaskInput,
@@ -56,6 +57,7 @@ STATUS_OF: dict[type[JobsError], int] = {
     JobAlreadyFinished: 409,
     UnknownTask: 422,
     InvalidTaskInput: 422,
+    InvalidCallbackUrl: 422,
     DispatchFailed: 503,
 }
 

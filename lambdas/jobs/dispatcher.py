@@ -1,5 +1,6 @@
-"""Hands a stored job to the worker: one asynchronous Lambda invocation (``dispatch=lambda``)
-or one message on the jobs queue (``dispatch=sqs``). Either way the job is already stored;
+"""Hands a stored job to the worker: one asynchronous Lambda invocation (``dispatch=lambda``),
+one message on the jobs queue (``dispatch=sqs``) or one workflow execution
+(``dispatch=stepfunctions``). Either way the job is already stored;
 only the transport differs."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
     from jobs.settings import Settings
 
@@ -59,8 +61,30 @@ class QueueDispatcher:
             raise DispatchError(str(error)) from error
 
 
-def dispatcher_for(settings: Settings) -> LambdaDispatcher | QueueDispatcher:
-    """The dispatcher the deployment chose (``DISPATCH``: ``lambda`` or ``sqs``)."""
+class StateMachineDispatcher:
+    """Starts the job workflow (``dispatch=stepfunctions``). The execution is named after the
+    job: Step Functions refuses a second execution of a name, so a job starts at most once."""
+
+    def __init__(self, state_machine_arn: str, client: SFNClient | None = None) -> None:
+        self._state_machine_arn = state_machine_arn
+        self._client = client or boto3.client("stepfunctions")
+
+    def dispatch(self, job_id: str, correlation_id: str | None) -> None:
+        payload = {"job_id": job_id, "correlation_id": correlation_id}
+        try:
+            self._client.start_execution(
+                stateMachineArn=self._state_machine_arn, name=job_id, input=json.dumps(payload)
+            )
+        except self._client.exceptions.ExecutionAlreadyExists:
+            return  # already started: that is the one execution this job gets
+        except (ClientError, BotoCoreError) as error:
+            raise DispatchError(str(error)) from error
+
+
+def dispatcher_for(settings: Settings) -> LambdaDispatcher | QueueDispatcher | StateMachineDispatcher:
+    """The dispatcher the deployment chose (``DISPATCH``: ``lambda``, ``sqs`` or ``stepfunctions``)."""
     if settings.dispatch == "sqs":
         return QueueDispatcher(settings.require("jobs_queue_url"))
+    if settings.dispatch == "stepfunctions":
+        return StateMachineDispatcher(settings.require("state_machine_arn"))
     return LambdaDispatcher(settings.require("worker_function_name"))

@@ -107,6 +107,17 @@ class StoredResult:
     location: str | None = None
 
 
+@dataclass(frozen=True)
+class CallbackRecord:
+    """What became of a job's callback: ``DELIVERED`` or ``FAILED`` after ``attempts``."""
+
+    status: str
+    attempts: int
+    at: str
+    response_status: int | None = None
+    error: str | None = None
+
+
 @dataclass
 class Job:
     """One unit of long-running work and everything a client may ask about it."""
@@ -126,6 +137,9 @@ class Job:
     attempts: int = 0
     correlation_id: str | None = None
     cancel_requested: bool = False  # the owner asked to cancel a RUNNING job; the worker will stop it
+    step: str | None = None  # dispatch=stepfunctions: the workflow step the job is in (or failed in)
+    callback_url: str | None = None  # POSTed the final job document when the job finishes
+    callback: CallbackRecord | None = None  # the outcome of that delivery, once attempted
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -143,12 +157,26 @@ class Job:
         }
         if self.progress is not None:
             view["progress"] = self.progress.to_dict()
+        if self.step is not None:
+            view["step"] = self.step
         if self.status is JobStatus.COMPLETED and self.result_location is None:
             view["result"] = self.result
         if self.status is JobStatus.FAILED and self.error is not None:
             view["error"] = self.error.to_dict()
         if self.cancel_requested and not self.status.is_terminal:
             view["cancel_requested"] = True
+        if self.callback_url is not None:
+            view["callback"] = self._callback_view()
+        return view
+
+    def _callback_view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {"url": self.callback_url, "status": "PENDING"}
+        if self.callback is not None:
+            view.update(status=self.callback.status, attempts=self.callback.attempts, at=self.callback.at)
+            if self.callback.response_status is not None:
+                view["response_status"] = self.callback.response_status
+            if self.callback.error:
+                view["error"] = self.callback.error
         return view
 
     def to_summary_dict(self) -> dict[str, Any]:

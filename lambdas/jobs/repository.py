@@ -9,7 +9,8 @@ Item layout (key ``job_id``): ``owner``, ``task``, ``input`` and ``result`` (JSO
 ``status``, ``created_at``/``updated_at`` (ISO 8601), ``attempts``, ``attempt_id`` and
 ``lease_expires_at`` (the owning attempt), ``progress_percent``/``progress_message``,
 ``error_type``/``error_message``, ``last_error_*`` (the last failed attempt),
-``cancel_requested_at``, ``expires_at`` (TTL), and, only while the job is unfinished,
+``cancel_requested_at``, ``step`` (``dispatch=stepfunctions``), ``callback_url`` and ``callback_*`` (the webhook and its
+delivery), ``expires_at`` (TTL), and, only while the job is unfinished,
 ``active_shard``/``stuck_after``: the keys of the sparse index the reaper queries.
 """
 
@@ -23,7 +24,17 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from jobs.model import ALLOWED_TRANSITIONS, Job, JobError, JobStatus, Progress, StoredResult, iso, utc_now
+from jobs.model import (
+    ALLOWED_TRANSITIONS,
+    CallbackRecord,
+    Job,
+    JobError,
+    JobStatus,
+    Progress,
+    StoredResult,
+    iso,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -88,7 +99,7 @@ class JobRepository:
 
     def get(self, job_id: str) -> Job | None:
         item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
-        return _job_from_item(item) if item else None
+        return job_from_item(item) if item else None
 
     def list_for_owner(
         self, owner: str, status: JobStatus | None, limit: int, start_after: dict[str, str] | None
@@ -114,7 +125,7 @@ class JobRepository:
                 query["ExclusiveStartKey"] = position
             # Limit counts items read before the filter, so this never reads past `limit` jobs.
             page = self._table.query(**query, Limit=limit - len(jobs))
-            jobs.extend(_job_from_item(item) for item in page.get("Items", []))
+            jobs.extend(job_from_item(item) for item in page.get("Items", []))
             position = page.get("LastEvaluatedKey")
             if position is None or len(jobs) >= limit:
                 break
@@ -142,6 +153,8 @@ class JobRepository:
         }
         if job.correlation_id:
             item["correlation_id"] = job.correlation_id
+        if job.callback_url:
+            item["callback_url"] = job.callback_url
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
 
     def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None:
@@ -183,7 +196,7 @@ class JobRepository:
             if _is_condition_failure(error):
                 return None
             raise
-        return _job_from_item(response["Attributes"])
+        return job_from_item(response["Attributes"])
 
     def report_progress(self, job_id: str, attempt_id: str, progress: Progress) -> bool:
         """Record progress; False when this attempt no longer owns a running job."""
@@ -195,6 +208,10 @@ class JobRepository:
         else:
             expression += " REMOVE progress_message"
         return self._update_owned(job_id, attempt_id, expression, values)
+
+    def enter_step(self, job_id: str, attempt_id: str, step: str) -> bool:
+        """Record the workflow step the owning attempt is in; False when it no longer owns the job."""
+        return self._update_owned(job_id, attempt_id, "SET step = :step, updated_at = :updated", {":step": step})
 
     def record_attempt_error(self, job_id: str, attempt_id: str, error: JobError) -> bool:
         """Note why an attempt gave up, leaving the job RUNNING for Lambda's retry."""
@@ -276,7 +293,7 @@ class JobRepository:
             return_item=True,
         )
         if cancelled is not None:
-            return _job_from_item(cancelled)
+            return job_from_item(cancelled)
         values = {":owner": owner, ":running": JobStatus.RUNNING.value, ":now": iso(utc_now())}
         requested = self._update(
             job_id,
@@ -287,7 +304,7 @@ class JobRepository:
             return_item=True,
         )
         if requested is not None:
-            return _job_from_item(requested)
+            return job_from_item(requested)
         job = self.get(job_id)
         return job if job is not None and job.owner == owner else None
 
@@ -311,6 +328,25 @@ class JobRepository:
             f"REMOVE lease_expires_at, {LEAVE_ACTIVE_INDEX}"
         )
         return self._update(job_id, expression, values, condition) is not None
+
+    def record_callback(self, job_id: str, record: CallbackRecord) -> bool:
+        """Note what became of a finished job's callback. Conditional on the job still
+        being there (it may have expired meanwhile); never changes its status."""
+        values: dict[str, Any] = {
+            ":status": record.status,
+            ":attempts": record.attempts,
+            ":at": record.at,
+        }
+        expression = (
+            "SET callback_status = :status, callback_attempts = :attempts, callback_at = :at, updated_at = :updated"
+        )
+        if record.response_status is not None:
+            expression += ", callback_response_status = :response"
+            values[":response"] = record.response_status
+        if record.error:
+            expression += ", callback_error = :error"
+            values[":error"] = record.error
+        return self._update(job_id, expression, values, "attribute_exists(job_id)") is not None
 
     # -- the reaper --------------------------------------------------------------------
 
@@ -393,7 +429,7 @@ class JobRepository:
         """One conditional UpdateItem. None when the condition did not hold; otherwise the
         item as it is afterwards if ``return_item``, else an empty dict."""
         values = {**values, ":updated": iso(utc_now())}
-        names = {"#status": "status", **(extra_names or {})}
+        names = {**({"#status": "status"} if "#status" in expression + condition else {}), **(extra_names or {})}
         try:
             response = self._table.update_item(
                 Key={"job_id": job_id},
@@ -414,7 +450,7 @@ def _number(value: Any) -> int:
     return int(value) if isinstance(value, (int, Decimal)) else 0
 
 
-def _job_from_item(item: dict[str, Any]) -> Job:
+def job_from_item(item: dict[str, Any]) -> Job:
     status = JobStatus(item["status"])
     progress = None
     if "progress_percent" in item:
@@ -439,4 +475,19 @@ def _job_from_item(item: dict[str, Any]) -> Job:
         attempts=_number(item.get("attempts", 0)),
         correlation_id=item.get("correlation_id"),
         cancel_requested="cancel_requested_at" in item,
+        step=item.get("step"),
+        callback_url=item.get("callback_url"),
+        callback=_callback_from_item(item),
+    )
+
+
+def _callback_from_item(item: dict[str, Any]) -> CallbackRecord | None:
+    if "callback_status" not in item:
+        return None
+    return CallbackRecord(
+        status=str(item["callback_status"]),
+        attempts=_number(item.get("callback_attempts")),
+        at=str(item.get("callback_at", "")),
+        response_status=_number(item["callback_response_status"]) if "callback_response_status" in item else None,
+        error=item.get("callback_error"),
     )

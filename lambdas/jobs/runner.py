@@ -52,6 +52,19 @@ class AttemptFailed(Exception):
         self.final = final
 
 
+class ResultRejected(Exception):
+    """The task's result cannot be kept (not JSON, or too large); the job fails with ``error``."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def task_error(exc: Exception) -> JobError:
+    """How an unexpected exception of a task is shown on the failed job (no trace)."""
+    return JobError(type(exc).__name__, str(exc) or "the task raised an error")
+
+
 class WorkerStore(Protocol):
     def get(self, job_id: str) -> Job | None: ...
     def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None: ...
@@ -118,19 +131,13 @@ class JobRunner:
         if job.cancel_requested:  # asked while an earlier attempt ran, which then died
             return self._stop(job, attempt_id, 0)
 
-        definition = self._tasks.get(job.task)
-        if definition is None:
+        if job.task not in self._tasks:
             return self._fail(job, attempt_id, JobError("UnknownTask", f"task {job.task!r} is not registered"), 0)
 
         budget = remaining_seconds() - self._timeout_margin
-        reporter = ProgressReporter(
-            lambda progress: self._store.report_progress(job_id, attempt_id, progress),
-            self._progress_min_interval,
-        )
         started = time.monotonic()
         try:
-            with deadline(budget):
-                result = definition.function(job.input, reporter)
+            result = self.execute(job, attempt_id, budget)
         except AttemptTimedOut:
             error = JobError(
                 "TimedOut",
@@ -145,30 +152,47 @@ class JobRunner:
             return self._fail(job, attempt_id, JobError("TaskFailed", str(exc)), time.monotonic() - started)
         except Exception as exc:  # the task's own bug: fail the job, keep the trace in the logs only
             logger.exception("task raised")
-            error = JobError(type(exc).__name__, str(exc) or "the task raised an error")
-            return self._fail(job, attempt_id, error, time.monotonic() - started)
+            return self._fail(job, attempt_id, task_error(exc), time.monotonic() - started)
         duration = time.monotonic() - started
-        return self._complete(job, attempt_id, result, duration)
-
-    def _complete(self, job: Job, attempt_id: str, result: Any, duration: float) -> RunReport:
         try:
-            text = json.dumps(result, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            return self._fail(job, attempt_id, JobError("ResultNotSerializable", str(exc)), duration)
-        body = text.encode()
-        size = len(body)
-        if size > self._max_result_bytes:
-            message = f"result is {size} bytes; the limit is {self._max_result_bytes} bytes"
-            return self._fail(job, attempt_id, JobError("ResultTooLarge", message), duration)
-        if size <= self._max_inline_result_bytes or self._results is None:
-            stored = StoredResult(size, inline_json=text)
-        else:
-            # Written before the job is marked COMPLETED, so a completed job's result always exists.
-            stored = StoredResult(size, location=self._results.put(job.job_id, attempt_id, body))
+            stored = self.store_result(job, attempt_id, result)
+        except ResultRejected as rejected:
+            return self._fail(job, attempt_id, rejected.error, duration)
         if not self._store.complete(job.job_id, attempt_id, stored):
             return self._stop(job, attempt_id, duration)
         logger.info("job completed", extra={"duration_seconds": round(duration, 3)})
         return RunReport(Outcome.COMPLETED, job, duration)
+
+    def execute(self, job: Job, attempt_id: str, budget_seconds: float) -> Any:
+        """Run the job's task within ``budget_seconds``, reporting progress as ``attempt_id``.
+
+        Raises what the task raises (``TaskFailed``, ``TransientTaskError``, its own bugs),
+        ``AttemptTimedOut`` past the budget and ``JobNoLongerOwned`` once the attempt may no
+        longer write the job (cancelled, or taken over)."""
+        definition = self._tasks[job.task]
+        reporter = ProgressReporter(
+            lambda progress: self._store.report_progress(job.job_id, attempt_id, progress),
+            self._progress_min_interval,
+        )
+        with deadline(budget_seconds):
+            return definition.function(job.input, reporter)
+
+    def store_result(self, job: Job, attempt_id: str, result: Any) -> StoredResult:
+        """The result as it will be kept: inline JSON, or written to the result store first
+        (so a completed job's result always exists). Raises :class:`ResultRejected` for a
+        result that is not JSON or too large."""
+        try:
+            text = json.dumps(result, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ResultRejected(JobError("ResultNotSerializable", str(exc))) from None
+        body = text.encode()
+        size = len(body)
+        if size > self._max_result_bytes:
+            message = f"result is {size} bytes; the limit is {self._max_result_bytes} bytes"
+            raise ResultRejected(JobError("ResultTooLarge", message))
+        if size <= self._max_inline_result_bytes or self._results is None:
+            return StoredResult(size, inline_json=text)
+        return StoredResult(size, location=self._results.put(job.job_id, attempt_id, body))
 
     def _fail(self, job: Job, attempt_id: str, error: JobError, duration: float) -> RunReport:
         if not self._store.fail(job.job_id, error, attempt_id):
@@ -190,6 +214,14 @@ class JobRunner:
         else:
             logger.warning("attempt failed; Lambda will retry", extra={"error": error.to_dict()})
         raise AttemptFailed(error, final)
+
+    def stop(self, job: Job, attempt_id: str, duration: float = 0) -> RunReport:
+        """See :meth:`_stop` (for other runners of the same job logic)."""
+        return self._stop(job, attempt_id, duration)
+
+    def fail(self, job: Job, attempt_id: str, error: JobError, duration: float = 0) -> RunReport:
+        """See :meth:`_fail` (for other runners of the same job logic)."""
+        return self._fail(job, attempt_id, error, duration)
 
     def _stop(self, job: Job, attempt_id: str, duration: float) -> RunReport:
         """This attempt may no longer write the job: either its owner asked to cancel it

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
+from jobs.callbacks import CallbackPolicy, UnsafeCallbackUrl, check_callback_url
 from jobs.model import Job, JobError, JobStatus, is_job_id, new_job_id
 from jobs.tasks import REGISTRY
 
@@ -46,6 +47,10 @@ class InvalidListQuery(JobsError):
     pass
 
 
+class InvalidCallbackUrl(JobsError):
+    pass
+
+
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
@@ -72,28 +77,47 @@ class Dispatcher(Protocol):
     def dispatch(self, job_id: str, correlation_id: str | None) -> None: ...
 
 
+def job_view(job: Job, results: ResultLinks | None) -> dict[str, Any]:
+    """The job as its owner sees it (the API's answers, the callback's body); a result
+    stored outside the item becomes a short-lived presigned ``result_url`` (fetch it
+    without signing, before it expires)."""
+    view = job.to_public_dict()
+    if job.status is JobStatus.COMPLETED and job.result_location is not None:
+        if results is None:
+            raise RuntimeError("job_view needs result links for stored results")
+        view["result_url"] = results.presign(job.result_location)
+        view["result_url_expires_in"] = results.url_expiry_seconds
+        view["result_bytes"] = job.result_bytes
+    return view
+
+
 class JobService:
     def __init__(
-        self, store: JobStore, dispatcher: Dispatcher | None = None, results: ResultLinks | None = None
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher | None = None,
+        results: ResultLinks | None = None,
+        callback_policy: CallbackPolicy | None = None,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._results = results
+        self._callback_policy = callback_policy or CallbackPolicy()
 
     def view(self, job: Job) -> dict[str, Any]:
-        """The job as its owner sees it; a result stored outside the item becomes a
-        short-lived presigned ``result_url`` (fetch it without signing, before it expires)."""
-        view = job.to_public_dict()
-        if job.status is JobStatus.COMPLETED and job.result_location is not None:
-            if self._results is None:
-                raise RuntimeError("JobService.view needs result links for stored results")
-            view["result_url"] = self._results.presign(job.result_location)
-            view["result_url_expires_in"] = self._results.url_expiry_seconds
-            view["result_bytes"] = job.result_bytes
-        return view
+        """The job as its owner sees it (see :func:`job_view`)."""
+        return job_view(job, self._results)
 
-    def submit(self, owner: str, task: str, task_input: dict[str, Any], correlation_id: str | None) -> Job:
-        """Check the task and its input, store the job as PENDING and hand it to the worker.
+    def submit(
+        self,
+        owner: str,
+        task: str,
+        task_input: dict[str, Any],
+        correlation_id: str | None,
+        callback_url: str | None = None,
+    ) -> Job:
+        """Check the task, its input and the callback URL, store the job as PENDING and hand
+        it to the worker.
 
         If the hand-over fails the job is recorded FAILED at once (nobody would ever run
         it) and :class:`DispatchFailed` tells the caller to retry.
@@ -106,10 +130,22 @@ class JobService:
             validate(event=task_input, schema=definition.input_schema)
         except SchemaValidationError as error:
             raise InvalidTaskInput(f"invalid input for task {task!r}: {error}") from error
+        if callback_url is not None:
+            try:
+                check_callback_url(callback_url, self._callback_policy)
+            except UnsafeCallbackUrl as error:
+                raise InvalidCallbackUrl(str(error)) from None
 
         if self._dispatcher is None:
             raise RuntimeError("JobService.submit needs a dispatcher")
-        job = Job(job_id=new_job_id(), owner=owner, task=task, input=task_input, correlation_id=correlation_id)
+        job = Job(
+            job_id=new_job_id(),
+            owner=owner,
+            task=task,
+            input=task_input,
+            correlation_id=correlation_id,
+            callback_url=callback_url,
+        )
         self._store.create(job)
         try:
             self._dispatcher.dispatch(job.job_id, correlation_id)

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from jobs.callbacks import CallbackPolicy
+
 
 class ConfigurationError(RuntimeError):
     """An environment variable is missing or out of range."""
@@ -36,6 +38,15 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").lower()
+    if raw == "":
+        return default
+    if raw not in {"true", "false"}:
+        raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "")
     if not value:
@@ -52,6 +63,7 @@ class Settings:
     worker_function_name: str | None
     dispatch: str
     jobs_queue_url: str | None
+    state_machine_arn: str | None
     dead_letter_queue_url: str | None
     job_retention_seconds: int
     max_attempts: int
@@ -65,6 +77,13 @@ class Settings:
     timeout_margin_seconds: int
     idempotency_window_seconds: int
     stuck_after_seconds: int
+    callback_secret_arn: str | None
+    callback_max_attempts: int
+    callback_timeout_seconds: int
+    # Deployed stacks never set these two: https and public addresses only. The local
+    # runtime, whose only network is loopback, relaxes them.
+    callback_require_https: bool
+    callback_allow_private_networks: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,7 +92,8 @@ class Settings:
             jobs_table_name=_required(env, "JOBS_TABLE_NAME"),
             idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
             worker_function_name=env.get("WORKER_FUNCTION_NAME") or None,
-            dispatch=_choice(env, "DISPATCH", "lambda", ("lambda", "sqs")),
+            dispatch=_choice(env, "DISPATCH", "lambda", ("lambda", "sqs", "stepfunctions")),
+            state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
             jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
             job_retention_seconds=_int(env, "JOB_RETENTION_SECONDS", 7 * 86400, 3600, 3650 * 86400),
@@ -89,7 +109,16 @@ class Settings:
             idempotency_window_seconds=_int(env, "IDEMPOTENCY_WINDOW_SECONDS", 3600, 60, 7 * 86400),
             # Default: Lambda's longest event age (1 h) + the longest attempt (15 min) + 5 min.
             stuck_after_seconds=_int(env, "STUCK_AFTER_SECONDS", 4800, 10, 7 * 86400),
+            callback_secret_arn=env.get("CALLBACK_SECRET_ARN") or None,
+            callback_max_attempts=_int(env, "CALLBACK_MAX_ATTEMPTS", 4, 1, 10),
+            callback_timeout_seconds=_int(env, "CALLBACK_TIMEOUT_SECONDS", 5, 1, 60),
+            callback_require_https=_bool(env, "CALLBACK_REQUIRE_HTTPS", True),
+            callback_allow_private_networks=_bool(env, "CALLBACK_ALLOW_PRIVATE_NETWORKS", False),
         )
+
+    @property
+    def callback_policy(self) -> CallbackPolicy:
+        return CallbackPolicy(self.callback_require_https, self.callback_allow_private_networks)
 
     def require(self, name: str) -> str:
         """The value of an optional setting that this particular function cannot run without."""

@@ -32,7 +32,9 @@ class FakeClient:
     def status(self, job_id: str) -> Response:
         return next(self._answers)
 
-    def submit(self, task: str, task_input: dict[str, Any], key: str | None = None) -> Response:
+    def submit(
+        self, task: str, task_input: dict[str, Any], key: str | None = None, callback_url: str | None = None
+    ) -> Response:
         self.submissions.append((task, task_input, key))
         return next(self._answers)
 

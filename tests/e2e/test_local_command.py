@@ -25,3 +25,16 @@ def test_missing_synthesis_is_a_clear_error(tmp_path, capsys):
     assert "expected one stack template in" in capsys.readouterr().err
     assert main(["--cdk-out", str(tmp_path), "--stack", "AsyncJobs-dev"]) == 2
     assert "AsyncJobs-dev.template.json not found; synthesize first" in capsys.readouterr().err
+
+
+def test_a_stepfunctions_stack_is_refused_with_the_reason(tmp_path, capsys):
+    from pathlib import Path
+
+    from local.synth import synthesize
+    from tests.conftest import LOCAL_TEST_CONTEXT
+
+    root = Path(__file__).resolve().parents[2]
+    out = synthesize(root / "app.py", tmp_path / "cdk.out", {**LOCAL_TEST_CONTEXT, "dispatch": "stepfunctions"})
+    assert main(["--cdk-out", str(out), "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "dispatch=stepfunctions" in error and "does not emulate" in error

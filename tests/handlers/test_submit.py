@@ -33,6 +33,14 @@ def test_accepts_a_job_with_202_location_and_retry_after():
     assert item["expires_at"] > 0  # TTL set from the start
 
 
+def test_a_callback_url_is_kept_on_the_job_and_shown_pending():
+    url = "https://hooks.example.com/jobs?tenant=7"
+    status, body, _ = call(submit_event({"task": "sleep", "input": {"seconds": 1}, "callback_url": url}))
+    assert status == 202
+    assert body["callback"] == {"url": url, "status": "PENDING"}
+    assert job_item(body["job_id"])["callback_url"] == url
+
+
 def test_input_defaults_to_an_empty_object():
     status, body, _ = call(submit_event({"task": "fail"}))
     assert status == 202
@@ -53,6 +61,17 @@ def test_input_defaults_to_an_empty_object():
         (submit_event({"task": "sleep"}, headers={"Content-Type": None}), 415, "application/json"),
         (submit_event({"task": "sleep", "input": {"pad": "x" * 5000}}), 413, "limit is 4096 bytes"),
         (submit_event({"task": "sleep"}, caller=None), 403, "caller identity"),
+        (
+            submit_event({"task": "sleep", "input": {"seconds": 1}, "callback_url": "http://hooks.example.com/"}),
+            422,
+            "callback_url must use https",
+        ),
+        (
+            submit_event({"task": "sleep", "input": {"seconds": 1}, "callback_url": "https://169.254.169.254/x"}),
+            422,
+            "callback_url must be a public address",
+        ),
+        (submit_event({"task": "sleep", "input": {"seconds": 1}, "callback_url": 7}), 400, "invalid request body"),
         (
             submit_event({"task": "sleep", "input": {"seconds": 1}}, headers={"Idempotency-Key": "a b"}),
             400,

@@ -23,6 +23,9 @@ from tests.infra.conftest import synth
         {"stage": "prod", "removal_policy": "destroy", "waf_enabled": "false"},
         {"stage": "dev", "dispatch": "sqs"},
         {"stage": "prod", "dispatch": "sqs"},
+        {"stage": "prod", "callback_max_attempts": "10", "callback_timeout_seconds": "60"},
+        {"stage": "dev", "dispatch": "stepfunctions"},
+        {"stage": "prod", "dispatch": "stepfunctions"},
     ],
 )
 def test_aws_solutions_checks_pass_with_acknowledged_findings_only(context):
@@ -38,9 +41,17 @@ def test_aws_solutions_checks_do_fail_on_a_real_finding():
         app.synth()
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_cfn_lint_finds_no_errors(tmp_path: Path, stage: str):
-    _, template = synth({"stage": stage})
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"stage": "dev"},
+        {"stage": "prod"},
+        {"stage": "prod", "dispatch": "sqs"},
+        {"stage": "prod", "dispatch": "stepfunctions"},
+    ],
+)
+def test_cfn_lint_finds_no_errors(tmp_path: Path, context: dict[str, str]):
+    _, template = synth(context)
     template_file = tmp_path / "template.json"
     template_file.write_text(json.dumps(template.to_json()))
     result = subprocess.run(  # noqa: S603  fixed arguments

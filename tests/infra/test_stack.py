@@ -15,6 +15,7 @@ HANDLERS = {
     "worker": "jobs.handlers.worker.handler",
     "on_failure": "jobs.handlers.on_failure.handler",
     "reaper": "jobs.handlers.reaper.handler",
+    "callbacks": "jobs.handlers.callbacks.handler",
 }
 
 
@@ -250,6 +251,21 @@ def test_least_privilege_per_function(template: Template):
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
     }
+    callbacks = _policy_of(template, HANDLERS["callbacks"])
+    assert _actions(callbacks) - xray == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DescribeStream",  # the event source mapping reads the stream as the function
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+        "s3:GetObject",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "sqs:SendMessage",  # the mapping's on-failure destination
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
     reaper = _policy_of(template, HANDLERS["reaper"])
     assert _actions(reaper) - xray == {"dynamodb:Query", "dynamodb:UpdateItem"}
     [query] = [s for s in reaper if s["Action"] == "dynamodb:Query"]
@@ -257,7 +273,8 @@ def test_least_privilege_per_function(template: Template):
     for handler in HANDLERS.values():
         for statement in _policy_of(template, handler):
             if statement["Resource"] == "*":
-                assert set(_actions([statement])) <= xray, statement
+                # ListStreams has no resource-level permissions and reads no data (stream names only).
+                assert set(_actions([statement])) <= xray | {"dynamodb:ListStreams"}, statement
             if handler not in (HANDLERS["reaper"], HANDLERS["status"]):
                 assert "/index/" not in json.dumps(statement["Resource"]), statement
 
@@ -472,7 +489,50 @@ def test_alarm_thresholds_are_configurable():
 
 def test_outputs(template: Template):
     outputs = template.find_outputs("*")
-    assert {"ApiUrl", "JobsTableName", "AlarmTopicArn", "DeadLetterQueueUrl"} <= set(outputs)
+    assert {"ApiUrl", "JobsTableName", "AlarmTopicArn", "DeadLetterQueueUrl", "CallbackSecretArn"} <= set(outputs)
+
+
+# -- webhook callbacks -------------------------------------------------------------------
+
+
+def test_callbacks_read_the_jobs_stream_filtered_to_finished_jobs_with_a_callback(template: Template):
+    job_key = {"KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}]}
+    table_id, table = only(template, "AWS::DynamoDB::Table", job_key)
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    sender = function_id(template, HANDLERS["callbacks"])
+    [mapping] = [
+        m["Properties"]
+        for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": sender}
+    ]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 3
+    dead_letters = next(k for k in template.find_resources("AWS::SQS::Queue") if "DeadLetter" in k)
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dead_letters, "Arn"]}
+    [pattern] = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    new_image = pattern["dynamodb"]["NewImage"]
+    assert new_image["status"] == {"S": ["COMPLETED", "FAILED", "CANCELLED"]}
+    assert new_image["callback_status"] == [{"exists": False}]  # recording the outcome does not re-trigger
+
+
+def test_callbacks_sign_with_a_generated_secret_they_alone_may_read(template: Template):
+    secret_id, secret = only(template, "AWS::SecretsManager::Secret")
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32 and "SecretString" not in secret["Properties"]
+    variables = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["callbacks"]})[1]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert variables["CALLBACK_SECRET_ARN"] == {"Ref": secret_id}
+    assert "CALLBACK_REQUIRE_HTTPS" not in variables  # deployed: https and public addresses only (the default)
+    assert "CALLBACK_ALLOW_PRIVATE_NETWORKS" not in variables
+    readers = [
+        p
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": secret_id} in [s["Resource"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    ]
+    assert len(readers) == 1
 
 
 # -- stages and WAF ----------------------------------------------------------------------
@@ -544,8 +604,11 @@ def test_sqs_dispatch_queue_event_source_and_least_privilege():
     assert props["VisibilityTimeout"] == 6 * 900  # six times the worker timeout
     assert props["RedrivePolicy"]["maxReceiveCount"] == 3  # one receive per attempt
     assert props["MessageRetentionPeriod"] >= 3 * 6 * 900  # every attempt fits
-    [(_, mapping)] = template.find_resources("AWS::Lambda::EventSourceMapping").items()
-    mapping_props = mapping["Properties"]
+    [mapping_props] = [
+        m["Properties"]
+        for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    ]
     assert mapping_props["BatchSize"] == 1
     assert mapping_props["ScalingConfig"] == {"MaximumConcurrency": 10}
     assert mapping_props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -574,3 +637,103 @@ def test_sqs_dispatch_deadline_covers_the_queue_retention():
     _, template = synth({"dispatch": "sqs"})
     reaper = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["reaper"]})[1]
     assert reaper["Properties"]["Environment"]["Variables"]["STUCK_AFTER_SECONDS"] == str(config.stuck_after_seconds)
+
+
+# -- dispatch=stepfunctions --------------------------------------------------------------
+
+
+def _definition(template: Template) -> dict:
+    [(_, machine)] = template.find_resources("AWS::StepFunctions::StateMachine").items()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    # Function ARNs are GetAtt tokens inside the JSON text; name them by logical id.
+    text = "".join(part if isinstance(part, str) else part["Fn::GetAtt"][0] for part in parts)
+    return json.loads(text)
+
+
+def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retries_and_catches():
+    _, template = synth({"dispatch": "stepfunctions"})
+    [(_, machine)] = template.find_resources("AWS::StepFunctions::StateMachine").items()
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False  # no job data in logs
+    definition = _definition(template)
+    states = definition["States"]
+    assert definition["StartAt"] == "Prepare"
+    assert definition["TimeoutSeconds"] >= 3 * 900
+    assert states["Prepare"]["Next"] == "Ready?"
+    assert {c["Next"] for c in states["Ready?"]["Choices"]} == {"Process", "Failed"}
+    assert states["Process"]["Next"] == "Processed?"
+    assert {c["Next"] for c in states["Processed?"]["Choices"]} == {"Finalise", "Failed"}
+    assert states["Finalise"]["Next"] == "Done"
+    for name, timeout in (("Prepare", 60), ("Process", 930), ("Finalise", 60)):
+        task = states[name]
+        assert task["TimeoutSeconds"] == timeout
+        assert "Handler" not in task["Resource"]
+        assert task["Parameters"]["execution.$"] == "$$.Execution.Name"  # the attempt id
+        [catch] = task["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == f"{name}Failed"
+        assert states[f"{name}Failed"]["Result"] == name.lower()  # the failing step, for the job
+        assert states[f"{name}Failed"]["Next"] == "RecordFailure"
+        assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in task["Retry"])
+    [task_retry] = [r for r in states["Process"]["Retry"] if "TransientTaskError" in r["ErrorEquals"]]
+    assert set(task_retry["ErrorEquals"]) == {"TransientTaskError", "AttemptTimedOut", "States.Timeout"}
+    assert task_retry["MaxAttempts"] == 2 and task_retry["BackoffRate"] == 2  # worker_retry_attempts
+    assert states["RecordFailure"]["Next"] == "Failed"
+    assert states["Failed"]["Type"] == "Fail"
+    handlers = {f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()}
+    steps = {f"jobs.handlers.steps.{n}" for n in ("prepare", "process", "finalise", "record_failure")}
+    assert steps <= handlers
+    assert HANDLERS["worker"] not in handlers and HANDLERS["on_failure"] not in handlers
+    process = only(template, "AWS::Lambda::Function", {"Handler": "jobs.handlers.steps.process"})[1]
+    assert process["Properties"]["Timeout"] == 900
+
+
+def test_stepfunctions_dispatch_least_privilege():
+    _, template = synth({"dispatch": "stepfunctions"})
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    machine_id = next(iter(template.find_resources("AWS::StepFunctions::StateMachine")))
+    submit = _policy_of(template, HANDLERS["submit"])
+    assert "lambda:InvokeFunction" not in _actions(submit)
+    [start] = [s for s in submit if s["Action"] == "states:StartExecution"]
+    assert start["Resource"] == {"Ref": machine_id}
+    variables = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["submit"]})[1]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert variables["DISPATCH"] == "stepfunctions" and variables["STATE_MACHINE_ARN"] == {"Ref": machine_id}
+    for name in ("prepare", "finalise", "record_failure"):
+        assert _actions(_policy_of(template, f"jobs.handlers.steps.{name}")) - xray == {
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+        }
+    assert _actions(_policy_of(template, "jobs.handlers.steps.process")) - xray == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "s3:PutObject",
+    }
+    machine_policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if any(
+            "lambda:InvokeFunction" in json.dumps(s["Action"]) for s in p["Properties"]["PolicyDocument"]["Statement"]
+        )
+    ]
+    [machine] = machine_policies
+    invoked = {
+        ref["Fn::GetAtt"][0]
+        for s in machine
+        if s["Action"] == "lambda:InvokeFunction"
+        for ref in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        if isinstance(ref, dict) and "Fn::GetAtt" in ref
+    }
+    assert len(invoked) == 4  # the four step functions, nothing else
+
+
+def test_stepfunctions_deadline_covers_the_whole_execution():
+    from stacks.config import AppConfig
+
+    config = AppConfig.from_mapping({"dispatch": "stepfunctions"})
+    assert config.stuck_after_seconds == config.workflow_timeout_seconds + 300
+    _, template = synth({"dispatch": "stepfunctions"})
+    assert _definition(template)["TimeoutSeconds"] == config.workflow_timeout_seconds

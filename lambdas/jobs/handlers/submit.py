@@ -28,6 +28,7 @@ settings = Settings.from_env()
 service = JobService(
     JobRepository.from_settings(settings),
     dispatcher_for(settings),
+    callback_policy=settings.callback_policy,
 )
 app = build_resolver(settings.retry_after_seconds)
 
@@ -36,7 +37,7 @@ app = build_resolver(settings.retry_after_seconds)
 # context, so a crashed request does not block its key for the whole window.
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[owner, key]",
-    payload_validation_jmespath="[task, task_input]",
+    payload_validation_jmespath="[task, task_input, callback_url]",
     expires_after_seconds=settings.idempotency_window_seconds,
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.require("idempotency_table_name"))
@@ -46,7 +47,13 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as in th
 
 @idempotent_function(data_keyword_argument="request", config=idempotency_config, persistence_store=persistence)
 def submit_once(request: dict[str, Any]) -> dict[str, Any]:
-    job = service.submit(request["owner"], request["task"], request["task_input"], request["correlation_id"])
+    job = service.submit(
+        request["owner"],
+        request["task"],
+        request["task_input"],
+        request["correlation_id"],
+        request.get("callback_url"),
+    )
     return job.to_public_dict()
 
 
@@ -85,6 +92,7 @@ def submit() -> Any:
         "task": request["task"],
         "task_input": request.get("input", {}),
         "correlation_id": event.request_context.request_id,
+        "callback_url": request.get("callback_url"),
     }
     key = event.headers.get("Idempotency-Key")
     if key is None:

@@ -1,0 +1,73 @@
+"""The steps of the job workflow (``dispatch=stepfunctions``), one Lambda handler each.
+
+The state machine (``stacks/workflow.py``) passes ``{"job_id", "execution"}`` (the
+execution's name, which is the job id) to every step, plus what the step needs; the
+logic is ``jobs.steps.StepRunner``; the task is yours, in ``jobs.tasks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs.handlers.worker import runner, settings
+from jobs.observability import logger, metrics, tracer
+from jobs.repository import JobRepository
+from jobs.steps import StepRunner
+from jobs.tasks import REGISTRY
+
+steps = StepRunner(
+    runner,
+    JobRepository.from_settings(settings),
+    REGISTRY,
+    lease_seconds=settings.stuck_after_seconds,
+    timeout_margin_seconds=settings.timeout_margin_seconds,
+)
+OUTCOME_METRICS = {"COMPLETED": "JobsCompleted", "FAILED": "JobsFailed", "CANCELLED": "JobsCancelled"}
+
+
+def _count(answer: dict[str, Any]) -> dict[str, Any]:
+    name = OUTCOME_METRICS.get(str(answer.get("outcome")))
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    return answer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def prepare(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event["job_id"])
+    logger.set_correlation_id(event.get("correlation_id"))
+    return _count(steps.prepare(event["job_id"], event["execution"]))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def process(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event["job_id"])
+    remaining = lambda: context.get_remaining_time_in_millis() / 1000  # noqa: E731
+    return _count(steps.process(event["job_id"], event["execution"], remaining))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def finalise(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event["job_id"])
+    return _count(steps.finalise(event["job_id"], event["execution"], event["result"]))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def record_failure(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event["job_id"])
+    failure = event.get("failure") or {}
+    answer = steps.record_failure(
+        event["job_id"], event["execution"], event["step"], str(failure.get("Error", "")), failure.get("Cause")
+    )
+    return _count(answer)

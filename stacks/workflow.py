@@ -1,0 +1,182 @@
+"""``dispatch=stepfunctions``: a Standard state machine runs each job as steps.
+
+    Prepare ─► ready? ─► Process ─► processed? ─► Finalise ─► Done
+       │          ├► NotRun │           ├► Stopped    │
+       │          └► Failed │           └► Failed     │
+       └────────────────────┴─────────────────────────┴─► <step>Failed ─► RecordFailure ─► Failed
+
+Each step is a Lambda function (``jobs.handlers.steps``) with its own timeout. A task
+that fails is recorded by its step, which answers FAILED (→ Failed). Process, the long
+one, is retried on ``TransientTaskError`` and ``AttemptTimedOut`` with backoff
+(``worker_retry_attempts``); every step is retried on Lambda's own service errors. Any
+other error is caught, the failing step's name attached, and RecordFailure marks the job
+FAILED with that step's error. Built with CDK's Step Functions constructs: the definition
+is generated, never hand-written JSON.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.job_store import JobStore
+from stacks.python_function import PythonFunction, acknowledge, log_group
+
+# Seconds a short step (prepare, finalise, record the failure) may run.
+SHORT_STEP_SECONDS = 30
+# Retried on every step: Lambda's own transient errors (the CDK default list, made explicit).
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+# Retried on Process: what jobs.runner retries for the other dispatchers.
+RETRYABLE_TASK_ERRORS = ["TransientTaskError", "AttemptTimedOut", "States.Timeout"]
+PROCESS_RETRY_INTERVAL_SECONDS = 5
+
+
+class JobWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        store: JobStore,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        def step_function(name: str, handler: str, description: str, timeout: int, memory: int) -> lambda_.Function:
+            function = PythonFunction(
+                self,
+                f"{name}Step",
+                config=config,
+                handler=f"jobs.handlers.steps.{handler}",
+                description=description,
+                environment=environment,
+                timeout=Duration.seconds(timeout),
+                memory_size=memory,
+            ).function
+            store.grant_jobs(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+            return function
+
+        self.prepare = step_function("Prepare", "prepare", "Workflow step: claims the job", SHORT_STEP_SECONDS, 256)
+        self.process = step_function(
+            "Process",
+            "process",
+            "Workflow step: runs the job's task",
+            config.worker_timeout_seconds,
+            config.worker_memory_mb,
+        )
+        store.grant_results(self.process, "s3:PutObject")
+        self.finalise = step_function(
+            "Finalise", "finalise", "Workflow step: records the result", SHORT_STEP_SECONDS, 256
+        )
+        self.record_failure = step_function(
+            "RecordFailure",
+            "record_failure",
+            "Workflow step: records the failing step's error",
+            SHORT_STEP_SECONDS,
+            256,
+        )
+
+        def invoke(name: str, function: lambda_.IFunction, timeout: int, **payload: str) -> tasks.LambdaInvoke:
+            step = tasks.LambdaInvoke(
+                self,
+                name,
+                lambda_function=function,
+                payload=sfn.TaskInput.from_object(
+                    {
+                        "job_id": sfn.JsonPath.string_at("$.job_id"),
+                        "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                        **{key: sfn.JsonPath.string_at(path) for key, path in payload.items()},
+                    }
+                ),
+                payload_response_only=True,
+                result_path=f"$.{name.lower()}",
+                task_timeout=sfn.Timeout.duration(Duration.seconds(timeout + 30)),
+                retry_on_service_exceptions=False,  # declared below, explicitly
+            )
+            step.add_retry(
+                errors=LAMBDA_SERVICE_ERRORS,
+                interval=Duration.seconds(2),
+                max_attempts=6,
+                backoff_rate=2,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            return step
+
+        record = invoke("RecordFailure", self.record_failure, SHORT_STEP_SECONDS, step="$.step", failure="$.failure")
+        record.add_retry(errors=["States.ALL"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+        job_failed = sfn.Fail(self, "Failed", error="JobFailed", cause="the job failed; its error is on the job")
+        failed = record.next(job_failed)
+
+        def on_error(step: tasks.LambdaInvoke, name: str) -> None:
+            mark = sfn.Pass(self, f"{name}Failed", result=sfn.Result.from_string(name.lower()), result_path="$.step")
+            step.add_catch(mark.next(failed), errors=["States.ALL"], result_path="$.failure")
+
+        prepare = invoke("Prepare", self.prepare, SHORT_STEP_SECONDS, correlation_id="$.correlation_id")
+        process = invoke("Process", self.process, config.worker_timeout_seconds)
+        process.add_retry(
+            errors=RETRYABLE_TASK_ERRORS,
+            interval=Duration.seconds(PROCESS_RETRY_INTERVAL_SECONDS),
+            max_attempts=config.worker_retry_attempts,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        finalise = invoke("Finalise", self.finalise, SHORT_STEP_SECONDS, result="$.process.result")
+        for step, name in ((prepare, "Prepare"), (process, "Process"), (finalise, "Finalise")):
+            on_error(step, name)
+
+        definition = prepare.next(
+            sfn.Choice(self, "Ready?")
+            .when(sfn.Condition.string_equals("$.prepare.outcome", "FAILED"), job_failed)
+            .when(
+                sfn.Condition.string_equals("$.prepare.outcome", "READY"),
+                process.next(
+                    sfn.Choice(self, "Processed?")
+                    .when(sfn.Condition.string_equals("$.process.outcome", "FAILED"), job_failed)
+                    .when(
+                        sfn.Condition.string_equals("$.process.outcome", "PROCESSED"),
+                        finalise.next(sfn.Succeed(self, "Done")),
+                    )
+                    .otherwise(sfn.Succeed(self, "Stopped", comment="cancelled, or no longer this execution's"))
+                ),
+            )
+            .otherwise(sfn.Succeed(self, "NotRun", comment="finished, cancelled or owned elsewhere already"))
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.seconds(config.workflow_timeout_seconds),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group(self, "Logs", config),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,  # job inputs and results stay out of the logs
+            ),
+            removal_policy=config.removal,
+        )
+        stack = Stack.of(self)
+        for function in (self.prepare, self.process, self.finalise, self.record_failure):
+            cfn = function.node.default_child
+            assert isinstance(cfn, lambda_.CfnFunction)
+            acknowledge(
+                self.state_machine,
+                f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(cfn)}.Arn>:*]",
+                "Invoking a step's function also covers its versions and aliases (<arn>:*); nothing else.",
+            )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray and CloudWatch Logs delivery actions of Step Functions support no resource-level permissions.",
+        )
