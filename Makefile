@@ -72,6 +72,7 @@ bench: $(VENV)/.installed
 	$(PYTHON) -m bench.cold_start
 	$(PYTHON) -m bench.throughput
 	$(PYTHON) -m bench.fault_run
+	$(PYTHON) -m bench.variants
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -73,6 +73,12 @@ class JobsClient:
         self._credentials = credentials
         self._timeout = timeout
 
+    def signed_headers(self, method: str, url: str) -> dict[str, str]:
+        """SigV4 headers for ``url`` (e.g. a WebSocket handshake, signed as its https request)."""
+        signed = AWSRequest(method=method, url=url, headers={})
+        SigV4Auth(self._credentials, "execute-api", self.region).add_auth(signed)
+        return dict(signed.headers)
+
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Response:
         url = urljoin(self.api_url, path)
         data = json.dumps(body).encode() if body is not None else None

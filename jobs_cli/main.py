@@ -1,8 +1,9 @@
-"""``jobs submit|status|wait|cancel|list``: submit long-running jobs and follow them to the end.
+"""``jobs submit|status|wait|watch|cancel|list``: submit long-running jobs and follow them to the end.
 
     jobs --api-url http://127.0.0.1:3000/v1/ submit sleep --input '{"seconds": 5}' --wait
     jobs status 5f0c7a8e-...          # ASYNC_JOBS_API_URL may replace --api-url
     jobs wait 5f0c7a8e-... --timeout 600
+    jobs watch 5f0c7a8e-...           # pushed over the stack's WebSocket if it has one, else polled
     jobs cancel 5f0c7a8e-... --wait   # a running job stops at its next progress report
     jobs list --status RUNNING        # your jobs, newest first (--all for every page)
 
@@ -17,12 +18,14 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 import uuid
 from typing import Any, TextIO
 
 from jobs_cli.client import ApiError, JobsClient, Response
+from jobs_cli.watch import monitor_url, over_websocket
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT, EXIT_CANCELLED = 0, 1, 2, 3, 4
@@ -57,11 +60,27 @@ class Waiter:
         self._out = out or sys.stderr
         self._sleep = sleep or time.sleep
         self._live = self._out.isatty()
+        self._last_line = ""
+
+    def show(self, job: dict[str, Any]) -> None:
+        """Draw the job's progress: one line redrawn on a terminal, a line per change otherwise."""
+        line = progress_bar(job)
+        if self._live:
+            self._out.write("\r" + line.ljust(len(self._last_line)))
+            if job.get("status") in TERMINAL:
+                self._out.write("\n")
+        elif line != self._last_line:
+            self._out.write(line + "\n")
+        self._out.flush()
+        self._last_line = line
+
+    def _give_up(self) -> None:
+        if self._live and self._last_line:
+            self._out.write("\n")
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         delays = None
-        last_line = ""
         while True:
             response = self._client.status(job_id)
             if response.status in TRANSIENT:
@@ -71,25 +90,42 @@ class Waiter:
                 self._sleep(delay)
                 continue
             job: dict[str, Any] = _ok(response, 200).body
-            line = progress_bar(job)
-            if self._live:
-                self._out.write("\r" + line.ljust(len(last_line)))
-            elif line != last_line:
-                self._out.write(line + "\n")
-            self._out.flush()
-            last_line = line
+            self.show(job)
             if job.get("status") in TERMINAL:
-                if self._live:
-                    self._out.write("\n")
                 return job
             if delays is None:
                 delays = backoff_delays(float(response.header("Retry-After") or 1))
             delay = next(delays)
             if time.monotonic() + delay > deadline:
-                if self._live:
-                    self._out.write("\n")
+                self._give_up()
                 return None
             self._sleep(delay)
+
+
+class Watcher(Waiter):
+    """``jobs watch``: like :class:`Waiter`, but pushed over the stack's WebSocket when the
+    status answer links one (``notify=websocket``); polls when it does not, or when the
+    connection fails or drops early, so it always ends with the job's final state."""
+
+    def __init__(self, client: JobsClient, out: TextIO | None = None, sleep: Any = None) -> None:
+        super().__init__(client, out, sleep)
+        self.transport = "polling"  # what followed the job in the end
+
+    def watch(self, job_id: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        response = self._client.status(job_id)
+        job: dict[str, Any] = _ok(response, 200).body
+        self.show(job)
+        if job.get("status") in TERMINAL:
+            return job
+        url = monitor_url(response)
+        if url is not None:
+            headers = self._client.signed_headers("GET", re.sub(r"^ws", "http", url))  # signed as http(s)
+            pushed = over_websocket(url, headers, deadline, self.show, TERMINAL)
+            if pushed is not None:
+                self.transport = "websocket"
+                return pushed
+        return self.wait(job_id, max(0.0, deadline - time.monotonic()))
 
 
 def _retry_after(response: Response, default: float) -> float:
@@ -174,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     wait = commands.add_parser("wait", help="follow a job to the end with a progress bar")
     wait.add_argument("job_id")
     wait.add_argument("--timeout", type=float, default=3600)
+    watch = commands.add_parser(
+        "watch", help="follow a job as it changes: WebSocket push when the stack has it, polling otherwise"
+    )
+    watch.add_argument("job_id")
+    watch.add_argument("--timeout", type=float, default=3600)
     cancel = commands.add_parser("cancel", help="cancel a pending or running job")
     cancel.add_argument("job_id")
     cancel.add_argument("--wait", action="store_true", help="wait until a running job has stopped")
@@ -215,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.wait:
                 print(json.dumps(job, indent=2))
                 return EXIT_OK
-        return _finish(client, Waiter(client).wait(args.job_id, args.timeout))
+        follow = Watcher(client).watch if args.command == "watch" else Waiter(client).wait
+        return _finish(client, follow(args.job_id, args.timeout))
     except ApiError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

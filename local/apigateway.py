@@ -54,6 +54,21 @@ class HttpResponse:
     body: bytes
 
 
+def caller_identity(authorization: str | None, default_identity: str | None = None) -> dict[str, Any] | None:
+    """The ``identity`` API Gateway puts in the event for an IAM-authorised request: the
+    caller is named after the SigV4 access key (signatures are not verified locally)."""
+    found = CREDENTIAL.search(authorization or "")
+    if found:
+        access_key = found.group(1)
+        user_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{access_key}"
+    elif default_identity:
+        access_key, user_arn = "LOCALDEFAULTIDENTITY", default_identity
+    else:
+        return None
+    caller = user_arn.rsplit("/", 1)[-1]
+    return {"accessKey": access_key, "accountId": ACCOUNT_ID, "caller": caller, "user": caller, "userArn": user_arn}
+
+
 def json_response(status: int, body: dict[str, Any], extra: list[tuple[str, str]] | None = None) -> HttpResponse:
     return HttpResponse(status, [("Content-Type", "application/json"), *(extra or [])], json.dumps(body).encode())
 
@@ -140,17 +155,7 @@ class LocalRestApi:
         return None, None
 
     def _identity(self, request: HttpRequest) -> dict[str, Any] | None:
-        authorization = request.header("Authorization") or ""
-        found = CREDENTIAL.search(authorization)
-        if found:
-            access_key = found.group(1)
-            user_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{access_key}"
-        elif self._default_identity:
-            access_key, user_arn = "LOCALDEFAULTIDENTITY", self._default_identity
-        else:
-            return None
-        caller = user_arn.rsplit("/", 1)[-1]
-        return {"accessKey": access_key, "accountId": ACCOUNT_ID, "caller": caller, "user": caller, "userArn": user_arn}
+        return caller_identity(request.header("Authorization"), self._default_identity)
 
     def _validate(self, method: MethodSpec, request: HttpRequest) -> HttpResponse | None:
         if method.validate_parameters:

@@ -45,6 +45,7 @@ from local.template import (
     UnsupportedTemplate,
     load,
 )
+from local.websocket import LocalWebSocketApi, aws_host, local_api_id
 
 log = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -124,6 +125,8 @@ class LocalRuntime:
         self.api: LocalRestApi | None = None
         self.lambdas: LambdaService | None = None
         self.queue_urls: dict[str, str] = {}
+        self.websockets: list[LocalWebSocketApi] = []
+        self._local_urls: dict[str, str] = {}  # AWS URL prefix -> this runtime's
         self.stream_arns: dict[str, str] = {}
         self.secret_arns: dict[str, str] = {}
 
@@ -141,12 +144,13 @@ class LocalRuntime:
         self.lambda_endpoint = f"http://{HOST}:{lambda_server.server_address[1]}"
 
         self._provision()
+        self._start_websocket_apis()
         if self.faults is not None and self.faults.throttle > 0:
             self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults)
         resolver = self._resolver()
         runtimes = {}
         for name, spec in self.template.functions.items():
-            environment = {key: str(resolver.resolve(value)) for key, value in spec.environment.items()}
+            environment = {key: self._localize(str(resolver.resolve(value))) for key, value in spec.environment.items()}
             # Template values win over the runtime's defaults; extra_environment (tools, benchmarks) wins over both.
             merged = {**self._base_environment(spec.name, spec.memory_mb), **environment, **self._extra_environment}
             if self._throttling_proxy is not None and self.faults is not None and self.faults.applies_to(spec.handler):
@@ -168,6 +172,8 @@ class LocalRuntime:
 
     def stop(self) -> None:
         self._stopping.set()
+        for websocket in self.websockets:
+            websocket.stop()
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -203,7 +209,38 @@ class LocalRuntime:
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
+    @property
+    def websocket_url(self) -> str | None:
+        """``ws://`` URL of the WebSocket API's stage (``notify=websocket``), if there is one."""
+        if not self.websockets:
+            return None
+        api = self.websockets[0]
+        return self._localize(f"wss://{aws_host(local_api_id(api.spec.logical_id))}/{api.spec.stage_name}")
+
     # -- wiring ----------------------------------------------------------------------------
+
+    def _start_websocket_apis(self) -> None:
+        """Each WebSocket API on a port of its own, its management API on another. URLs the
+        template builds for them (``wss://<id>.execute-api...``, the ``https://`` callback
+        URL) are rewritten to these ports (``_localize``)."""
+        for spec in self.template.websocket_apis:
+            api = LocalWebSocketApi(spec, self._invoke_for_websocket, self._default_identity)
+            port = api.start()
+            management = _serve(0, api.manage)
+            self._servers.append(management)
+            host = aws_host(local_api_id(spec.logical_id))
+            self._local_urls[f"wss://{host}"] = f"ws://{HOST}:{port}"
+            self._local_urls[f"https://{host}"] = f"http://{HOST}:{management.server_address[1]}"
+            self.websockets.append(api)
+
+    def _localize(self, value: str) -> str:
+        for aws_url, local_url in self._local_urls.items():
+            value = value.replace(aws_url, local_url)
+        return value
+
+    def _invoke_for_websocket(self, function: str, event: dict[str, Any]) -> Any:
+        assert self.lambdas is not None
+        return self.lambdas.invoke(function, event, slot_timeout=10)
 
     def _base_environment(self, function_name: str, memory_mb: int) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TZ", "SYSTEMROOT"}}
@@ -267,6 +304,8 @@ class LocalRuntime:
             attributes[(name, "StreamArn")] = arn
         for name, arn in self.secret_arns.items():
             refs[name] = arn  # a secret's Ref is its ARN
+        for websocket in self.template.websocket_apis:
+            refs[websocket.logical_id] = local_api_id(websocket.logical_id)
         for name in self.template.buckets:
             refs[name] = bucket_name(name)
             attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket_name(name)}"

@@ -121,6 +121,16 @@ class StreamMappingSpec:
 
 
 @dataclass
+class WebSocketApiSpec:
+    """An API Gateway WebSocket API: its stage and the functions behind its routes."""
+
+    logical_id: str
+    stage_name: str
+    routes: dict[str, str]  # route key ($connect, $disconnect) -> function logical id
+    authorization: dict[str, str]  # route key -> AuthorizationType
+
+
+@dataclass
 class AppTemplate:
     functions: dict[str, FunctionSpec]
     tables: dict[str, TableSpec]
@@ -133,6 +143,7 @@ class AppTemplate:
     stream_mappings: list[StreamMappingSpec] = field(default_factory=list)
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> properties
     state_machines: list[str] = field(default_factory=list)  # logical ids (not emulated)
+    websocket_apis: list[WebSocketApiSpec] = field(default_factory=list)
 
 
 def _ref(value: Any) -> str | None:
@@ -255,6 +266,40 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
         ],
         secrets={k: v.get("Properties", {}) for k, v in of_type("AWS::SecretsManager::Secret").items()},
         state_machines=list(of_type("AWS::StepFunctions::StateMachine")),
+        websocket_apis=[
+            _load_websocket_api(api_id, resources, functions)
+            for api_id, api in of_type("AWS::ApiGatewayV2::Api").items()
+            if api["Properties"].get("ProtocolType") == "WEBSOCKET"
+        ],
+    )
+
+
+def _load_websocket_api(
+    api_id: str, resources: dict[str, dict[str, Any]], functions: dict[str, FunctionSpec]
+) -> WebSocketApiSpec:
+    def belongs(resource_type: str) -> list[dict[str, Any]]:
+        return [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == resource_type and _ref(r["Properties"].get("ApiId")) == api_id
+        ]
+
+    routes: dict[str, str] = {}
+    authorization: dict[str, str] = {}
+    for route in belongs("AWS::ApiGatewayV2::Route"):
+        key = str(route["RouteKey"])
+        authorization[key] = str(route.get("AuthorizationType", "NONE"))
+        for integration in _referenced_ids(route.get("Target")):
+            uri = resources.get(integration, {}).get("Properties", {}).get("IntegrationUri")
+            targets = [ref for ref in _referenced_ids(uri) if ref in functions]
+            if targets:
+                routes[key] = targets[0]
+    stages = belongs("AWS::ApiGatewayV2::Stage")
+    return WebSocketApiSpec(
+        logical_id=api_id,
+        stage_name=str(stages[0]["StageName"]) if stages else "$default",
+        routes=routes,
+        authorization=authorization,
     )
 
 

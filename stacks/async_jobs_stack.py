@@ -13,6 +13,7 @@ from stacks.config import AppConfig
 from stacks.firewall import ApiFirewall
 from stacks.job_store import JobStore
 from stacks.monitoring import Monitoring
+from stacks.notifications import JobNotifications
 from stacks.reaper import Reaper
 from stacks.worker import Worker
 
@@ -48,7 +49,17 @@ class AsyncJobsStack(Stack):
             "CALLBACK_TIMEOUT_SECONDS": str(config.callback_timeout_seconds),
         }
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
-        self.api = JobsApi(self, "Api", config=config, store=self.store, worker=self.worker, environment=environment)
+        self.notifications: JobNotifications | None = None
+        api_environment = environment
+        if config.notify == "websocket":
+            self.notifications = JobNotifications(
+                self, "Notifications", config=config, store=self.store, environment=environment
+            )
+            # The API's answers point clients at the WebSocket (a Link header, rel="monitor").
+            api_environment = {**environment, "WEBSOCKET_URL": self.notifications.url}
+        self.api = JobsApi(
+            self, "Api", config=config, store=self.store, worker=self.worker, environment=api_environment
+        )
         if config.waf_enabled:
             ApiFirewall(self, "Firewall", config=config, stage=self.api.rest_api.deployment_stage)
         self.reaper = Reaper(
@@ -82,6 +93,7 @@ class AsyncJobsStack(Stack):
                 "Reaper": self.reaper.function,
                 "Callbacks": self.callbacks.function,
                 **self.worker.step_functions(),
+                **(self.notifications.functions() if self.notifications is not None else {}),
             },
             dead_letter_queue=self.worker.dead_letter_queue,
         )
@@ -95,6 +107,8 @@ class AsyncJobsStack(Stack):
         CfnOutput(self, "JobsTableName", value=self.store.jobs_table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.worker.dead_letter_queue.queue_url)
+        if self.notifications is not None:
+            CfnOutput(self, "WebSocketUrl", value=self.notifications.url, description="wss:// URL; add ?job_id=<id>")
         if self.worker.workflow is not None:
             CfnOutput(self, "StateMachineArn", value=self.worker.workflow.state_machine.state_machine_arn)
         CfnOutput(

@@ -141,6 +141,7 @@ def _stage(name: str, raw: Any) -> str:
 # name -> parser. The order is the order of the README's configuration table.
 PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "dispatch": _choice("lambda", "sqs", "stepfunctions"),
+    "notify": _choice("none", "websocket"),
     "api_stage_name": _stage,
     "api_throttle_rate_limit": _int(1, 10_000),
     "api_throttle_burst_limit": _int(1, 5_000),
@@ -189,6 +190,7 @@ class AppConfig:
 
     stage: str
     dispatch: str
+    notify: str
     api_stage_name: str
     api_throttle_rate_limit: int
     api_throttle_burst_limit: int

@@ -84,14 +84,19 @@ class PythonFunction(Construct):
 
     def acknowledge_invoke_wildcard(self, target: lambda_.IFunction) -> None:
         """Accept cdk-nag's finding for grant_invoke's ``<arn>:*`` (versions and aliases of ``target``)."""
-        stack = Stack.of(self)
-        cfn = target.node.default_child
-        assert isinstance(cfn, lambda_.CfnFunction)
-        acknowledge(
-            self,
-            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(cfn)}.Arn>:*]",
-            "Invoking one function also covers its versions and aliases (<arn>:*); nothing else.",
-        )
+        acknowledge_invoke_wildcard(self, target)
+
+
+def acknowledge_invoke_wildcard(scope: Construct, target: lambda_.IFunction) -> None:
+    """Accept, on ``scope``, cdk-nag's finding for invoking ``target``'s ``<arn>:*`` (its
+    versions and aliases), which every grant to invoke a function includes."""
+    cfn = target.node.default_child
+    assert isinstance(cfn, lambda_.CfnFunction)
+    acknowledge(
+        scope,
+        f"AwsSolutions-IAM5[Resource::<{Stack.of(scope).get_logical_id(cfn)}.Arn>:*]",
+        "Invoking one function also covers its versions and aliases (<arn>:*); nothing else.",
+    )
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:

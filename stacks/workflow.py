@@ -16,7 +16,7 @@ is generated, never hand-written JSON.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -24,7 +24,7 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
-from stacks.python_function import PythonFunction, acknowledge, log_group
+from stacks.python_function import PythonFunction, acknowledge, acknowledge_invoke_wildcard, log_group
 
 # Seconds a short step (prepare, finalise, record the failure) may run.
 SHORT_STEP_SECONDS = 30
@@ -166,15 +166,8 @@ class JobWorkflow(Construct):
             ),
             removal_policy=config.removal,
         )
-        stack = Stack.of(self)
         for function in (self.prepare, self.process, self.finalise, self.record_failure):
-            cfn = function.node.default_child
-            assert isinstance(cfn, lambda_.CfnFunction)
-            acknowledge(
-                self.state_machine,
-                f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(cfn)}.Arn>:*]",
-                "Invoking a step's function also covers its versions and aliases (<arn>:*); nothing else.",
-            )
+            acknowledge_invoke_wildcard(self.state_machine, function)
         acknowledge(
             self.state_machine,
             "AwsSolutions-IAM5[Resource::*]",

@@ -31,6 +31,8 @@ TEST_ENVIRONMENT = {
     "MAX_RESULT_BYTES": "8192",
     "MAX_INLINE_RESULT_BYTES": "1024",
     "RESULTS_BUCKET_NAME": "results",
+    "CONNECTIONS_TABLE_NAME": "connections",
+    "WEBSOCKET_CALLBACK_URL": "https://ws123defgh.execute-api.eu-west-1.amazonaws.com/v1",
     "RESULT_URL_EXPIRY_SECONDS": "60",
     "PROGRESS_MIN_INTERVAL_MS": "0",
     "TIMEOUT_MARGIN_SECONDS": "1",

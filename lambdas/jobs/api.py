@@ -111,6 +111,16 @@ def caller_identity(event: APIGatewayProxyEvent) -> str:
     return owner
 
 
+def follow_headers(retry_after_seconds: int, websocket_url: str | None, job_id: str) -> dict[str, str]:
+    """How to follow an unfinished job: poll again after ``Retry-After`` seconds or, when
+    the stack has WebSocket push (``notify=websocket``), subscribe at the ``Link`` with
+    ``rel="monitor"`` (RFC 5988 link; the value is the signed-connect URL's base)."""
+    headers = {"Retry-After": str(retry_after_seconds)}
+    if websocket_url:
+        headers["Link"] = f'<{websocket_url}?job_id={job_id}>; rel="monitor"'
+    return headers
+
+
 def job_url(event: APIGatewayProxyEvent, job_id: str) -> str:
     """Absolute URL of a job's status resource, as the client reached the API.
 

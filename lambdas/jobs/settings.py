@@ -64,6 +64,9 @@ class Settings:
     dispatch: str
     jobs_queue_url: str | None
     state_machine_arn: str | None
+    connections_table_name: str | None
+    websocket_callback_url: str | None
+    websocket_url: str | None
     dead_letter_queue_url: str | None
     job_retention_seconds: int
     max_attempts: int
@@ -94,6 +97,9 @@ class Settings:
             worker_function_name=env.get("WORKER_FUNCTION_NAME") or None,
             dispatch=_choice(env, "DISPATCH", "lambda", ("lambda", "sqs", "stepfunctions")),
             state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
+            connections_table_name=env.get("CONNECTIONS_TABLE_NAME") or None,
+            websocket_callback_url=env.get("WEBSOCKET_CALLBACK_URL") or None,
+            websocket_url=env.get("WEBSOCKET_URL") or None,
             jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
             dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
             job_retention_seconds=_int(env, "JOB_RETENTION_SECONDS", 7 * 86400, 3600, 3650 * 86400),

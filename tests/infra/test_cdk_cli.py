@@ -44,3 +44,30 @@ def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: P
     } <= types
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert report["pluginReports"] == []  # cdk-nag found nothing unacknowledged
+
+
+@pytest.mark.skipif(not CLI.exists() or not shutil.which("node"), reason="run `make install` for the CDK CLI")
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (("-c", "dispatch=sqs"), {"AWS::Lambda::EventSourceMapping", "AWS::SecretsManager::Secret"}),
+        (
+            ("-c", "dispatch=stepfunctions", "-c", "notify=websocket"),
+            {"AWS::StepFunctions::StateMachine", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"},
+        ),
+    ],
+)
+def test_each_variant_synthesizes_from_the_command_line(tmp_path: Path, options: tuple[str, ...], expected: set[str]):
+    result = subprocess.run(  # noqa: S603  fixed arguments
+        [str(CLI), "synth", "--quiet", "--no-notices", "--output", str(tmp_path), *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "AsyncJobs-dev.template.json").read_text())
+    assert expected <= {resource["Type"] for resource in template["Resources"].values()}
+    assert json.loads((tmp_path / "validation-report.json").read_text())["pluginReports"] == []

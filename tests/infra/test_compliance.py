@@ -32,6 +32,21 @@ def test_aws_solutions_checks_pass_with_acknowledged_findings_only(context):
     synth(context, nag=True)  # raises on any unacknowledged finding
 
 
+@pytest.mark.parametrize("notify", ["none", "websocket"])
+@pytest.mark.parametrize("dispatch", ["lambda", "sqs", "stepfunctions"])
+def test_every_variant_combination_synthesizes_clean_and_least_privileged(dispatch: str, notify: str):
+    _, template = synth({"stage": "prod", "dispatch": dispatch, "notify": notify}, nag=True)
+    # No wildcard action anywhere; "*" resources only for telemetry and log delivery (X-Ray,
+    # CloudWatch Logs) and DynamoDB's ListStreams, none of which reach data.
+    wildcard_ok = ("xray:", "logs:")
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in action for action in actions), statement
+            if statement["Resource"] == "*":
+                assert all(a.startswith(wildcard_ok) or a == "dynamodb:ListStreams" for a in actions), statement
+
+
 def test_aws_solutions_checks_do_fail_on_a_real_finding():
     app = cdk.App()
     stack = cdk.Stack(app, "Careless")

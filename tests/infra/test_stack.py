@@ -737,3 +737,74 @@ def test_stepfunctions_deadline_covers_the_whole_execution():
     assert config.stuck_after_seconds == config.workflow_timeout_seconds + 300
     _, template = synth({"dispatch": "stepfunctions"})
     assert _definition(template)["TimeoutSeconds"] == config.workflow_timeout_seconds
+
+
+# -- notify=websocket --------------------------------------------------------------------
+
+
+def test_websocket_notify_api_iam_connect_connections_table_and_push_from_the_stream():
+    _, template = synth({"notify": "websocket"})
+    [(api_id, api)] = template.find_resources("AWS::ApiGatewayV2::Api").items()
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in template.find_resources("AWS::ApiGatewayV2::Route").values()
+    }
+    assert set(routes) == {"$connect", "$disconnect"}
+    assert routes["$connect"]["AuthorizationType"] == "AWS_IAM"
+    [stage] = template.find_resources("AWS::ApiGatewayV2::Stage").values()
+    assert "AccessLogSettings" in stage["Properties"]
+    assert stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    [table] = [t for k, t in template.find_resources("AWS::DynamoDB::Table").items() if "Connections" in k]
+    props = table["Properties"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    [index] = props["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "job-connections" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    push = function_id(template, "jobs.handlers.websocket.push")
+    [mapping] = [
+        m["Properties"]
+        for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": push}
+    ]
+    assert "StreamArn" in json.dumps(mapping["EventSourceArn"])
+    assert mapping["MaximumRecordAgeInSeconds"] == 60  # a stale push is worthless
+    assert json.loads(mapping["FilterCriteria"]["Filters"][0]["Pattern"]) == {"eventName": ["MODIFY"]}
+    variables = only(template, "AWS::Lambda::Function", {"Handler": "jobs.handlers.websocket.push"})[1]["Properties"][
+        "Environment"
+    ]["Variables"]
+    assert "WEBSOCKET_CALLBACK_URL" in variables and "CONNECTIONS_TABLE_NAME" in variables
+    for handler in (HANDLERS["submit"], HANDLERS["status"]):
+        env = only(template, "AWS::Lambda::Function", {"Handler": handler})[1]["Properties"]["Environment"]
+        assert "WEBSOCKET_URL" in env["Variables"]  # answers carry the Link to subscribe
+    assert "WebSocketUrl" in template.find_outputs("*")
+    assert api_id
+
+
+def test_websocket_notify_least_privilege():
+    _, template = synth({"notify": "websocket"})
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert _actions(_policy_of(template, "jobs.handlers.websocket.connect")) - xray == {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+    }
+    assert _actions(_policy_of(template, "jobs.handlers.websocket.disconnect")) - xray == {"dynamodb:DeleteItem"}
+    push = _policy_of(template, "jobs.handlers.websocket.push")
+    assert _actions(push) - xray == {
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "s3:GetObject",
+        "execute-api:ManageConnections",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    }
+    [manage] = [s for s in push if s["Action"] == "execute-api:ManageConnections"]
+    assert "@connections/*" in json.dumps(manage["Resource"])
+
+
+def test_without_websocket_there_is_no_websocket_api():
+    _, template = synth({})
+    template.resource_count_is("AWS::ApiGatewayV2::Api", 0)
+    env = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["status"]})[1]["Properties"]["Environment"]
+    assert "WEBSOCKET_URL" not in env["Variables"]

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs.api import build_resolver, caller_identity, json_response
+from jobs.api import build_resolver, caller_identity, follow_headers, json_response
 from jobs.observability import logger, tracer
 from jobs.repository import JobRepository
 from jobs.results import S3ResultStore
@@ -28,7 +28,9 @@ app = build_resolver(settings.retry_after_seconds)
 def status(job_id: str) -> Any:
     job = service.get_for_owner(caller_identity(app.current_event), job_id)
     # Retry-After tells pollers when to look again; a finished job will not change.
-    headers = {} if job.status.is_terminal else {"Retry-After": str(settings.retry_after_seconds)}
+    headers = (
+        {} if job.status.is_terminal else follow_headers(settings.retry_after_seconds, settings.websocket_url, job_id)
+    )
     return json_response(200, service.view(job), headers)
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
-from jobs.api import ApiError, build_resolver, caller_identity, job_url, json_response
+from jobs.api import ApiError, build_resolver, caller_identity, follow_headers, job_url, json_response
 from jobs.dispatcher import dispatcher_for
 from jobs.observability import logger, metrics, tracer
 from jobs.repository import JobRepository
@@ -103,7 +103,8 @@ def submit() -> Any:
         raise ApiError(400, "Idempotency-Key must be 1 to 128 visible ASCII characters")
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     location = job_url(event, view["job_id"])
-    return json_response(202, view, {"Location": location, "Retry-After": str(settings.retry_after_seconds)})
+    follow = follow_headers(settings.retry_after_seconds, settings.websocket_url, view["job_id"])
+    return json_response(202, view, {"Location": location, **follow})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -1,0 +1,187 @@
+"""``notify=websocket``: an API Gateway WebSocket API that pushes job changes to subscribers.
+
+A client connects to ``wss://<api>/<stage>?job_id=<id>``, signed with SigV4 (``$connect``
+is IAM-authorised; the connect function checks the caller owns the job). Every change to
+the job reaches it from the jobs table's stream through the push function; the connection
+is closed once the job has finished. Connections live in their own table with a TTL, so
+one whose ``$disconnect`` never came expires by itself; the push function forgets those
+API Gateway reports gone.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.job_store import JobStore
+from stacks.python_function import PythonFunction, acknowledge, log_group
+
+JOB_CONNECTIONS_INDEX = "job-connections"  # lambdas/jobs/connections.py queries it
+# One JSON line per connect, disconnect and message, as the REST API logs its requests.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "connectionId": "$context.connectionId",
+    "eventType": "$context.eventType",
+    "routeKey": "$context.routeKey",
+    "ip": "$context.identity.sourceIp",
+    "user": "$context.identity.userArn",
+    "requestTime": "$context.requestTime",
+    "status": "$context.status",
+    "integrationLatency": "$context.integrationLatency",
+    "error": "$context.error.message",
+}
+
+
+class JobNotifications(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        store: JobStore,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.connections_table = dynamodb.Table(
+            self,
+            "ConnectionsTable",
+            partition_key=dynamodb.Attribute(name="connection_id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expires_at",
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=config.removal,
+        )
+        self.connections_table.add_global_secondary_index(
+            index_name=JOB_CONNECTIONS_INDEX,
+            partition_key=dynamodb.Attribute(name="job_id", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+        table_env = {**environment, "CONNECTIONS_TABLE_NAME": self.connections_table.table_name}
+
+        def function(name: str, handler: str, description: str, extra: dict[str, str]) -> lambda_.Function:
+            return PythonFunction(
+                self,
+                name,
+                config=config,
+                handler=f"jobs.handlers.websocket.{handler}",
+                description=description,
+                environment={**table_env, **extra},
+                timeout=Duration.seconds(30),
+                memory_size=256,
+            ).function
+
+        self.connect_function = function("Connect", "connect", "WebSocket $connect: subscribes to one job", {})
+        self.disconnect_function = function("Disconnect", "disconnect", "WebSocket $disconnect", {})
+        self.api = apigwv2.WebSocketApi(
+            self,
+            "WebSocketApi",
+            description="Pushes job changes to subscribers (async-jobs)",
+            connect_route_options=apigwv2.WebSocketRouteOptions(
+                integration=integrations.WebSocketLambdaIntegration("Connect", self.connect_function),
+                authorizer=authorizers.WebSocketIamAuthorizer(),
+            ),
+            disconnect_route_options=apigwv2.WebSocketRouteOptions(
+                integration=integrations.WebSocketLambdaIntegration("Disconnect", self.disconnect_function),
+            ),
+        )
+        self.stage = apigwv2.WebSocketStage(
+            self,
+            "Stage",
+            web_socket_api=self.api,
+            stage_name=config.api_stage_name,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=config.api_throttle_rate_limit, burst_limit=config.api_throttle_burst_limit
+            ),
+        )
+        access_logs = log_group(self, "AccessLogs", config)
+        cfn_stage = self.stage.node.default_child
+        assert isinstance(cfn_stage, apigwv2.CfnStage)
+        # The L2 stage takes access logs only through an interface Python cannot easily implement.
+        cfn_stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
+            destination_arn=access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG4",
+            "API Gateway authorizes WebSocket APIs on $connect only (IAM here); $disconnect carries no request "
+            "of the client's and cannot take an authorizer.",
+        )
+        self.push_function = function(
+            "Push",
+            "push",
+            "Pushes each job change to the job's WebSocket subscribers",
+            {"WEBSOCKET_CALLBACK_URL": self.stage.callback_url},
+        )
+        self.push_function.add_event_source(
+            event_sources.DynamoEventSource(
+                store.jobs_table,
+                starting_position=lambda_.StartingPosition.LATEST,
+                batch_size=100,
+                max_batching_window=Duration.millis(0),
+                bisect_batch_on_error=True,
+                retry_attempts=2,
+                # A stale push is worth nothing (clients poll as well): give up after a minute, no DLQ.
+                max_record_age=Duration.seconds(60),
+                report_batch_item_failures=False,
+                filters=[lambda_.FilterCriteria.filter({"eventName": ["MODIFY"]})],
+            )
+        )
+        # Item actions only, on the table and the one index; not Table.grant_read_write_data's list.
+        iam.Grant.add_to_principal(
+            grantee=self.connect_function,
+            actions=["dynamodb:PutItem"],
+            resource_arns=[self.connections_table.table_arn],
+        )
+        store.grant_jobs(self.connect_function, "dynamodb:GetItem")
+        iam.Grant.add_to_principal(
+            grantee=self.disconnect_function,
+            actions=["dynamodb:DeleteItem"],
+            resource_arns=[self.connections_table.table_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.push_function,
+            actions=["dynamodb:DeleteItem"],
+            resource_arns=[self.connections_table.table_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.push_function,
+            actions=["dynamodb:Query"],
+            resource_arns=[f"{self.connections_table.table_arn}/index/{JOB_CONNECTIONS_INDEX}"],
+        )
+        store.grant_results(self.push_function, "s3:GetObject")
+        self.stage.grant_management_api_access(self.push_function)
+        acknowledge(
+            self.push_function,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+            f"<{self._logical_id(self.api)}>/{config.api_stage_name}/*/@connections/*]",
+            "Connection ids exist only at run time; the scope is this API's stage and its @connections.",
+        )
+
+    def functions(self) -> dict[str, lambda_.IFunction]:
+        """The functions, by name (for alarms)."""
+        return {"Connect": self.connect_function, "Disconnect": self.disconnect_function, "Push": self.push_function}
+
+    @property
+    def url(self) -> str:
+        """``wss://`` URL of the stage; clients add ``?job_id=<id>``."""
+        return self.stage.url
+
+    def _logical_id(self, construct: Construct) -> str:
+        child = construct.node.default_child
+        assert child is not None
+        return Stack.of(self).get_logical_id(child)  # type: ignore[arg-type]
