@@ -33,9 +33,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Synthesize straight from app.py (no CDK CLI needed), then serve the template locally.
+# Variants: make run CDK_ARGS="-c dispatch=sqs -c notify=websocket"
 run: $(VENV)/.installed
 	rm -rf cdk.out
-	CDK_OUTDIR=cdk.out $(PYTHON) app.py
+	$(PYTHON) -m local.synth --out cdk.out $(CDK_ARGS)
 	$(PYTHON) -m local --cdk-out cdk.out
 
 test: install lint typecheck

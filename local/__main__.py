@@ -54,12 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     url = runtime.api_url
+    push = ""
+    if runtime.websocket_url:
+        push = f"\n  Push:  {runtime.websocket_url}?job_id=<id> (WebSocket; jobs watch uses it)"
     print(
         f"""
 async-jobs is running locally (AWS emulated by moto; nothing leaves this machine).
 
   API:   {url}
-  Docs:  {url.rsplit("/", 2)[0]}/openapi.json (OpenAPI 3)
+  Docs:  {url.rsplit("/", 2)[0]}/openapi.json (OpenAPI 3){push}
 
   Try, in another terminal in this folder:
          export ASYNC_JOBS_API_URL={url}

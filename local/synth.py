@@ -21,3 +21,34 @@ def synthesize(app: Path, outdir: Path, context: dict[str, Any] | None = None) -
     if result.returncode != 0:
         raise RuntimeError(f"synthesizing {app} failed:\n{result.stderr[-3000:]}")
     return outdir
+
+
+def parse_context(pairs: list[str]) -> dict[str, str]:
+    """``-c name=value`` pairs (the CDK CLI's syntax) as a context dict."""
+    context: dict[str, str] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise ValueError(f"expected -c name=value, got {pair!r}")
+        context[name] = value
+    return context
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m local.synth --out cdk.out [-c name=value ...]`` (what ``make run`` does)."""
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m local.synth", description=main.__doc__)
+    parser.add_argument("--out", type=Path, default=Path("cdk.out"))
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        synthesize(ROOT / "app.py", args.out.resolve(), parse_context(args.context))
+    except (ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -96,6 +96,7 @@ class AsyncJobsStack(Stack):
                 **(self.notifications.functions() if self.notifications is not None else {}),
             },
             dead_letter_queue=self.worker.dead_letter_queue,
+            state_machine=self.worker.workflow.state_machine if self.worker.workflow is not None else None,
         )
 
         if config.stage == "prod" and not config.alarm_email:

@@ -18,6 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import AppConfig
@@ -51,8 +52,10 @@ class Monitoring(Construct):
         routes: list[tuple[str, str]],
         functions: dict[str, lambda_.IFunction],
         dead_letter_queue: sqs.IQueue,
+        state_machine: sfn.StateMachine | None = None,
     ) -> None:
-        """``routes``: (HTTP method, resource path) of each API method, for per-route graphs."""
+        """``routes``: (HTTP method, resource path) of each API method, for per-route graphs;
+        ``state_machine``: the job workflow (``dispatch=stepfunctions``), if any."""
         super().__init__(scope, construct_id)
         # CloudWatch can only publish to an encrypted topic whose key lets it; the AWS
         # managed SNS key does not, so the topic gets a customer managed key.
@@ -122,6 +125,25 @@ class Monitoring(Construct):
             config,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
+
+        if state_machine is not None:
+            # A failed execution is usually just a failed job (FailedJobsRate covers that);
+            # one that timed out or was aborted never recorded its end: the reaper will.
+            self._alarm(
+                "WorkflowExecutionsTimedOutOrAborted",
+                cloudwatch.MathExpression(
+                    expression="timedout + aborted",
+                    using_metrics={
+                        "timedout": state_machine.metric_timed_out(period=period, statistic="Sum"),
+                        "aborted": state_machine.metric_aborted(period=period, statistic="Sum"),
+                    },
+                    label="executions timed out or aborted",
+                    period=period,
+                ),
+                1,
+                "Job workflow executions timed out or were aborted; their jobs end FAILED by the reaper",
+                config,
+            )
 
         self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue)
 

@@ -808,3 +808,13 @@ def test_without_websocket_there_is_no_websocket_api():
     template.resource_count_is("AWS::ApiGatewayV2::Api", 0)
     env = only(template, "AWS::Lambda::Function", {"Handler": HANDLERS["status"]})[1]["Properties"]["Environment"]
     assert "WEBSOCKET_URL" not in env["Variables"]
+
+
+def test_stepfunctions_dispatch_alarms_on_executions_that_never_recorded_their_end():
+    _, template = synth({"dispatch": "stepfunctions"})
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    [alarm] = [a for k, a in alarms.items() if "WorkflowExecutionsTimedOutOrAborted" in k]
+    metrics = {m.get("MetricStat", {}).get("Metric", {}).get("MetricName") for m in alarm["Properties"]["Metrics"]}
+    assert {"ExecutionsTimedOut", "ExecutionsAborted"} <= metrics
+    for name in ("Prepare", "Finalise", "RecordFailure", "Worker"):  # Worker: the Process step's function
+        assert any(f"{name}Errors" in k for k in alarms), name
