@@ -67,6 +67,11 @@ def _job_answer(status: int, description: str, retry_after: bool) -> dict[str, A
             "description": "Seconds to wait before polling again (absent once the job is finished)",
             "schema": {"type": "integer"},
         }
+        headers["Link"] = {
+            "description": 'Stacks with WebSocket push (notify=websocket): <wss://...?job_id=...>; rel="monitor", '
+            "where a SigV4-signed WebSocket receives each change of the job",
+            "schema": {"type": "string"},
+        }
     answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": JOB}}}
     if headers:
         answer["headers"] = headers
