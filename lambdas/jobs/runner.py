@@ -60,9 +60,19 @@ class ResultRejected(Exception):
         self.error = error
 
 
-def task_error(exc: Exception) -> JobError:
-    """How an unexpected exception of a task is shown on the failed job (no trace)."""
+def task_failure(exc: Exception) -> JobError:
+    """The error a failed job shows for what its task raised: ``TaskFailed`` with the task's
+    message, or, for any other exception (the task's own bug), its class name and message;
+    the trace of that goes to the logs only."""
+    if isinstance(exc, TaskFailed):
+        return JobError("TaskFailed", str(exc))
+    logger.exception("task raised")
     return JobError(type(exc).__name__, str(exc) or "the task raised an error")
+
+
+def unknown_task(job: Job) -> JobError:
+    """The error of a job whose task is not (or no longer) registered."""
+    return JobError("UnknownTask", f"task {job.task!r} is not registered")
 
 
 class WorkerStore(Protocol):
@@ -132,7 +142,7 @@ class JobRunner:
             return self._stop(job, attempt_id, 0)
 
         if job.task not in self._tasks:
-            return self._fail(job, attempt_id, JobError("UnknownTask", f"task {job.task!r} is not registered"), 0)
+            return self._fail(job, attempt_id, unknown_task(job), 0)
 
         budget = remaining_seconds() - self._timeout_margin
         started = time.monotonic()
@@ -148,11 +158,8 @@ class JobRunner:
             return self._stop(job, attempt_id, time.monotonic() - started)
         except TransientTaskError as exc:
             return self._give_up_attempt(job, attempt_id, JobError("TransientTaskError", str(exc)))
-        except TaskFailed as exc:
-            return self._fail(job, attempt_id, JobError("TaskFailed", str(exc)), time.monotonic() - started)
-        except Exception as exc:  # the task's own bug: fail the job, keep the trace in the logs only
-            logger.exception("task raised")
-            return self._fail(job, attempt_id, task_error(exc), time.monotonic() - started)
+        except Exception as exc:  # TaskFailed, or the task's own bug: the job fails
+            return self._fail(job, attempt_id, task_failure(exc), time.monotonic() - started)
         duration = time.monotonic() - started
         try:
             stored = self.store_result(job, attempt_id, result)

@@ -26,8 +26,8 @@ from aws_lambda_powertools import Logger
 
 from jobs.model import Job, JobError, StoredResult
 from jobs.progress import JobNoLongerOwned
-from jobs.runner import JobRunner, Outcome, ResultRejected, WorkerStore, task_error
-from jobs.tasks import TaskDefinition, TaskFailed, TransientTaskError
+from jobs.runner import JobRunner, Outcome, ResultRejected, WorkerStore, task_failure, unknown_task
+from jobs.tasks import TaskDefinition, TransientTaskError
 
 logger = Logger(child=True)
 
@@ -70,7 +70,7 @@ class StepRunner:
         if job.cancel_requested or not self._store.enter_step(job_id, execution, PREPARE):
             return self._stop(job, execution)
         if job.task not in self._tasks:
-            return self._fail(job, execution, JobError("UnknownTask", f"task {job.task!r} is not registered"))
+            return self._fail(job, execution, unknown_task(job))
         return {"outcome": READY}
 
     def process(self, job_id: str, execution: str, remaining_seconds: Callable[[], float]) -> dict[str, Any]:
@@ -85,13 +85,10 @@ class StepRunner:
             return self._stop(job, execution)
         except TransientTaskError:
             raise  # the state machine retries it (as AttemptTimedOut, a BaseException nobody here catches)
-        except TaskFailed as exc:
-            return self._fail(job, execution, JobError("TaskFailed", str(exc)))
         except ResultRejected as rejected:
             return self._fail(job, execution, rejected.error)
-        except Exception as exc:  # the task's own bug: fail the job, keep the trace in the logs only
-            logger.exception("task raised")
-            return self._fail(job, execution, task_error(exc))
+        except Exception as exc:  # TaskFailed, or the task's own bug: the job fails
+            return self._fail(job, execution, task_failure(exc))
         return {
             "outcome": PROCESSED,
             "result": {"size": stored.size, "inline_json": stored.inline_json, "location": stored.location},
