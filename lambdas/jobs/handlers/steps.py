@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs.handlers.worker import runner, settings
+from jobs.handlers.worker import count_outcome, runner, settings
 from jobs.observability import logger, metrics, tracer
 from jobs.repository import JobRepository
 from jobs.steps import StepRunner
@@ -25,13 +24,10 @@ steps = StepRunner(
     lease_seconds=settings.stuck_after_seconds,
     timeout_margin_seconds=settings.timeout_margin_seconds,
 )
-OUTCOME_METRICS = {"COMPLETED": "JobsCompleted", "FAILED": "JobsFailed", "CANCELLED": "JobsCancelled"}
 
 
 def _count(answer: dict[str, Any]) -> dict[str, Any]:
-    name = OUTCOME_METRICS.get(str(answer.get("outcome")))
-    if name:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    count_outcome(str(answer.get("outcome")))
     return answer
 
 

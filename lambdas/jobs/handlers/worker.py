@@ -50,6 +50,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"job_id": job_id, "outcome": report.outcome.value}
 
 
+# The metrics the dashboard and the FailedJobsRate alarm read, one per way a job ends.
+OUTCOME_METRICS: dict[str, str] = {
+    Outcome.COMPLETED: "JobsCompleted",
+    Outcome.FAILED: "JobsFailed",
+    Outcome.CANCELLED: "JobsCancelled",
+}
+
+
+def count_outcome(outcome: str) -> None:
+    """Count a job that ended (``outcome`` COMPLETED, FAILED or CANCELLED; others count nothing)."""
+    name = OUTCOME_METRICS.get(outcome)  # Outcome is a StrEnum: "COMPLETED" finds Outcome.COMPLETED
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
 def run_job(job_id: str, attempt_id: str, remaining_seconds: Callable[[], float]) -> RunReport:
     """Run one delivery of a job and count its outcome; shared by every dispatch variant.
 
@@ -63,12 +78,7 @@ def run_job(job_id: str, attempt_id: str, remaining_seconds: Callable[[], float]
         if failure.final:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         raise
-    if report.outcome is Outcome.COMPLETED:
-        metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
-    elif report.outcome is Outcome.FAILED:
-        metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
-    elif report.outcome is Outcome.CANCELLED:
-        metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
+    count_outcome(report.outcome)
     if report.outcome is not Outcome.SKIPPED:
         metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=report.duration_seconds * 1000)
     return report
