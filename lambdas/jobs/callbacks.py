@@ -209,13 +209,16 @@ class CallbackSender:
 
     def deliver(self, url: str, document: dict[str, Any], delivery_id: str) -> DeliveryOutcome:
         body = json.dumps(document, separators=(",", ":")).encode()
+        try:
+            target = check_callback_url(url, self._policy)
+        except UnsafeCallbackUrl as refusal:
+            return DeliveryOutcome("FAILED", 1, error=str(refusal))
         last = DeliveryOutcome("FAILED", 0, error="not attempted")
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
                 self._sleep(random.uniform(0, self._backoff_base * 2 ** (attempt - 2)))  # noqa: S311  jitter, not crypto
             try:
-                target = check_callback_url(url, self._policy)
-                address = resolve_public(target, self._policy)
+                address = resolve_public(target, self._policy)  # again each time: DNS may change its answer
             except UnsafeCallbackUrl as refusal:
                 return DeliveryOutcome("FAILED", attempt, error=str(refusal))  # retrying cannot make it safe
             try:

@@ -37,6 +37,7 @@ from jobs.model import (
 )
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
     from mypy_boto3_dynamodb.service_resource import Table
 
     from jobs.settings import Settings
@@ -479,6 +480,15 @@ def job_from_item(item: dict[str, Any]) -> Job:
         callback_url=item.get("callback_url"),
         callback=_callback_from_item(item),
     )
+
+
+def job_in_stream_record(record: DynamoDBRecord) -> Job | None:
+    """The job as a record of the jobs table's stream shows it after the change (its new
+    image); None for a removal (TTL) or a record without one."""
+    image = record.dynamodb.new_image if record.dynamodb else None
+    if not image or "job_id" not in image:
+        return None
+    return job_from_item(image)
 
 
 def _callback_from_item(item: dict[str, Any]) -> CallbackRecord | None:

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs.callbacks import CallbackSender
 from jobs.model import CallbackRecord, iso, utc_now
 from jobs.observability import logger, metrics, tracer
-from jobs.repository import JobRepository, job_from_item
+from jobs.repository import JobRepository, job_in_stream_record
 from jobs.results import S3ResultStore
 from jobs.service import job_view
 from jobs.settings import Settings
@@ -54,11 +54,8 @@ sender = CallbackSender(
 def deliver(record: DynamoDBRecord) -> None:
     """Call back for one stream record, if it is a job that just finished with a callback
     not yet delivered; record the outcome on the job."""
-    image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or "job_id" not in image:
-        return
-    job = job_from_item(image)
-    if not job.status.is_terminal or job.callback_url is None:
+    job = job_in_stream_record(record)
+    if job is None or not job.status.is_terminal or job.callback_url is None:
         return
     current = repository.get(job.job_id)
     if current is None or current.callback is not None:

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs.connections import ConnectionRepository
 from jobs.model import is_job_id
 from jobs.observability import logger, metrics, tracer
-from jobs.repository import JobRepository, job_from_item
+from jobs.repository import JobRepository, job_in_stream_record
 from jobs.results import S3ResultStore
 from jobs.service import job_view
 from jobs.settings import Settings
@@ -97,10 +97,9 @@ def _send(connection_id: str, data: bytes, close: bool) -> bool:
 def push(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sent = gone = 0
     for record in DynamoDBStreamEvent(event).records:
-        image = record.dynamodb.new_image if record.dynamodb else None
-        if not image or "job_id" not in image:
+        job = job_in_stream_record(record)
+        if job is None:
             continue
-        job = job_from_item(image)
         subscribers = connections.subscribers(job.job_id)
         if not subscribers:
             continue
