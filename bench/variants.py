@@ -82,7 +82,7 @@ def push_latency(jobs: int, out: Path) -> list[float]:
         for index in range(jobs + 2):
             job_id = client.submit("sleep", {"seconds": 0.2}).body["job_id"]
             url = f"{runtime.websocket_url}?job_id={job_id}"
-            with connect(url, additional_headers=client.signed_headers("GET", url.replace("ws", "http", 1))) as socket:
+            with connect(url, additional_headers=client.handshake_headers(url)) as socket:
                 for message in socket:
                     job = json.loads(message)
                     if job["status"] == "COMPLETED":

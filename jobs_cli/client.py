@@ -73,9 +73,10 @@ class JobsClient:
         self._credentials = credentials
         self._timeout = timeout
 
-    def signed_headers(self, method: str, url: str) -> dict[str, str]:
-        """SigV4 headers for ``url`` (e.g. a WebSocket handshake, signed as its https request)."""
-        signed = AWSRequest(method=method, url=url, headers={})
+    def handshake_headers(self, url: str) -> dict[str, str]:
+        """SigV4 headers for a WebSocket handshake to ``url`` (``ws``/``wss``): API Gateway
+        checks them as those of the handshake's GET over http(s)."""
+        signed = AWSRequest(method="GET", url=re.sub(r"^ws", "http", url), headers={})
         SigV4Auth(self._credentials, "execute-api", self.region).add_auth(signed)
         return dict(signed.headers)
 

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import time
 import uuid
@@ -120,8 +119,7 @@ class Watcher(Waiter):
             return job
         url = monitor_url(response)
         if url is not None:
-            headers = self._client.signed_headers("GET", re.sub(r"^ws", "http", url))  # signed as http(s)
-            pushed = over_websocket(url, headers, deadline, self.show, TERMINAL)
+            pushed = over_websocket(url, self._client.handshake_headers(url), deadline, self.show, TERMINAL)
             if pushed is not None:
                 self.transport = "websocket"
                 return pushed

@@ -106,10 +106,14 @@ LOCAL_TEST_CONTEXT = {
 }
 
 
+def synthesize_app(out: Path, **settings: str) -> Path:
+    """The app synthesized into ``out`` with the local test settings and ``settings`` (a variant)."""
+    from local.synth import ROOT, synthesize
+
+    return synthesize(ROOT / "app.py", out, {**LOCAL_TEST_CONTEXT, **settings})
+
+
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The app synthesized once per test session: the one description of tables, functions, routes."""
-    from local.synth import synthesize
-
-    root = Path(__file__).resolve().parents[1]
-    return synthesize(root / "app.py", tmp_path_factory.mktemp("cdk.out"), LOCAL_TEST_CONTEXT)
+    return synthesize_app(tmp_path_factory.mktemp("cdk.out"))

@@ -10,8 +10,7 @@ from botocore.credentials import Credentials
 
 from jobs_cli.client import JobsClient
 from local.server import LocalRuntime
-from local.synth import synthesize
-from tests.conftest import LOCAL_TEST_CONTEXT
+from tests.conftest import synthesize_app
 
 
 @pytest.fixture(scope="session", params=["lambda", "sqs"])
@@ -23,9 +22,7 @@ def dispatch(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def runtime(dispatch: str, cdk_out: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     if dispatch != "lambda":
-        root = Path(__file__).resolve().parents[2]
-        out = tmp_path_factory.mktemp(f"cdk.out.{dispatch}")
-        cdk_out = synthesize(root / "app.py", out, {**LOCAL_TEST_CONTEXT, "dispatch": dispatch})
+        cdk_out = synthesize_app(tmp_path_factory.mktemp(f"cdk.out.{dispatch}"), dispatch=dispatch)
     # Scheduled rules (the reaper) every 2 s instead of every few minutes.
     local = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, schedule_interval=2).start()
     yield local

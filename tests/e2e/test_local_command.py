@@ -28,13 +28,9 @@ def test_missing_synthesis_is_a_clear_error(tmp_path, capsys):
 
 
 def test_a_stepfunctions_stack_is_refused_with_the_reason(tmp_path, capsys):
-    from pathlib import Path
+    from tests.conftest import synthesize_app
 
-    from local.synth import synthesize
-    from tests.conftest import LOCAL_TEST_CONTEXT
-
-    root = Path(__file__).resolve().parents[2]
-    out = synthesize(root / "app.py", tmp_path / "cdk.out", {**LOCAL_TEST_CONTEXT, "dispatch": "stepfunctions"})
+    out = synthesize_app(tmp_path / "cdk.out", dispatch="stepfunctions")
     assert main(["--cdk-out", str(out), "--port", "0"]) == 2
     error = capsys.readouterr().err
     assert "dispatch=stepfunctions" in error and "does not emulate" in error

@@ -6,39 +6,30 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from botocore.credentials import Credentials
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from jobs_cli.client import JobsClient
 from jobs_cli.main import Watcher
 from jobs_cli.watch import monitor_url
 from local.server import LocalRuntime
-from local.synth import synthesize
-from tests.conftest import LOCAL_TEST_CONTEXT
+from tests.conftest import synthesize_app
+from tests.e2e.conftest import client_for
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def pushing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    root = Path(__file__).resolve().parents[2]
-    context = {**LOCAL_TEST_CONTEXT, "notify": "websocket"}
-    out = synthesize(root / "app.py", tmp_path_factory.mktemp("cdk.out.ws"), context)
+    out = synthesize_app(tmp_path_factory.mktemp("cdk.out.ws"), notify="websocket")
     runtime = LocalRuntime(out, port=0, retry_base_delay=0.2).start()
     yield runtime
     runtime.stop()
 
 
-def client(runtime: LocalRuntime, key: str = "ALICE") -> JobsClient:
-    return JobsClient(runtime.api_url, credentials=Credentials(key, "secret"))
-
-
 def test_answers_link_the_websocket_and_watch_follows_the_pushes(pushing: LocalRuntime):
-    alice = client(pushing)
+    alice = client_for(pushing)
     accepted = alice.submit("sleep", {"seconds": 2})
     assert accepted.status == 202
     url = monitor_url(accepted)
@@ -55,21 +46,21 @@ def test_answers_link_the_websocket_and_watch_follows_the_pushes(pushing: LocalR
 
 
 def test_only_the_owner_may_subscribe_and_only_signed(pushing: LocalRuntime):
-    alice, bob = client(pushing), client(pushing, "BOB")
+    alice, bob = client_for(pushing), client_for(pushing, "BOB")
     job_id = alice.submit("sleep", {"seconds": 1}).body["job_id"]
     url = f"{pushing.websocket_url}?job_id={job_id}"
-    for headers, status in ((bob.signed_headers("GET", url.replace("ws", "http", 1)), 404), ({}, 403)):
+    for headers, status in ((bob.handshake_headers(url), 404), ({}, 403)):
         with pytest.raises(InvalidStatus) as refused:
             connect(url, additional_headers=headers, open_timeout=10).close()
         assert refused.value.response.status_code == status
 
 
 def test_a_subscriber_receives_each_change_as_the_status_document(pushing: LocalRuntime):
-    alice = client(pushing)
+    alice = client_for(pushing)
     job_id = alice.submit("sleep", {"seconds": 1}).body["job_id"]
     url = f"{pushing.websocket_url}?job_id={job_id}"
     documents = []
-    with connect(url, additional_headers=alice.signed_headers("GET", url.replace("ws", "http", 1))) as socket:
+    with connect(url, additional_headers=alice.handshake_headers(url)) as socket:
         for message in socket:  # ends when the server closes the connection
             documents.append(json.loads(message))
     assert documents[-1]["status"] == "COMPLETED"
