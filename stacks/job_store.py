@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.python_function import acknowledge
+from stacks.python_function import acknowledge, logical_id
 
 # Key prefix of stored results (lambdas/jobs/results.py writes results/<job_id>/<attempt>.json).
 RESULTS_PREFIX = "results/"
@@ -125,7 +125,7 @@ class JobStore(Construct):
             actions=[action],
             resource_arns=[self.results_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
         )
-        bucket = Stack.of(self).get_logical_id(self.results_bucket.node.default_child)  # type: ignore[arg-type]
+        bucket = logical_id(self.results_bucket)
         acknowledge(
             function,
             f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{RESULTS_PREFIX}*]",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -24,7 +24,7 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
-from stacks.python_function import PythonFunction, acknowledge, log_group
+from stacks.python_function import PythonFunction, acknowledge, log_group, logical_id
 
 JOB_CONNECTIONS_INDEX = "job-connections"  # lambdas/jobs/connections.py queries it
 # One JSON line per connect, disconnect and message, as the REST API logs its requests.
@@ -142,33 +142,17 @@ class JobNotifications(Construct):
             )
         )
         # Item actions only, on the table and the one index; not Table.grant_read_write_data's list.
-        iam.Grant.add_to_principal(
-            grantee=self.connect_function,
-            actions=["dynamodb:PutItem"],
-            resource_arns=[self.connections_table.table_arn],
-        )
+        self._grant_connections(self.connect_function, "dynamodb:PutItem")
         store.grant_jobs(self.connect_function, "dynamodb:GetItem")
-        iam.Grant.add_to_principal(
-            grantee=self.disconnect_function,
-            actions=["dynamodb:DeleteItem"],
-            resource_arns=[self.connections_table.table_arn],
-        )
-        iam.Grant.add_to_principal(
-            grantee=self.push_function,
-            actions=["dynamodb:DeleteItem"],
-            resource_arns=[self.connections_table.table_arn],
-        )
-        iam.Grant.add_to_principal(
-            grantee=self.push_function,
-            actions=["dynamodb:Query"],
-            resource_arns=[f"{self.connections_table.table_arn}/index/{JOB_CONNECTIONS_INDEX}"],
-        )
+        self._grant_connections(self.disconnect_function, "dynamodb:DeleteItem")
+        self._grant_connections(self.push_function, "dynamodb:DeleteItem")
+        self._grant_connections(self.push_function, "dynamodb:Query", index=JOB_CONNECTIONS_INDEX)
         store.grant_results(self.push_function, "s3:GetObject")
         self.stage.grant_management_api_access(self.push_function)
         acknowledge(
             self.push_function,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-            f"<{self._logical_id(self.api)}>/{config.api_stage_name}/*/@connections/*]",
+            f"<{logical_id(self.api)}>/{config.api_stage_name}/*/@connections/*]",
             "Connection ids exist only at run time; the scope is this API's stage and its @connections.",
         )
 
@@ -181,7 +165,9 @@ class JobNotifications(Construct):
         """``wss://`` URL of the stage; clients add ``?job_id=<id>``."""
         return self.stage.url
 
-    def _logical_id(self, construct: Construct) -> str:
-        child = construct.node.default_child
-        assert child is not None
-        return Stack.of(self).get_logical_id(child)  # type: ignore[arg-type]
+    def _grant_connections(self, grantee: iam.IGrantable, action: str, index: str | None = None) -> None:
+        """One action on the connections table, or on one of its indexes."""
+        arn = self.connections_table.table_arn
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=[action], resource_arns=[f"{arn}/index/{index}" if index else arn]
+        )

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from stacks.config import AppConfig
 
@@ -90,13 +90,18 @@ class PythonFunction(Construct):
 def acknowledge_invoke_wildcard(scope: Construct, target: lambda_.IFunction) -> None:
     """Accept, on ``scope``, cdk-nag's finding for invoking ``target``'s ``<arn>:*`` (its
     versions and aliases), which every grant to invoke a function includes."""
-    cfn = target.node.default_child
-    assert isinstance(cfn, lambda_.CfnFunction)
     acknowledge(
         scope,
-        f"AwsSolutions-IAM5[Resource::<{Stack.of(scope).get_logical_id(cfn)}.Arn>:*]",
+        f"AwsSolutions-IAM5[Resource::<{logical_id(target)}.Arn>:*]",
         "Invoking one function also covers its versions and aliases (<arn>:*); nothing else.",
     )
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The template's logical id of an L2 construct's resource (cdk-nag findings name it)."""
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnElement)
+    return Stack.of(construct).get_logical_id(resource)
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:

@@ -23,6 +23,12 @@ class DispatchError(Exception):
     """The worker could not be invoked; the job will not run."""
 
 
+def worker_event(job_id: str, correlation_id: str | None) -> str:
+    """What every transport hands the worker: the job's id and the submit request's id
+    (read by ``handlers/worker.py``, ``handlers/queue_worker.py`` and the workflow)."""
+    return json.dumps({"job_id": job_id, "correlation_id": correlation_id})
+
+
 class LambdaDispatcher:
     """Invokes the worker with ``InvocationType="Event"``: Lambda queues the event and
     answers 202 at once, then retries and routes failures per the event-invoke config."""
@@ -32,12 +38,11 @@ class LambdaDispatcher:
         self._client = client or boto3.client("lambda")
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
-        payload = {"job_id": job_id, "correlation_id": correlation_id}
         try:
             response = self._client.invoke(
                 FunctionName=self._function_name,
                 InvocationType="Event",
-                Payload=json.dumps(payload).encode(),
+                Payload=worker_event(job_id, correlation_id).encode(),
             )
         except (ClientError, BotoCoreError) as error:
             raise DispatchError(str(error)) from error
@@ -54,9 +59,8 @@ class QueueDispatcher:
         self._client = client or boto3.client("sqs")
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
-        payload = {"job_id": job_id, "correlation_id": correlation_id}
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps(payload))
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=worker_event(job_id, correlation_id))
         except (ClientError, BotoCoreError) as error:
             raise DispatchError(str(error)) from error
 
@@ -70,10 +74,9 @@ class StateMachineDispatcher:
         self._client = client or boto3.client("stepfunctions")
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
-        payload = {"job_id": job_id, "correlation_id": correlation_id}
         try:
             self._client.start_execution(
-                stateMachineArn=self._state_machine_arn, name=job_id, input=json.dumps(payload)
+                stateMachineArn=self._state_machine_arn, name=job_id, input=worker_event(job_id, correlation_id)
             )
         except self._client.exceptions.ExecutionAlreadyExists:
             return  # already started: that is the one execution this job gets
