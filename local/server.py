@@ -276,18 +276,17 @@ class LocalRuntime:
             s3.create_bucket(Bucket=bucket_name(name))
         sqs = self.aws_client("sqs")
         # Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
-        ordered = sorted(self.template.queues.items(), key=lambda item: "RedrivePolicy" in item[1].properties)
+        ordered = sorted(self.template.queues.items(), key=lambda item: item[1].dead_letter_queue is not None)
         for name, queue in ordered:
             attributes: dict[str, str] = {
                 key: str(queue.properties[key])
                 for key in ("MessageRetentionPeriod", "VisibilityTimeout", "DelaySeconds")
                 if key in queue.properties
             }
-            redrive = queue.properties.get("RedrivePolicy")
-            if redrive:
-                dlq = _ref_id(redrive.get("deadLetterTargetArn"))
+            if queue.dead_letter_queue is not None:
+                receives = int(queue.properties["RedrivePolicy"]["maxReceiveCount"])
                 attributes["RedrivePolicy"] = json.dumps(
-                    {"deadLetterTargetArn": queue_arn(dlq), "maxReceiveCount": int(redrive["maxReceiveCount"])}
+                    {"deadLetterTargetArn": queue_arn(queue.dead_letter_queue), "maxReceiveCount": receives}
                 )
             self.queue_urls[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 
@@ -473,14 +472,6 @@ class LocalRuntime:
 
 def queue_arn(logical_id: str) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{logical_id}"
-
-
-def _ref_id(value: Any) -> str:
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return str(value["Fn::GetAtt"][0])
-    if isinstance(value, dict) and "Ref" in value:
-        return str(value["Ref"])
-    raise ValueError(f"expected a Ref or GetAtt, got {value!r}")
 
 
 def sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:

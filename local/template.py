@@ -49,6 +49,17 @@ class QueueSpec:
     logical_id: str
     properties: dict[str, Any]
 
+    @property
+    def dead_letter_queue(self) -> str | None:
+        """Logical id of the queue this one's redrive policy names, if it has one."""
+        redrive = self.properties.get("RedrivePolicy")
+        if not redrive:
+            return None
+        target = _ref(redrive.get("deadLetterTargetArn"))
+        if target is None:
+            raise ValueError(f"expected a Ref or GetAtt, got {redrive.get('deadLetterTargetArn')!r}")
+        return target
+
 
 @dataclass
 class MethodSpec:

@@ -66,7 +66,7 @@ class LocalWebSocketApi:
                 "connectionId": connection_id,
                 "stage": self.spec.stage_name,
                 "apiId": self.spec.logical_id,
-                "domainName": f"{HOST}",
+                "domainName": HOST,
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(now.timestamp() * 1000),
                 "identity": identity or {"sourceIp": HOST},
