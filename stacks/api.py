@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
+from stacks.api_account import ApiGatewayAccount
 from stacks.config import AppConfig
 from stacks.job_store import OWNER_INDEX, JobStore
 from stacks.python_function import LAMBDAS_DIR, PythonFunction, acknowledge, log_group
@@ -56,6 +57,7 @@ class JobsApi(Construct):
         store: JobStore,
         worker: Worker,
         environment: dict[str, str],
+        account: ApiGatewayAccount,
     ) -> None:
         super().__init__(scope, construct_id)
         timeout = Duration.seconds(config.api_integration_timeout_seconds)
@@ -111,6 +113,9 @@ class JobsApi(Construct):
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
+            # The name is the ApiName dimension of every API Gateway metric: one per stack, so
+            # alarms watch this stage's API and no other (AWS names no API; CDK's default is RestApi).
+            rest_api_name=Stack.of(self).stack_name,
             description="async-jobs: submit long-running jobs and poll their status",
             endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
             cloud_watch_role=False,
@@ -125,6 +130,7 @@ class JobsApi(Construct):
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
+        account.needed_by(self.rest_api.deployment_stage)  # access logs need the account's role
         # API Gateway's own errors (validation, auth, throttling) as {"message": ...} too.
         self.rest_api.add_gateway_response(
             "BadRequestBody",
@@ -132,6 +138,7 @@ class JobsApi(Construct):
             templates={"application/json": '{"message": "$context.error.validationErrorString"}'},
         )
 
+        schema = json.loads(SUBMIT_REQUEST_SCHEMA.read_text())
         model = apigw.CfnModel(
             self,
             "SubmitJobRequestModel",
@@ -139,8 +146,15 @@ class JobsApi(Construct):
             content_type="application/json",
             name="SubmitJobRequest",
             description="Body of POST /jobs",
-            schema=json.loads(SUBMIT_REQUEST_SCHEMA.read_text()),
+            schema=schema,
         )
+        # A stage serves a deployment, a snapshot taken when it is created: a changed model
+        # (a new task, say) must make a new deployment, or the stage keeps validating against
+        # the old one. The methods are hashed into the deployment's logical id by CDK; the
+        # model, an L1 here, is added by hand.
+        deployment = self.rest_api.latest_deployment
+        assert deployment is not None  # deploy=True, the default
+        deployment.add_to_logical_id({"SubmitJobRequest": schema})
         validator = self.rest_api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
@@ -179,8 +193,8 @@ class JobsApi(Construct):
         acknowledge(
             self.rest_api,
             "AwsSolutions-APIG6",
-            "Execution logging needs an account-wide API Gateway CloudWatch role, which a stack should not "
-            "change; JSON access logs, X-Ray traces, the functions' logs and the 5XX alarm cover each request.",
+            "Execution logs go to a log group API Gateway creates itself, outside the stack and kept forever; "
+            "JSON access logs, X-Ray traces, the functions' logs and the 5XX alarm cover each request.",
         )
         if not config.waf_enabled:
             acknowledge(

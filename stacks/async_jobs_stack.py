@@ -8,6 +8,7 @@ from aws_cdk import Acknowledgment, Annotations, CfnOutput, Stack, Tags, Validat
 from constructs import Construct
 
 from stacks.api import JobsApi
+from stacks.api_account import ApiGatewayAccount
 from stacks.callbacks import Callbacks
 from stacks.config import AppConfig
 from stacks.firewall import ApiFirewall
@@ -51,14 +52,21 @@ class AsyncJobsStack(Stack):
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
         self.notifications: JobNotifications | None = None
         api_environment = environment
+        account = ApiGatewayAccount(self, "ApiGatewayAccount", create_role=config.apigateway_cloudwatch_role)
         if config.notify == "websocket":
             self.notifications = JobNotifications(
-                self, "Notifications", config=config, store=self.store, environment=environment
+                self, "Notifications", config=config, store=self.store, environment=environment, account=account
             )
             # The API's answers point clients at the WebSocket (a Link header, rel="monitor").
             api_environment = {**environment, "WEBSOCKET_URL": self.notifications.url}
         self.api = JobsApi(
-            self, "Api", config=config, store=self.store, worker=self.worker, environment=api_environment
+            self,
+            "Api",
+            config=config,
+            store=self.store,
+            worker=self.worker,
+            environment=api_environment,
+            account=account,
         )
         if config.waf_enabled:
             ApiFirewall(self, "Firewall", config=config, stage=self.api.rest_api.deployment_stage)

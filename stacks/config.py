@@ -180,7 +180,19 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "waf_enabled": _bool,
     "waf_rate_limit_per_5_minutes": _int(10, 2_000_000_000),
     "powertools_layer_version": _int(1, 10_000),
+    "apigateway_cloudwatch_role": _bool,
+    "lambda_account_concurrency": _int(10, 1_000_000),
 }
+# Lambda keeps this much of an account's concurrency unreserved, always: a function's
+# reserved concurrency may not eat into it (Lambda Developer Guide, "Configuring reserved
+# concurrency"; PutFunctionConcurrency fails otherwise).
+UNRESERVED_CONCURRENCY_MINIMUM = 100
+# The largest input or output of a Step Functions state (Step Functions Developer Guide,
+# "Step Functions service quotas": 256 KiB, UTF-8). The process step hands an inline
+# result to finalise as a JSON string inside the state, which may double its size
+# (every quote and backslash escaped), next to the job id and the steps' other answers.
+STATE_PAYLOAD_BYTES = 256 * 1024
+STATE_OVERHEAD_BYTES = 8 * 1024
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
@@ -229,6 +241,8 @@ class AppConfig:
     waf_enabled: bool
     waf_rate_limit_per_5_minutes: int
     powertools_layer_version: int
+    apigateway_cloudwatch_role: bool
+    lambda_account_concurrency: int
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
@@ -315,3 +329,18 @@ class AppConfig:
             raise ConfigError("max_inline_result_bytes must not exceed max_result_bytes")
         if self.alarm_latency_p99_ms > self.api_integration_timeout_seconds * 1000:
             raise ConfigError("alarm_latency_p99_ms must not exceed the integration timeout")
+        most_reservable = self.lambda_account_concurrency - UNRESERVED_CONCURRENCY_MINIMUM
+        if self.worker_reserved_concurrency is not None and self.worker_reserved_concurrency > most_reservable:
+            raise ConfigError(
+                f"worker_reserved_concurrency must leave {UNRESERVED_CONCURRENCY_MINIMUM} of the account's "
+                f"Lambda concurrency ({self.lambda_account_concurrency}, lambda_account_concurrency) unreserved: "
+                f"at most {most_reservable}, got {self.worker_reserved_concurrency}. Lambda refuses more; "
+                "`make doctor` reads your account's real figure."
+            )
+        largest_inline = (STATE_PAYLOAD_BYTES - STATE_OVERHEAD_BYTES) // 2
+        if self.dispatch == "stepfunctions" and self.max_inline_result_bytes > largest_inline:
+            raise ConfigError(
+                f"with dispatch=stepfunctions, max_inline_result_bytes must be at most {largest_inline}: an inline "
+                "result travels between steps inside the state, which Step Functions caps at 256 KiB (escaped "
+                "JSON may double it); larger results go to the results bucket anyway"
+            )

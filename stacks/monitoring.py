@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.python_function import METRICS_NAMESPACE, SERVICE_NAME
+from stacks.python_function import METRICS_NAMESPACE, service_name
 
 # Jobs per period below which the failed-jobs rate does not alarm: 1 failure in 2 jobs is
 # noise, not an incident.
@@ -30,15 +30,21 @@ FAILED_JOBS_MIN_COUNT = 5
 API_TIMEOUT_MS = 29_000
 
 
-def job_metric(name: str, period: Duration, statistic: str = "Sum") -> cloudwatch.Metric:
-    """One of the functions' own metrics (Powertools EMF, dimension ``service``)."""
+def job_metric(scope: Construct, name: str, period: Duration, statistic: str = "Sum") -> cloudwatch.Metric:
+    """One of the functions' own metrics (Powertools EMF: the namespace, dimension ``service``)."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": SERVICE_NAME},
+        dimensions_map={"service": service_name(scope)},
         period=period,
         statistic=statistic,
     )
+
+
+def alarm_arn(scope: Construct, name_suffix: str) -> str:
+    """ARN of this stack's alarm(s) named ``<stack name>-<name_suffix>`` (``*`` for all)."""
+    stack = Stack.of(scope)
+    return f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:{stack.stack_name}-{name_suffix}"
 
 
 class Monitoring(Construct):
@@ -68,21 +74,41 @@ class Monitoring(Construct):
         )
         key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
         self.topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
+        # A topic policy replaces SNS's default policy, and enforce_ssl's is a lone Deny: without
+        # this Allow no alarm could publish ("... is not authorized to perform: SNS:Publish ...
+        # because no resource-based policy allows"; AWS re:Post Knowledge Center,
+        # "cloudwatch-receive-sns-for-alarm-trigger"). Scoped to this stack's alarms, whose
+        # names all start with the stack's name (_alarm), in this account (confused deputy).
+        stack = Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisStacksAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": alarm_arn(self, "*")},
+                },
+            )
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
         period = Duration.minutes(config.alarm_period_minutes)
         self.alarms: list[cloudwatch.Alarm] = []
+        # Stage metrics: AWS publishes API Gateway's per-stage figures under ApiName + Stage.
+        stage = api.deployment_stage
         self._alarm(
             "Api5xxErrors",
-            api.metric_server_error(period=period, statistic="Sum"),
+            stage.metric_server_error(period=period, statistic="Sum"),
             config.alarm_5xx_threshold,
             "API answered 5XX (integration failures, timeouts or function errors)",
             config,
         )
         self._alarm(
             "ApiIntegrationLatencyP99",
-            api.metric_integration_latency(period=period, statistic="p99"),
+            stage.metric_integration_latency(period=period, statistic="p99"),
             config.alarm_latency_p99_ms,
             "API integration latency p99 is approaching the 29 s integration timeout",
             config,
@@ -103,7 +129,7 @@ class Monitoring(Construct):
                 f"{name} function invocations are being throttled",
                 config,
             )
-        completed, failed = job_metric("JobsCompleted", period), job_metric("JobsFailed", period)
+        completed, failed = job_metric(self, "JobsCompleted", period), job_metric(self, "JobsFailed", period)
         self._alarm(
             "FailedJobsRate",
             cloudwatch.MathExpression(
@@ -196,8 +222,8 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Integration latency (ms) against the 29 s cut-off",
                 left=[
-                    api.metric_integration_latency(period=period, statistic="p50", label="p50"),
-                    api.metric_integration_latency(period=period, statistic="p99", label="p99"),
+                    api.deployment_stage.metric_integration_latency(period=period, statistic="p50", label="p50"),
+                    api.deployment_stage.metric_integration_latency(period=period, statistic="p99", label="p99"),
                 ],
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=API_TIMEOUT_MS, label="29 s: 504")],
                 width=12,
@@ -205,7 +231,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Jobs by outcome",
                 left=[
-                    job_metric(name, period)
+                    job_metric(self, name, period)
                     for name in ("JobsSubmitted", "JobsCompleted", "JobsFailed", "JobsCancelled", "JobsReaped")
                 ],
                 stacked=False,
@@ -216,9 +242,9 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Job duration (ms) against the worker timeout",
                 left=[
-                    job_metric("JobDuration", period, "p50"),
-                    job_metric("JobDuration", period, "p99"),
-                    job_metric("JobDuration", period, "Maximum"),
+                    job_metric(self, "JobDuration", period, "p50"),
+                    job_metric(self, "JobDuration", period, "p99"),
+                    job_metric(self, "JobDuration", period, "Maximum"),
                 ],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=config.worker_timeout_seconds * 1000, label="worker timeout")
@@ -254,6 +280,7 @@ class Monitoring(Construct):
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
+            alarm_name=f"{Stack.of(self).stack_name}-{construct_id}",  # what the topic policy allows
             metric=metric,
             threshold=threshold,
             evaluation_periods=config.alarm_evaluation_periods,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
+from stacks.api_account import ApiGatewayAccount
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
 from stacks.python_function import PythonFunction, acknowledge, log_group, logical_id
@@ -51,6 +52,7 @@ class JobNotifications(Construct):
         config: AppConfig,
         store: JobStore,
         environment: dict[str, str],
+        account: ApiGatewayAccount,
     ) -> None:
         super().__init__(scope, construct_id)
         self.connections_table = dynamodb.Table(
@@ -89,6 +91,7 @@ class JobNotifications(Construct):
         self.api = apigwv2.WebSocketApi(
             self,
             "WebSocketApi",
+            api_name=f"{Stack.of(self).stack_name}-websocket",
             description="Pushes job changes to subscribers (async-jobs)",
             connect_route_options=apigwv2.WebSocketRouteOptions(
                 integration=integrations.WebSocketLambdaIntegration("Connect", self.connect_function),
@@ -109,6 +112,7 @@ class JobNotifications(Construct):
             ),
         )
         access_logs = log_group(self, "AccessLogs", config)
+        account.needed_by(self.stage)  # access logs need the account's role, as the REST API's do
         cfn_stage = self.stage.node.default_child
         assert isinstance(cfn_stage, apigwv2.CfnStage)
         # The L2 stage takes access logs only through an interface Python cannot easily implement.

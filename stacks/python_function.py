@@ -9,19 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, CfnMapping, Duration, Stack, Token, Validations, region_info
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-from stacks.config import AppConfig
+from stacks.config import AppConfig, ConfigError
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python314-arm64"
-POWERTOOLS_ACCOUNT = "017000801446"  # AWS's account that publishes the Powertools layers
-SERVICE_NAME = "async-jobs"
+# The account that publishes the public Powertools layers, per partition. Only the commercial
+# one ("aws") has them in every region at the version this app pins; China and GovCloud
+# publish from other accounts, in some regions, at other versions (Powertools docs,
+# "Lambda Layer"). Looked up with Fn::FindInMap, so CloudFormation refuses a deployment in
+# another partition before it creates anything, naming the mapping.
+POWERTOOLS_PUBLISHERS = {"aws": "017000801446"}
 METRICS_NAMESPACE = "AsyncJobs"
+
+
+def service_name(scope: Construct) -> str:
+    """Powertools' ``service``: the stack's name, unique per account and region. It is the
+    dimension of every metric the functions emit, so one stage's alarms never count another
+    stage's (or another copy's) jobs."""
+    return Stack.of(scope).stack_name
 
 
 def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
@@ -30,7 +41,19 @@ def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
     existing = stack.node.try_find_child("PowertoolsLayer")
     if existing is not None:
         return existing  # type: ignore[return-value]
-    arn = f"arn:{stack.partition}:lambda:{stack.region}:{POWERTOOLS_ACCOUNT}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
+    partition = None if Token.is_unresolved(stack.region) else region_info.RegionInfo.get(stack.region).partition
+    if partition is not None and partition not in POWERTOOLS_PUBLISHERS:
+        raise ConfigError(
+            f"the public Powertools layer is not published in the {partition!r} partition at the version "
+            "this app uses; deploy to a commercial AWS region, or add the layer yourself (stacks/python_function.py)"
+        )
+    publishers = CfnMapping(
+        stack,
+        "PowertoolsLayerPublisher",
+        mapping={name: {"account": id_} for name, id_ in POWERTOOLS_PUBLISHERS.items()},
+    )
+    account = publishers.find_in_map(stack.partition, "account")
+    arn = f"arn:{stack.partition}:lambda:{stack.region}:{account}:layer:{POWERTOOLS_LAYER_NAME}:{version}"
     return lambda_.LayerVersion.from_layer_version_arn(stack, "PowertoolsLayer", arn)
 
 
@@ -70,7 +93,7 @@ class PythonFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_SERVICE_NAME": service_name(self),
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": config.log_level.upper(),
                 **environment,
@@ -109,9 +132,9 @@ def acknowledge(scope: Construct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
-def log_group(scope: Construct, construct_id: str, config: AppConfig) -> logs.LogGroup:
-    """A log group with the configured retention and removal policy."""
-    group = logs.LogGroup(scope, construct_id, removal_policy=config.removal)
+def log_group(scope: Construct, construct_id: str, config: AppConfig, name: str | None = None) -> logs.LogGroup:
+    """A log group with the configured retention and removal policy (``name``: CloudFormation names it)."""
+    group = logs.LogGroup(scope, construct_id, log_group_name=name, removal_policy=config.removal)
     # The L2 takes retention as an enum of named periods; the setting is a day count that
     # config.py has already checked against the values CloudWatch Logs accepts.
     cfn = group.node.default_child

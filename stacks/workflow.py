@@ -7,7 +7,7 @@
 
 Each step is a Lambda function (``jobs.handlers.steps``) with its own timeout. A task
 that fails is recorded by its step, which answers FAILED (→ Failed). Process, the long
-one, is retried on ``TransientTaskError`` and ``AttemptTimedOut`` with backoff
+one, is retried on ``TransientTaskError`` and ``TimedOut`` with backoff
 (``worker_retry_attempts``); every step is retried on Lambda's own service errors. Any
 other error is caught, the failing step's name attached, and RecordFailure marks the job
 FAILED with that step's error. Built with CDK's Step Functions constructs: the definition
@@ -16,7 +16,7 @@ is generated, never hand-written JSON.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration, Fn, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -36,9 +36,22 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-# Retried on Process: what jobs.runner retries for the other dispatchers.
-RETRYABLE_TASK_ERRORS = ["TransientTaskError", "AttemptTimedOut", "States.Timeout"]
+# Retried on Process: what jobs.runner retries for the other dispatchers. Lambda reports a
+# raised exception as its class name (errorType): jobs.tasks.TransientTaskError and
+# jobs.steps.TimedOut; States.Timeout is the task state's own timeout.
+RETRYABLE_TASK_ERRORS = ["TransientTaskError", "TimedOut", "States.Timeout"]
 PROCESS_RETRY_INTERVAL_SECONDS = 5
+
+
+def vended_log_group_name(scope: Construct) -> str:
+    """A name under ``/aws/vendedlogs/``: for log groups named so, Step Functions' log delivery
+    needs no entry in the account's CloudWatch Logs resource policy, which is capped at 5,120
+    characters and would otherwise grow with every state machine (Step Functions Developer
+    Guide, "Logging using CloudWatch Logs"; CloudWatch Logs User Guide, "Enabling logging
+    from AWS services"). The stack id's UUID makes it unique per stack instance, so a
+    retained group never blocks deploying the stack again after ``cdk destroy``."""
+    stack_uuid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+    return f"/aws/vendedlogs/states/{Stack.of(scope).stack_name}-jobs-{stack_uuid}"
 
 
 class JobWorkflow(Construct):
@@ -160,7 +173,7 @@ class JobWorkflow(Construct):
             timeout=Duration.seconds(config.workflow_timeout_seconds),
             tracing_enabled=True,
             logs=sfn.LogOptions(
-                destination=log_group(self, "Logs", config),
+                destination=log_group(self, "Logs", config, name=vended_log_group_name(self)),
                 level=sfn.LogLevel.ALL,
                 include_execution_data=False,  # job inputs and results stay out of the logs
             ),

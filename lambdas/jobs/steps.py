@@ -10,7 +10,7 @@ where it failed. The task itself runs exactly as with the other dispatchers
 
 A task that fails (``TaskFailed``, its own bug, a result that cannot be kept) fails the
 job in the step itself, which answers ``FAILED``: an ordinary failed job is not a Lambda
-error (no alarm). ``TransientTaskError`` and ``AttemptTimedOut`` are raised for the state
+error (no alarm). ``TransientTaskError`` and :class:`TimedOut` are raised for the state
 machine to retry with backoff; anything else raised (the step's own trouble) is caught by
 the state machine and recorded by :meth:`StepRunner.record_failure`: the exception's class
 name becomes the job's ``error.type``, its message the ``error.message``.
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from jobs.deadline import AttemptTimedOut
 from jobs.model import Job, JobError, StoredResult
 from jobs.progress import JobNoLongerOwned
 from jobs.runner import JobRunner, Outcome, ResultRejected, WorkerStore, task_failure, unknown_task
@@ -37,6 +38,13 @@ FINALISE = "finalise"
 # What a step answers in "outcome": READY / PROCESSED move on; the Outcome values end the workflow.
 READY = "READY"
 PROCESSED = "PROCESSED"
+
+
+class TimedOut(Exception):
+    """The process step ran out of time. Raised instead of ``AttemptTimedOut``, a
+    ``BaseException``: Lambda's Python runtime catches only ``Exception`` (awslambdaric's
+    ``handle_event_request``), so a ``BaseException`` kills the process and the state
+    machine sees ``Runtime.ExitError``, which its Retry on this name never matches."""
 
 
 class StepStore(WorkerStore, Protocol):
@@ -78,13 +86,17 @@ class StepRunner:
         job = self._owned(job_id, execution, PROCESS)
         if isinstance(job, dict):
             return job
+        budget = remaining_seconds() - self._timeout_margin
         try:
-            result = self._runner.execute(job, execution, remaining_seconds() - self._timeout_margin)
+            result = self._runner.execute(job, execution, budget)
             stored = self._runner.store_result(job, execution, result)
+        except AttemptTimedOut:
+            # The state machine retries it (its Retry names TimedOut), then records it FAILED.
+            raise TimedOut(f"the process step timed out after {max(budget, 0):.0f} s") from None
         except JobNoLongerOwned:
             return self._stop(job, execution)
         except TransientTaskError:
-            raise  # the state machine retries it (as AttemptTimedOut, a BaseException nobody here catches)
+            raise  # the state machine retries it
         except ResultRejected as rejected:
             return self._fail(job, execution, rejected.error)
         except Exception as exc:  # TaskFailed, or the task's own bug: the job fails

@@ -6,6 +6,7 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
+from tests.infra import wiring
 from tests.infra.conftest import function_id, only, synth
 
 HANDLERS = {
@@ -122,6 +123,7 @@ def test_destroy_setting_makes_stateful_resources_deletable():
 
 
 def test_every_function_shares_the_baseline(template: Template):
+    concrete = wiring.Template(template.to_json(), "AsyncJobs")
     functions = template.find_resources("AWS::Lambda::Function")
     assert {f["Properties"]["Handler"] for f in functions.values()} == set(HANDLERS.values())
     for function in functions.values():
@@ -129,10 +131,11 @@ def test_every_function_shares_the_baseline(template: Template):
         assert props["Runtime"] == "python3.14"
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
-        layer = json.dumps(props["Layers"])
-        assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:38" in layer
+        # The public layer, from the account that publishes it in the commercial partition.
+        [layer] = concrete.resolve(props["Layers"])
+        assert layer == "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:38"
         env = props["Environment"]["Variables"]
-        assert env["POWERTOOLS_SERVICE_NAME"] == "async-jobs"
+        assert env["POWERTOOLS_SERVICE_NAME"] == "AsyncJobs"  # the stack's name: one stage's metrics only
         assert env["JOBS_TABLE_NAME"]["Ref"].startswith("JobStoreJobsTable")
         assert env["MAX_ATTEMPTS"] == "3"
         assert "LoggingConfig" in props  # its own log group, with retention
@@ -423,7 +426,7 @@ def test_failed_jobs_rate_alarm(template: Template):
         "completed": ("AsyncJobs", "JobsCompleted"),
         "failed": ("AsyncJobs", "JobsFailed"),
     }
-    assert used["failed"]["Dimensions"] == [{"Name": "service", "Value": "async-jobs"}]  # as Powertools emits
+    assert used["failed"]["Dimensions"] == [{"Name": "service", "Value": "AsyncJobs"}]  # as Powertools emits
 
 
 def _dashboard_body(template: Template) -> str:
@@ -678,7 +681,11 @@ def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retr
         assert states[f"{name}Failed"]["Next"] == "RecordFailure"
         assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in task["Retry"])
     [task_retry] = [r for r in states["Process"]["Retry"] if "TransientTaskError" in r["ErrorEquals"]]
-    assert set(task_retry["ErrorEquals"]) == {"TransientTaskError", "AttemptTimedOut", "States.Timeout"}
+    # Lambda reports a raised exception by its class name: the names the process step raises.
+    from jobs.steps import TimedOut
+    from jobs.tasks import TransientTaskError
+
+    assert set(task_retry["ErrorEquals"]) == {TransientTaskError.__name__, TimedOut.__name__, "States.Timeout"}
     assert task_retry["MaxAttempts"] == 2 and task_retry["BackoffRate"] == 2  # worker_retry_attempts
     assert states["RecordFailure"]["Next"] == "Failed"
     assert states["Failed"]["Type"] == "Fail"
@@ -818,3 +825,79 @@ def test_stepfunctions_dispatch_alarms_on_executions_that_never_recorded_their_e
     assert {"ExecutionsTimedOut", "ExecutionsAborted"} <= metrics
     for name in ("Prepare", "Finalise", "RecordFailure", "Worker"):  # Worker: the Process step's function
         assert any(f"{name}Errors" in k for k in alarms), name
+
+
+# -- deploy-time correctness (what only AWS would catch) -----------------------------------
+
+
+def test_api_gateway_gets_its_account_logging_role_retained_and_stages_wait_for_it():
+    _, template = synth({"notify": "websocket"})  # dev: everything else is destroyed on delete
+    account_id, account = only(template, "AWS::ApiGateway::Account")
+    assert account["DeletionPolicy"] == "Retain"
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = template.to_json()["Resources"][role_id]
+    assert role["DeletionPolicy"] == "Retain"
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"
+    }
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(role["Properties"]["ManagedPolicyArns"])
+    for stage_type in ("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"):
+        _, stage = only(template, stage_type)
+        assert account_id in stage["DependsOn"]
+
+
+def test_the_account_logging_role_can_be_left_to_the_account():
+    _, template = synth({"apigateway_cloudwatch_role": "false"})
+    template.resource_count_is("AWS::ApiGateway::Account", 0)
+
+
+def test_apis_and_alarms_are_named_after_the_stack():
+    _, template = synth({"notify": "websocket"})
+    only(template, "AWS::ApiGateway::RestApi", {"Name": "AsyncJobs"})
+    only(template, "AWS::ApiGatewayV2::Api", {"Name": "AsyncJobs-websocket"})
+    names = [a["Properties"]["AlarmName"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
+    assert names and all(name.startswith("AsyncJobs-") for name in names)
+    assert "AsyncJobs-Api5xxErrors" in names
+
+
+def test_a_changed_request_model_makes_a_new_deployment(monkeypatch, tmp_path):
+    import stacks.api
+
+    def deployment_id() -> str:
+        _, template = synth()
+        [(logical_id, _)] = template.find_resources("AWS::ApiGateway::Deployment").items()
+        return logical_id
+
+    before = deployment_id()
+    schema = json.loads(stacks.api.SUBMIT_REQUEST_SCHEMA.read_text())
+    schema["properties"]["note"] = {"type": "string"}
+    changed = tmp_path / "submit_request.json"
+    changed.write_text(json.dumps(schema))
+    monkeypatch.setattr(stacks.api, "SUBMIT_REQUEST_SCHEMA", changed)
+    after = deployment_id()
+    assert after != before
+    _, template = synth()  # and the stage serves the new one
+    only(template, "AWS::ApiGateway::Stage", {"DeploymentId": {"Ref": after}})
+
+
+def test_a_partition_without_the_public_powertools_layer_fails_at_synth():
+    import aws_cdk as cdk
+    import pytest
+
+    from stacks.async_jobs_stack import AsyncJobsStack
+    from stacks.config import AppConfig, ConfigError
+
+    app = cdk.App()
+    with pytest.raises(ConfigError, match="not published in the 'aws-cn' partition"):
+        AsyncJobsStack(
+            app,
+            "AsyncJobs",
+            config=AppConfig.from_context(app.node.try_get_context),
+            env=cdk.Environment(account="123456789012", region="cn-north-1"),
+        )
+
+
+def test_an_environment_agnostic_stack_looks_the_layer_publisher_up_per_partition(template: Template):
+    # CloudFormation resolves Fn::FindInMap before creating anything: in a partition the
+    # mapping lacks, the deployment is refused at once, naming the mapping.
+    assert template.to_json()["Mappings"]["PowertoolsLayerPublisher"] == {"aws": {"account": "017000801446"}}

@@ -24,6 +24,10 @@ def fail(event, context):
     raise ValueError("nope")
 
 
+def exit_base_exception(event, context):
+    raise KeyboardInterrupt("not an Exception")
+
+
 def sleep(event, context):
     time.sleep(event["seconds"])
     return {"slept": event["seconds"], "remaining_ms": context.get_remaining_time_in_millis()}
@@ -100,6 +104,18 @@ def test_timeout_kills_the_sandbox_and_reports_lambdas_error(code_dir):
         assert result.duration_ms < 2500
         again = lambdas.invoke("App-Fn", {"seconds": 0})  # a fresh sandbox replaces the killed one
         assert again is not None and again.ok and 0 < again.payload["remaining_ms"] <= 1000
+    finally:
+        lambdas.stop()
+
+
+def test_a_base_exception_kills_the_runtime_as_in_lambda(code_dir):
+    # Lambda's Python runtime (awslambdaric bootstrap.handle_event_request) reports only
+    # what derives from Exception; anything else ends the process: Runtime.ExitError.
+    lambdas = service(code_dir, "handlers.exit_base_exception", [])
+    try:
+        result = lambdas.invoke("App-Fn", {})
+        assert result is not None and not result.ok and not result.timed_out
+        assert result.payload["errorType"] == "Runtime.ExitError"
     finally:
         lambdas.stop()
 

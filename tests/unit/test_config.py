@@ -84,3 +84,19 @@ def test_every_setting_is_in_cdk_json_and_documented_in_the_readme():
 def test_the_reapers_deadline_outlasts_any_live_attempt():
     config = AppConfig.from_mapping({"worker_max_event_age_seconds": 600, "reaper_slack_seconds": 0})
     assert config.stuck_after_seconds == 600 + config.worker_timeout_seconds
+
+
+def test_reserved_concurrency_leaves_lambdas_unreserved_minimum():
+    assert AppConfig.from_mapping({"worker_reserved_concurrency": 900}).worker_reserved_concurrency == 900
+    with pytest.raises(ConfigError, match="must leave 100 of the account's Lambda concurrency"):
+        AppConfig.from_mapping({"worker_reserved_concurrency": 901})
+    raised = {"worker_reserved_concurrency": 4900, "lambda_account_concurrency": 5000}
+    assert AppConfig.from_mapping(raised).worker_reserved_concurrency == 4900
+
+
+def test_stepfunctions_inline_results_fit_a_state():
+    assert AppConfig.from_mapping({"max_inline_result_bytes": 200 * 1024}).max_inline_result_bytes == 200 * 1024
+    with pytest.raises(ConfigError, match="256 KiB"):
+        AppConfig.from_mapping({"dispatch": "stepfunctions", "max_inline_result_bytes": 200 * 1024})
+    largest = {"dispatch": "stepfunctions", "max_inline_result_bytes": 126_976}
+    assert AppConfig.from_mapping(largest).max_inline_result_bytes == 126_976

@@ -1,0 +1,266 @@
+"""Every service-to-resource edge of every variant is allowed on both sides, and every alarm
+and graph reads a metric AWS publishes for this stack's own resources (tests/infra/wiring.py).
+
+The second half takes the fixed template, undoes one fix at a time, and expects the
+checker to report exactly that failure: it would have caught each deploy-time bug.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import synth
+from tests.infra.wiring import check_wiring, problems_of
+
+STACK = "AsyncJobs"  # the name tests/infra/conftest.synth gives the stack
+VARIANTS = [
+    (dispatch, notify, stage)
+    for dispatch in ("lambda", "sqs", "stepfunctions")
+    for notify in ("none", "websocket")
+    for stage in ("dev", "prod")
+]
+
+
+def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {i: r for i, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+@pytest.mark.parametrize(("dispatch", "notify", "stage"), VARIANTS)
+def test_every_edge_is_allowed_on_both_sides(dispatch: str, notify: str, stage: str, capsys: pytest.CaptureFixture):
+    _, synthesized = synth({"dispatch": dispatch, "notify": notify, "stage": stage})
+    template = dict(synthesized.to_json())
+    edges = check_wiring(template, STACK, account_logging_role_exists=False)
+    assert problems_of(edges) == []
+
+    # Not vacuous: the edges found are the ones the template has.
+    kinds = Counter(edge.kind for edge in edges)
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert kinds["alarm→topic"] == len(alarms) > 10
+    assert kinds["alarm→key"] == 2 * len(alarms)  # GenerateDataKey and Decrypt
+    proxy_methods = [
+        m for m in resources(template, "AWS::ApiGateway::Method").values()
+        if m["Properties"].get("Integration", {}).get("Type") == "AWS_PROXY"
+    ]  # fmt: skip
+    websocket_routes = resources(template, "AWS::ApiGatewayV2::Route")
+    assert (
+        kinds["api→function"] == len(proxy_methods) + len(websocket_routes) == 4 + (2 if notify == "websocket" else 0)
+    )
+    assert kinds["stage→account"] == (2 if notify == "websocket" else 1)
+    assert kinds["rule→target"] == 2  # the reaper's schedule: its function and its dead letters
+    # Callbacks (and WebSocket push) read the stream: 3 actions each; sqs adds the queue's.
+    mappings = len(resources(template, "AWS::Lambda::EventSourceMapping"))
+    assert kinds["event source"] == 3 * mappings
+    assert kinds["destination"] == {"lambda": 3, "sqs": 1, "stepfunctions": 1}[dispatch]
+    assert kinds["function→resource"] == {"lambda": 4, "sqs": 3, "stepfunctions": 3}[dispatch]
+    assert kinds["state→function"] == (4 if dispatch == "stepfunctions" else 0)
+    assert kinds["state→logs"] == (1 if dispatch == "stepfunctions" else 0)
+    assert kinds["metric"] > len(alarms)  # alarms and dashboard graphs
+    with capsys.disabled():
+        print(f"\n  wiring {dispatch}/{notify}/{stage}: {len(edges)} edges checked, {dict(sorted(kinds.items()))}")
+
+
+def test_without_the_account_role_the_stages_must_rely_on_the_accounts_own():
+    _, synthesized = synth({"apigateway_cloudwatch_role": "false", "notify": "websocket"})
+    template = dict(synthesized.to_json())
+    assert resources(template, "AWS::ApiGateway::Account") == {}
+    assert problems_of(check_wiring(template, STACK, account_logging_role_exists=True)) == []
+    missing = problems_of(check_wiring(template, STACK, account_logging_role_exists=False))
+    assert len(missing) == 2 and all("no AWS::ApiGateway::Account" in p for p in missing)
+
+
+# -- each fix, undone, is caught ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fixed() -> dict[str, Any]:
+    """A template with every edge kind: step functions, WebSocket, prod."""
+    _, synthesized = synth({"dispatch": "stepfunctions", "notify": "websocket", "stage": "prod"})
+    template = dict(synthesized.to_json())
+    assert problems_of(check_wiring(template, STACK, account_logging_role_exists=False)) == []
+    return template
+
+
+def problems_after(template: dict[str, Any], undo: Any) -> list[str]:
+    broken = copy.deepcopy(template)
+    undo(broken)
+    return problems_of(check_wiring(broken, STACK, account_logging_role_exists=False))
+
+
+def only_one(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    [resource] = resources(template, resource_type).values()
+    return resource
+
+
+def test_caught_a_stage_that_logs_before_the_account_has_a_logging_role(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        [account_id] = resources(template, "AWS::ApiGateway::Account")
+        del template["Resources"][account_id]
+        for stage in template["Resources"].values():
+            if stage["Type"].endswith("::Stage"):
+                stage.pop("DependsOn", None)
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 2 and all("[stage→account]" in p and "no AWS::ApiGateway::Account" in p for p in problems)
+
+
+def test_caught_an_alarm_topic_whose_policy_only_denies(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        document = only_one(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+        document["Statement"] = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+
+    problems = problems_after(fixed, undo)
+    alarms = len(resources(fixed, "AWS::CloudWatch::Alarm"))
+    assert len(problems) == alarms
+    assert all("cloudwatch.amazonaws.com may not sns:Publish" in p for p in problems)
+
+
+def test_caught_a_topic_policy_allowing_other_accounts_alarms_only(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        document = only_one(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+        [allow] = [s for s in document["Statement"] if s["Effect"] == "Allow"]
+        allow["Condition"]["StringEquals"]["aws:SourceAccount"] = "999999999999"
+
+    assert len(problems_after(fixed, undo)) == len(resources(fixed, "AWS::CloudWatch::Alarm"))
+
+
+def test_caught_an_alarm_key_cloudwatch_may_not_use(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        policy = only_one(template, "AWS::KMS::Key")["Properties"]["KeyPolicy"]
+        policy["Statement"] = [s for s in policy["Statement"] if "cloudwatch" not in json.dumps(s.get("Principal"))]
+
+    problems = problems_after(fixed, undo)
+    assert problems and all("[alarm→key]" in p for p in problems)
+
+
+def test_caught_alarms_on_an_api_name_every_stage_shares(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        only_one(template, "AWS::ApiGateway::RestApi")["Properties"]["Name"] = "RestApi"
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+            for dimension in alarm["Properties"].get("Dimensions", []):
+                if dimension["Name"] == "ApiName":
+                    dimension["Value"] = "RestApi"
+
+    problems = problems_after(fixed, undo)
+    assert any("alarm" in p and "ApiName=RestApi is not unique" in p for p in problems)
+
+
+def test_caught_an_api_alarm_without_its_stage(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+            dimensions = alarm["Properties"].get("Dimensions", [])
+            alarm["Properties"]["Dimensions"] = [d for d in dimensions if d["Name"] != "Stage"]
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 2  # the 5XX and the latency alarm
+    assert all("AWS/ApiGateway publishes no metric with dimensions ['ApiName']" in p for p in problems)
+
+
+def test_caught_job_metrics_every_stage_counts_into(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for function in resources(template, "AWS::Lambda::Function").values():
+            variables = function["Properties"].get("Environment", {}).get("Variables", {})
+            if "POWERTOOLS_SERVICE_NAME" in variables:
+                variables["POWERTOOLS_SERVICE_NAME"] = "async-jobs"
+        dashboard = only_one(template, "AWS::CloudWatch::Dashboard")["Properties"]
+        dashboard["DashboardBody"] = json.loads(
+            json.dumps(dashboard["DashboardBody"]).replace(
+                f'\\"service\\",\\"{STACK}\\"', '\\"service\\",\\"async-jobs\\"'
+            )
+        )
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+            for metric in alarm["Properties"].get("Metrics", []):
+                for dimension in metric.get("MetricStat", {}).get("Metric", {}).get("Dimensions", []):
+                    if dimension["Name"] == "service":
+                        dimension["Value"] = "async-jobs"
+
+    problems = problems_after(fixed, undo)
+    assert any("alarm" in p and "service=async-jobs is not unique" in p for p in problems)
+    assert any("Dashboard" in p and "service=async-jobs is not unique" in p for p in problems)
+
+
+def test_caught_an_alarm_watching_a_function_of_another_stack(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+            for dimension in alarm["Properties"].get("Dimensions", []):
+                if dimension["Name"] == "FunctionName":
+                    dimension["Value"] = "someone-elses-function"
+
+    problems = problems_after(fixed, undo)
+    assert problems and all("FunctionName=someone-elses-function names no AWS::Lambda::Function" in p for p in problems)
+
+
+def test_caught_a_schedule_that_may_not_invoke_its_function(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for permission_id, permission in resources(template, "AWS::Lambda::Permission").items():
+            if permission["Properties"]["Principal"] == "events.amazonaws.com":
+                del template["Resources"][permission_id]
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 1 and "events.amazonaws.com may not lambda:InvokeFunction" in problems[0]
+
+
+def test_caught_an_api_method_whose_permission_names_another_stage(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for permission in resources(template, "AWS::Lambda::Permission").values():
+            source = permission["Properties"].get("SourceArn")
+            if permission["Properties"]["Principal"] == "apigateway.amazonaws.com" and "/POST/jobs" in json.dumps(
+                source
+            ):
+                permission["Properties"]["SourceArn"] = json.loads(
+                    json.dumps(source).replace("/POST/jobs", "/POST/elsewhere")
+                )
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 1 and "[api→function] POST /jobs" in problems[0]
+
+
+def test_caught_a_tls_deny_that_also_matches_tls_requests(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for policy in resources(template, "AWS::SQS::QueuePolicy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Deny":
+                    statement["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+
+    problems = problems_after(fixed, undo)
+    assert problems and all("(an explicit Deny matches)" in p for p in problems)
+
+
+def test_caught_a_workflow_role_that_may_not_invoke_a_step(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for policy in resources(template, "AWS::IAM::Policy").values():
+            document = policy["Properties"]["PolicyDocument"]
+            document["Statement"] = [
+                s for s in document["Statement"] if "ProcessStep" not in json.dumps(s.get("Resource"))
+            ]
+
+    problems = problems_after(fixed, undo)
+    assert any("[state→function]" in p and "Process" in p for p in problems)
+
+
+def test_caught_workflow_logs_outside_vended_logs(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for group in resources(template, "AWS::Logs::LogGroup").values():
+            name = group["Properties"].get("LogGroupName")
+            if name is not None:
+                group["Properties"]["LogGroupName"] = json.loads(
+                    json.dumps(name).replace("/aws/vendedlogs/states/", "/my/states/")
+                )
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 1 and "is not under /aws/vendedlogs/" in problems[0]
+
+
+def test_caught_a_dispatch_target_the_submit_function_may_not_start(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        for policy in resources(template, "AWS::IAM::Policy").values():
+            document = policy["Properties"]["PolicyDocument"]
+            document["Statement"] = [s for s in document["Statement"] if s["Action"] != "states:StartExecution"]
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 1 and "may not states:StartExecution" in problems[0]

@@ -1,0 +1,55 @@
+"""Presigned result URLs name the bucket's regional endpoint, in every region.
+
+S3 answers a bucket's global host (``<bucket>.s3.amazonaws.com``) outside us-east-1 with
+a 307 to the regional host while the bucket is new (always in opt-in regions), and a
+SigV4 signature is bound to the host it was made for: the URL must name the regional one.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+
+from jobs.results import PRESIGNING_CONFIG, S3ResultStore
+
+
+@pytest.fixture
+def no_endpoint_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_endpoint_override")
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [
+        ("eu-west-1", "results.s3.eu-west-1.amazonaws.com"),
+        ("us-east-1", "results.s3.us-east-1.amazonaws.com"),
+        ("ap-east-1", "results.s3.ap-east-1.amazonaws.com"),  # an opt-in region
+    ],
+)
+def test_presigned_urls_name_the_regional_host_and_sign_with_sigv4(region: str, host: str):
+    client = boto3.client("s3", region_name=region, config=PRESIGNING_CONFIG)
+    url = urlsplit(S3ResultStore("results", 300, client).presign("results/j/a.json"))
+    assert (url.scheme, url.netloc, url.path) == ("https", host, "/results/j/a.json")
+    query = parse_qs(url.query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Credential"][0].split("/")[2:4] == [region, "s3"]  # signed for that region
+    assert query["X-Amz-Expires"] == ["300"]
+
+
+@pytest.mark.usefixtures("no_endpoint_override")
+def test_the_store_builds_its_client_with_that_config(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    url = urlsplit(S3ResultStore("results", 60).presign("results/j/a.json"))
+    assert url.netloc == "results.s3.eu-central-1.amazonaws.com"
+
+
+def test_an_endpoint_override_still_wins(monkeypatch: pytest.MonkeyPatch):
+    # How the local runtime points the functions at its emulated S3.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000")
+    url = urlsplit(S3ResultStore("results", 60).presign("results/j/a.json"))
+    assert (url.netloc, url.path) == ("127.0.0.1:5000", "/results/results/j/a.json")  # path style on an IP
