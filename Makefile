@@ -10,12 +10,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,19,20,21
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install run test lint format typecheck synth deploy destroy test-deployed bench openapi clean
+.PHONY: help install run test lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
 
 help:
 	@echo "make run       the app on 127.0.0.1:$${PORT:-3000} with AWS emulated (Ctrl-C stops it)"
 	@echo "make test      lint, type-check and run every test (no AWS account needed)"
 	@echo "make synth     synthesize the CloudFormation template into cdk.out/"
+	@echo "make doctor    read-only preflight of your AWS account and region before the first deploy"
 	@echo "make deploy    cdk deploy (needs AWS credentials and a bootstrapped account)"
 	@echo "make destroy   cdk destroy"
 	@echo "make test-deployed  run the tests against a deployed API (ASYNC_JOBS_API_URL)"
@@ -51,10 +52,14 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli tests bench
+	$(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli doctor tests bench
 
 synth: install
 	$(CDK) synth --quiet $(CDK_ARGS)
+
+# Read-only checks of the account and region your AWS credentials point at (see doctor/checks.py).
+doctor: $(VENV)/.installed
+	$(PYTHON) -m doctor $(CDK_ARGS)
 
 deploy: install
 	$(CDK) deploy $(CDK_ARGS)

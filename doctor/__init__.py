@@ -1,0 +1,1 @@
+"""``make doctor``: a read-only preflight of an AWS account and region before the first deploy."""

@@ -1,0 +1,165 @@
+"""``make doctor`` against botocore's Stubber: each AWS answer it may get, and what it says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from doctor import checks
+
+REGION = "eu-west-1"
+LAYER_ARN = f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:38"
+
+
+class Account:
+    """Stubbed clients answering as one AWS account would; every call must be expected."""
+
+    def __init__(self) -> None:
+        session = boto3.session.Session(region_name=REGION)
+        self.clients = {name: session.client(name) for name in ("sts", "ssm", "apigateway", "lambda")}
+        self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
+
+    def __call__(self, service: str) -> Any:
+        return self.clients[service]
+
+    def answers(
+        self,
+        *,
+        bootstrap: str | None = "27",
+        api_role: str | None = None,
+        layer: dict[str, Any] | None = None,
+        concurrency: tuple[int, int] = (1000, 1000),
+    ) -> Account:
+        self.stubs["sts"].add_response("get_caller_identity", {"Account": "123456789012"})
+        if bootstrap is None:
+            self.stubs["ssm"].add_client_error("get_parameter", "ParameterNotFound")
+        else:
+            parameter = {"Name": checks.BOOTSTRAP_VERSION_PARAMETER, "Type": "String", "Value": bootstrap}
+            self.stubs["ssm"].add_response(
+                "get_parameter", {"Parameter": parameter}, {"Name": checks.BOOTSTRAP_VERSION_PARAMETER}
+            )
+        self.stubs["apigateway"].add_response("get_account", {"cloudwatchRoleArn": api_role} if api_role else {})
+        if layer is None:
+            layer = {"CompatibleRuntimes": ["python3.14"], "CompatibleArchitectures": ["arm64"], "Version": 38}
+        if "error" in layer:
+            self.stubs["lambda"].add_client_error("get_layer_version_by_arn", layer["error"])
+        else:
+            self.stubs["lambda"].add_response("get_layer_version_by_arn", layer, {"Arn": LAYER_ARN})
+        total, unreserved = concurrency
+        limits = {
+            "ConcurrentExecutions": total,
+            "UnreservedConcurrentExecutions": unreserved,
+            "TotalCodeSize": 1,
+            "CodeSizeUnzipped": 1,
+            "CodeSizeZipped": 1,
+        }
+        self.stubs["lambda"].add_response("get_account_settings", {"AccountLimit": limits})
+        return self
+
+
+@pytest.fixture
+def account() -> Iterator[Account]:
+    stubbed = Account()
+    for stub in stubbed.stubs.values():
+        stub.activate()
+    yield stubbed
+    for stub in stubbed.stubs.values():
+        stub.assert_no_pending_responses()  # every check asked what it should
+
+
+def doctor(account: Account, capsys: pytest.CaptureFixture, *context: str) -> tuple[int, str]:
+    argv = [f"-c{pair}" for pair in context] + ["--region", REGION]
+    code = checks.main(argv, clients=account)
+    return code, capsys.readouterr().out
+
+
+def verdicts(output: str) -> dict[str, str]:
+    lines = [line for line in output.splitlines() if line.startswith("[")]
+    return {line.split("] ", 1)[1].split(":")[0]: line[1:5].strip() for line in lines}
+
+
+def test_a_ready_account(account, capsys):
+    code, out = doctor(account.answers(), capsys, "alarm_email=ops@example.com")
+    assert code == 0 and out.rstrip().endswith("ready to deploy")
+    assert set(verdicts(out).values()) == {"ok"}
+    assert "account 123456789012, region eu-west-1" in out
+    assert LAYER_ARN in out
+
+
+def test_an_account_that_is_not_bootstrapped(account, capsys):
+    code, out = doctor(account.answers(bootstrap=None), capsys)
+    assert code == 1
+    assert verdicts(out)["cdk bootstrap"] == "FAIL"
+    assert "fix: npx cdk bootstrap aws://123456789012/eu-west-1" in out
+
+
+def test_an_old_bootstrap(account, capsys):
+    code, out = doctor(account.answers(bootstrap="5"), capsys)
+    assert code == 1 and "bootstrap version 5, older than 6" in out
+
+
+def test_no_api_gateway_role_and_the_stack_told_not_to_create_one(account, capsys):
+    code, out = doctor(account.answers(api_role=None), capsys, "apigateway_cloudwatch_role=false")
+    assert code == 1
+    assert verdicts(out)["API Gateway CloudWatch role"] == "FAIL"
+    assert "CloudWatch Logs role ARN must be set in account settings" in out
+
+
+def test_an_existing_api_gateway_role_is_pointed_out(account, capsys):
+    role = "arn:aws:iam::123456789012:role/apigw-logs"
+    code, out = doctor(account.answers(api_role=role), capsys)
+    assert code == 0 and verdicts(out)["API Gateway CloudWatch role"] == "warn"
+    assert role in out and "-c apigateway_cloudwatch_role=false" in out
+
+
+def test_a_region_without_the_layer_version(account, capsys):
+    code, out = doctor(account.answers(layer={"error": "AccessDeniedException"}), capsys)
+    assert code == 1 and verdicts(out)["Powertools layer and runtime"] == "FAIL"
+    assert "powertools_layer_version" in out
+
+
+def test_a_layer_built_for_another_runtime(account, capsys):
+    layer = {"CompatibleRuntimes": ["python3.13"], "CompatibleArchitectures": ["arm64"]}
+    code, out = doctor(account.answers(layer=layer), capsys)
+    assert code == 1 and "not python3.14 arm64" in out
+
+
+def test_reserved_concurrency_the_account_cannot_give(account, capsys):
+    code, out = doctor(account.answers(concurrency=(400, 400)), capsys, "worker_reserved_concurrency=350")
+    assert code == 1 and verdicts(out)["Lambda concurrency"] == "FAIL"
+    assert "lower worker_reserved_concurrency to at most 300" in out
+
+
+def test_a_new_account_with_little_concurrency_is_warned(account, capsys):
+    code, out = doctor(account.answers(concurrency=(10, 10)), capsys)
+    assert code == 0 and verdicts(out)["Lambda concurrency"] == "warn"
+    assert "-c lambda_account_concurrency=10" in out
+
+
+def test_no_alarm_email_is_a_warning(account, capsys):
+    code, out = doctor(account.answers(), capsys)
+    assert code == 0 and verdicts(out)["alarm e-mail"] == "warn"
+
+
+def test_bad_settings_fail_before_any_call(capsys):
+    assert checks.main(["-c", "worker_reserved_concurrency=5000", "--region", REGION], clients=lambda _: None) == 1
+    assert "must leave 100" in capsys.readouterr().out
+
+
+def test_a_partition_without_the_public_layer():
+    assert checks.powertools_layer_arn("cn-north-1", 38) is None
+    assert checks.powertools_layer_arn("eu-west-1", 38) == LAYER_ARN
+
+
+def test_without_credentials_only_the_settings_are_checked(capsys):
+    session = boto3.session.Session(region_name=REGION)
+    sts = session.client("sts")
+    with Stubber(sts) as stub:
+        stub.add_client_error("get_caller_identity", "ExpiredToken")
+        code = checks.main(["--region", REGION], clients=lambda _service: sts)
+    out = capsys.readouterr().out
+    assert code == 1 and verdicts(out) == {"credentials": "FAIL", "alarm e-mail": "warn"}
