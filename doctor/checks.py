@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None, clients: ClientFactory | None = None) ->
     region: str | None = session.region_name  # None when nothing names one
     if region is None:
         print(
-            "[FAIL] region: none configured\n       fix: set AWS_DEFAULT_REGION (or your profile's region), or pass --region"
+            Finding(
+                "region", FAIL, "none configured", "set AWS_DEFAULT_REGION (or your profile's region), or pass --region"
+            ).line()
         )
         return 1
     findings = run_checks(config, clients or _clients_of(session), region)
