@@ -130,6 +130,7 @@ class JobsApi(Construct):
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
+        account.follows(self.rest_api.node.default_child)  # type: ignore[arg-type]  # the CfnRestApi
         account.needed_by(self.rest_api.deployment_stage)  # access logs need the account's role
         # API Gateway's own errors (validation, auth, throttling) as {"message": ...} too.
         self.rest_api.add_gateway_response(

@@ -52,6 +52,13 @@ class ApiGatewayAccount(Construct):
             "groups itself (access logs here, execution logs per API), so no narrower resource applies.",
         )
 
+    def follows(self, api: IConstruct) -> None:
+        """Set the account setting after an API exists: on an account that never had an API
+        Gateway resource, CloudFormation's AWS::ApiGateway::Account needs one to be created
+        first (as CDK's own RestApi does with its cloudWatchRole)."""
+        if self.setting is not None:
+            self.setting.node.add_dependency(api)
+
     def needed_by(self, *stages: IConstruct) -> None:
         """Stages with logging are created only after the account setting is in place."""
         if self.setting is not None:

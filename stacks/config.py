@@ -193,6 +193,11 @@ UNRESERVED_CONCURRENCY_MINIMUM = 100
 # (every quote and backslash escaped), next to the job id and the steps' other answers.
 STATE_PAYLOAD_BYTES = 256 * 1024
 STATE_OVERHEAD_BYTES = 8 * 1024
+# The largest WebSocket message API Gateway sends (API Gateway Developer Guide, "Quotas for
+# configuring and running a WebSocket API": 128 KB, not adjustable). A pushed job change
+# carries the job's view, inline result included, beside its other fields.
+WEBSOCKET_MESSAGE_BYTES = 128 * 1024
+WEBSOCKET_OVERHEAD_BYTES = 8 * 1024
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
@@ -336,6 +341,26 @@ class AppConfig:
                 f"Lambda concurrency ({self.lambda_account_concurrency}, lambda_account_concurrency) unreserved: "
                 f"at most {most_reservable}, got {self.worker_reserved_concurrency}. Lambda refuses more; "
                 "`make doctor` reads your account's real figure."
+            )
+        if (
+            self.dispatch == "sqs"
+            and self.worker_reserved_concurrency is not None
+            and self.worker_reserved_concurrency < self.worker_max_concurrency
+        ):
+            # The mapping would poll more messages than the worker may run; each throttled
+            # one returns only after the visibility timeout and spends a receive, so jobs can
+            # be dead-lettered unrun (AWS Knowledge Center, "lambda-sqs-scaling"; Lambda
+            # Developer Guide, "Configuring scaling behavior for SQS event source mappings").
+            raise ConfigError(
+                "with dispatch=sqs, worker_max_concurrency must not exceed worker_reserved_concurrency "
+                f"({self.worker_max_concurrency} > {self.worker_reserved_concurrency}): throttled messages would "
+                "use up their receives and reach the dead-letter queue unrun"
+            )
+        largest_pushed = WEBSOCKET_MESSAGE_BYTES - WEBSOCKET_OVERHEAD_BYTES
+        if self.notify == "websocket" and self.max_inline_result_bytes > largest_pushed:
+            raise ConfigError(
+                f"with notify=websocket, max_inline_result_bytes must be at most {largest_pushed}: a pushed job "
+                "change carries its inline result, and API Gateway sends no WebSocket message over 128 KB"
             )
         largest_inline = (STATE_PAYLOAD_BYTES - STATE_OVERHEAD_BYTES) // 2
         if self.dispatch == "stepfunctions" and self.max_inline_result_bytes > largest_inline:

@@ -66,7 +66,9 @@ class JobWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        def step_function(name: str, handler: str, description: str, timeout: int, memory: int) -> lambda_.Function:
+        def step_function(
+            name: str, handler: str, description: str, timeout: int, memory: int, reserved: int | None = None
+        ) -> lambda_.Function:
             function = PythonFunction(
                 self,
                 f"{name}Step",
@@ -76,6 +78,7 @@ class JobWorkflow(Construct):
                 environment=environment,
                 timeout=Duration.seconds(timeout),
                 memory_size=memory,
+                reserved_concurrency=reserved,
             ).function
             store.grant_jobs(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
             return function
@@ -87,6 +90,9 @@ class JobWorkflow(Construct):
             "Workflow step: runs the job's task",
             config.worker_timeout_seconds,
             config.worker_memory_mb,
+            # The step that runs the task is the worker: the same cap protects what it calls
+            # (a throttled invoke is retried as Lambda.TooManyRequestsException).
+            reserved=config.worker_reserved_concurrency,
         )
         store.grant_results(self.process, "s3:PutObject")
         self.finalise = step_function(

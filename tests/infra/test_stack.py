@@ -846,6 +846,21 @@ def test_api_gateway_gets_its_account_logging_role_retained_and_stages_wait_for_
         assert account_id in stage["DependsOn"]
 
 
+def test_the_account_setting_waits_for_an_api():
+    _, template = synth()
+    _, account = only(template, "AWS::ApiGateway::Account")
+    [api_id] = template.find_resources("AWS::ApiGateway::RestApi")
+    assert api_id in account["DependsOn"]
+
+
+def test_stepfunctions_caps_the_step_that_runs_the_task():
+    _, template = synth({"dispatch": "stepfunctions", "worker_reserved_concurrency": 5})
+    _, process = only(template, "AWS::Lambda::Function", {"Handler": "jobs.handlers.steps.process"})
+    assert process["Properties"]["ReservedConcurrentExecutions"] == 5
+    _, prepare = only(template, "AWS::Lambda::Function", {"Handler": "jobs.handlers.steps.prepare"})
+    assert "ReservedConcurrentExecutions" not in prepare["Properties"]
+
+
 def test_the_account_logging_role_can_be_left_to_the_account():
     _, template = synth({"apigateway_cloudwatch_role": "false"})
     template.resource_count_is("AWS::ApiGateway::Account", 0)

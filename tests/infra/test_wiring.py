@@ -109,6 +109,15 @@ def test_caught_a_stage_that_logs_before_the_account_has_a_logging_role(fixed):
     assert len(problems) == 2 and all("[stage→account]" in p and "no AWS::ApiGateway::Account" in p for p in problems)
 
 
+def test_caught_an_account_setting_made_before_any_api(fixed):
+    def undo(template: dict[str, Any]) -> None:
+        [account] = resources(template, "AWS::ApiGateway::Account").values()
+        del account["DependsOn"]
+
+    problems = problems_after(fixed, undo)
+    assert len(problems) == 2 and all("does not wait for an API" in p for p in problems)
+
+
 def test_caught_an_alarm_topic_whose_policy_only_denies(fixed):
     def undo(template: dict[str, Any]) -> None:
         document = only_one(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]

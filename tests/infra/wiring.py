@@ -674,12 +674,15 @@ class Wiring:
         )
         logs = any(p.endswith("AmazonAPIGatewayPushToCloudWatchLogs") for p in props.get("ManagedPolicyArns", []))
         retained = self.t.resources[account_id].get("DeletionPolicy") == "Retain"
+        # On an account that never had an API Gateway resource, the setting needs one first.
+        after_an_api = any(self.t.type_of(i) == "AWS::ApiGateway::RestApi" for i in self.t.depends_on(account_id))
         return [
             message
             for ok, message in (
                 (trusted, "API Gateway may not assume the account role"),
                 (logs, "the account role may not write logs"),
                 (retained, "the account setting is not retained on delete"),
+                (after_an_api, "the account setting does not wait for an API"),
             )
             if not ok
         ]

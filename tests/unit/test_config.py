@@ -100,3 +100,17 @@ def test_stepfunctions_inline_results_fit_a_state():
         AppConfig.from_mapping({"dispatch": "stepfunctions", "max_inline_result_bytes": 200 * 1024})
     largest = {"dispatch": "stepfunctions", "max_inline_result_bytes": 126_976}
     assert AppConfig.from_mapping(largest).max_inline_result_bytes == 126_976
+
+
+def test_sqs_mapping_never_polls_more_than_the_worker_may_run():
+    with pytest.raises(ConfigError, match="worker_max_concurrency must not exceed worker_reserved_concurrency"):
+        AppConfig.from_mapping({"dispatch": "sqs", "worker_reserved_concurrency": 2, "worker_max_concurrency": 10})
+    fits = {"dispatch": "sqs", "worker_reserved_concurrency": 10, "worker_max_concurrency": 10}
+    assert AppConfig.from_mapping(fits).worker_reserved_concurrency == 10
+    assert AppConfig.from_mapping({"worker_reserved_concurrency": 2}).worker_reserved_concurrency == 2  # lambda
+
+
+def test_websocket_pushes_fit_one_message():
+    with pytest.raises(ConfigError, match="128 KB"):
+        AppConfig.from_mapping({"notify": "websocket", "max_inline_result_bytes": 200_000})
+    assert AppConfig.from_mapping({"notify": "websocket"}).max_inline_result_bytes == 65536
