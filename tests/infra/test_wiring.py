@@ -92,6 +92,11 @@ def problems_after(template: dict[str, Any], undo: Any) -> list[str]:
     return problems_of(check_wiring(broken, STACK, account_logging_role_exists=False))
 
 
+def replaced(value: Any, old: str, new: str) -> Any:
+    """``value`` (a template value, intrinsics and all) with ``old`` replaced in its text."""
+    return json.loads(json.dumps(value).replace(old, new))
+
+
 def only_one(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     [resource] = resources(template, resource_type).values()
     return resource
@@ -177,11 +182,8 @@ def test_caught_job_metrics_every_stage_counts_into(fixed):
             if "POWERTOOLS_SERVICE_NAME" in variables:
                 variables["POWERTOOLS_SERVICE_NAME"] = "async-jobs"
         dashboard = only_one(template, "AWS::CloudWatch::Dashboard")["Properties"]
-        dashboard["DashboardBody"] = json.loads(
-            json.dumps(dashboard["DashboardBody"]).replace(
-                f'\\"service\\",\\"{STACK}\\"', '\\"service\\",\\"async-jobs\\"'
-            )
-        )
+        body = dashboard["DashboardBody"]
+        dashboard["DashboardBody"] = replaced(body, f'\\"service\\",\\"{STACK}\\"', '\\"service\\",\\"async-jobs\\"')
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
             for metric in alarm["Properties"].get("Metrics", []):
                 for dimension in metric.get("MetricStat", {}).get("Metric", {}).get("Dimensions", []):
@@ -218,12 +220,8 @@ def test_caught_an_api_method_whose_permission_names_another_stage(fixed):
     def undo(template: dict[str, Any]) -> None:
         for permission in resources(template, "AWS::Lambda::Permission").values():
             source = permission["Properties"].get("SourceArn")
-            if permission["Properties"]["Principal"] == "apigateway.amazonaws.com" and "/POST/jobs" in json.dumps(
-                source
-            ):
-                permission["Properties"]["SourceArn"] = json.loads(
-                    json.dumps(source).replace("/POST/jobs", "/POST/elsewhere")
-                )
+            if permission["Properties"]["Principal"] == "apigateway.amazonaws.com":
+                permission["Properties"]["SourceArn"] = replaced(source, "/POST/jobs", "/POST/elsewhere")
 
     problems = problems_after(fixed, undo)
     assert len(problems) == 1 and "[api→function] POST /jobs" in problems[0]
@@ -257,9 +255,7 @@ def test_caught_workflow_logs_outside_vended_logs(fixed):
         for group in resources(template, "AWS::Logs::LogGroup").values():
             name = group["Properties"].get("LogGroupName")
             if name is not None:
-                group["Properties"]["LogGroupName"] = json.loads(
-                    json.dumps(name).replace("/aws/vendedlogs/states/", "/my/states/")
-                )
+                group["Properties"]["LogGroupName"] = replaced(name, "/aws/vendedlogs/states/", "/my/states/")
 
     problems = problems_after(fixed, undo)
     assert len(problems) == 1 and "is not under /aws/vendedlogs/" in problems[0]

@@ -552,20 +552,23 @@ class Wiring:
             integration = props.get("Integration", {})
             if integration.get("Type") != "AWS_PROXY":
                 continue
-            uri = str(self.t.resolve(integration["Uri"]))
-            function_arn = uri.split("/functions/")[1].removesuffix("/invocations")
             api_id = self.t.resolve(props["RestApiId"])
             path = self._resource_path(props["ResourceId"])
             for stage_api, stage in stages:
-                if stage_api != api_id:
-                    continue
-                source = f"arn:{PARTITION}:execute-api:{REGION}:{ACCOUNT}:{api_id}/{stage}/{props['HttpMethod']}{path}"
-                context = {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT}
-                self.need(
-                    "api→function",
-                    f"{props['HttpMethod']} {path} on {stage}",
-                    Request("apigateway.amazonaws.com", "lambda:InvokeFunction", function_arn, context),
-                )
+                if stage_api == api_id:
+                    route = f"{props['HttpMethod']}{path}"
+                    self._api_invokes(
+                        f"{props['HttpMethod']} {path} on {stage}", integration["Uri"], api_id, stage, route
+                    )
+
+    def _api_invokes(self, description: str, integration_uri: Any, api_id: str, stage: str, route: str) -> None:
+        """API Gateway, serving ``route`` of ``api_id``'s ``stage``, invokes the integration's function."""
+        uri = str(self.t.resolve(integration_uri))
+        function_arn = uri.rsplit("/functions/", maxsplit=1)[-1].removesuffix("/invocations")
+        source = f"arn:{PARTITION}:execute-api:{REGION}:{ACCOUNT}:{api_id}/{stage}/{route}"
+        context = {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT}
+        request = Request("apigateway.amazonaws.com", "lambda:InvokeFunction", function_arn, context)
+        self.need("api→function", description, request)
 
     def _resource_path(self, resource: Any) -> str:
         if isinstance(resource, dict) and "Fn::GetAtt" in resource:
@@ -582,18 +585,11 @@ class Wiring:
         for _, route in self.t.of_type("AWS::ApiGatewayV2::Route"):
             target = str(self.t.resolve(route["Target"])).removeprefix("integrations/")
             integration_id = next(i for i in integrations if self.t.ref(i) == target or i == target)
-            function_arn = str(self.t.resolve(integrations[integration_id]["IntegrationUri"]))
-            function_arn = function_arn.rsplit("/functions/", maxsplit=1)[-1].removesuffix("/invocations")
+            uri = integrations[integration_id]["IntegrationUri"]
             api_id = self.t.resolve(route["ApiId"])
             for stage_api, stage in stages:
                 if stage_api == api_id:
-                    source = f"arn:{PARTITION}:execute-api:{REGION}:{ACCOUNT}:{api_id}/{stage}/{route['RouteKey']}"
-                    context = {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT}
-                    self.need(
-                        "api→function",
-                        f"WebSocket {route['RouteKey']}",
-                        Request("apigateway.amazonaws.com", "lambda:InvokeFunction", function_arn, context),
-                    )
+                    self._api_invokes(f"WebSocket {route['RouteKey']}", uri, api_id, stage, route["RouteKey"])
 
     def state_machine_tasks(self) -> None:
         for machine_id, props in self.t.of_type("AWS::StepFunctions::StateMachine"):
