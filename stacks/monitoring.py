@@ -41,10 +41,15 @@ def job_metric(scope: Construct, name: str, period: Duration, statistic: str = "
     )
 
 
+def alarm_name(scope: Construct, name_suffix: str) -> str:
+    """This stack's alarm names: ``<stack name>-<name_suffix>`` (unique per account and region)."""
+    return f"{Stack.of(scope).stack_name}-{name_suffix}"
+
+
 def alarm_arn(scope: Construct, name_suffix: str) -> str:
-    """ARN of this stack's alarm(s) named ``<stack name>-<name_suffix>`` (``*`` for all)."""
+    """ARN of this stack's alarm(s) named ``alarm_name(scope, name_suffix)`` (``*`` for all)."""
     stack = Stack.of(scope)
-    return f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:{stack.stack_name}-{name_suffix}"
+    return f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:{alarm_name(scope, name_suffix)}"
 
 
 class Monitoring(Construct):
@@ -280,7 +285,7 @@ class Monitoring(Construct):
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
-            alarm_name=f"{Stack.of(self).stack_name}-{construct_id}",  # what the topic policy allows
+            alarm_name=alarm_name(self, construct_id),  # what the topic policy allows
             metric=metric,
             threshold=threshold,
             evaluation_periods=config.alarm_evaluation_periods,
