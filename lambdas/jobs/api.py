@@ -11,10 +11,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from jobs.observability import logger
 from jobs.service import (
@@ -75,16 +71,6 @@ def build_resolver(retry_after_seconds: int) -> APIGatewayRestResolver:
         status = STATUS_OF.get(type(error), 400)
         headers = {"Retry-After": str(retry_after_seconds)} if status == 503 else None
         return json_response(status, {"message": str(error)}, headers)
-
-    @app.exception_handler(IdempotencyValidationError)
-    def on_key_reuse(_error: IdempotencyValidationError) -> Response[str]:
-        message = "this Idempotency-Key was already used with a different request body"
-        return json_response(422, {"message": message})
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def on_key_in_flight(_error: IdempotencyAlreadyInProgressError) -> Response[str]:
-        message = "a request with this Idempotency-Key is still being processed; retry shortly"
-        return json_response(409, {"message": message}, {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     def on_unexpected(_error: Exception) -> Response[str]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from boto3.dynamodb.conditions import Key
-
+from jobs import clients
 from jobs.model import utc_now
+from jobs.repository import from_attributes, to_attributes
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 JOB_CONNECTIONS_INDEX = "job-connections"
 # API Gateway's longest WebSocket connection is 2 hours; keep the item a little longer.
@@ -24,12 +23,13 @@ CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 
 
 class ConnectionRepository:
-    def __init__(self, table: Table) -> None:
-        self._table = table
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table_name = table_name
 
     @classmethod
     def from_name(cls, table_name: str) -> ConnectionRepository:
-        return cls(boto3.resource("dynamodb").Table(table_name))
+        return cls(clients.dynamodb(), table_name)
 
     def subscribe(self, connection_id: str, job_id: str, owner: str) -> None:
         item: dict[str, Any] = {
@@ -38,18 +38,23 @@ class ConnectionRepository:
             "owner": owner,
             "expires_at": int(utc_now().timestamp()) + CONNECTION_TTL_SECONDS,
         }
-        self._table.put_item(Item=item)
+        self._client.put_item(TableName=self._table_name, Item=to_attributes(item))
 
     def unsubscribe(self, connection_id: str) -> None:
-        self._table.delete_item(Key={"connection_id": connection_id})
+        self._client.delete_item(TableName=self._table_name, Key={"connection_id": {"S": connection_id}})
 
     def subscribers(self, job_id: str) -> list[str]:
         """Connection ids watching ``job_id``."""
         found: list[str] = []
-        query: dict[str, Any] = {"IndexName": JOB_CONNECTIONS_INDEX, "KeyConditionExpression": Key("job_id").eq(job_id)}
+        query: dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": JOB_CONNECTIONS_INDEX,
+            "KeyConditionExpression": "job_id = :job",
+            "ExpressionAttributeValues": {":job": {"S": job_id}},
+        }
         while True:
-            page = self._table.query(**query)
-            found.extend(str(item["connection_id"]) for item in page.get("Items", []))
+            page = self._client.query(**query)
+            found.extend(str(from_attributes(item)["connection_id"]) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return found
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+from jobs import clients
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -35,11 +36,11 @@ class LambdaDispatcher:
 
     def __init__(self, function_name: str, client: LambdaClient | None = None) -> None:
         self._function_name = function_name
-        self._client = client or boto3.client("lambda")
+        self._client = client  # else boto3's, created on the first dispatch
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
         try:
-            response = self._client.invoke(
+            response = (self._client or clients.lambda_()).invoke(
                 FunctionName=self._function_name,
                 InvocationType="Event",
                 Payload=worker_event(job_id, correlation_id).encode(),
@@ -56,11 +57,13 @@ class QueueDispatcher:
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
-        self._client = client or boto3.client("sqs")
+        self._client = client  # else boto3's, created on the first dispatch
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=worker_event(job_id, correlation_id))
+            (self._client or clients.sqs()).send_message(
+                QueueUrl=self._queue_url, MessageBody=worker_event(job_id, correlation_id)
+            )
         except (ClientError, BotoCoreError) as error:
             raise DispatchError(str(error)) from error
 
@@ -71,14 +74,15 @@ class StateMachineDispatcher:
 
     def __init__(self, state_machine_arn: str, client: SFNClient | None = None) -> None:
         self._state_machine_arn = state_machine_arn
-        self._client = client or boto3.client("stepfunctions")
+        self._client = client  # else boto3's, created on the first dispatch
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
+        client = self._client or clients.stepfunctions()
         try:
-            self._client.start_execution(
+            client.start_execution(
                 stateMachineArn=self._state_machine_arn, name=job_id, input=worker_event(job_id, correlation_id)
             )
-        except self._client.exceptions.ExecutionAlreadyExists:
+        except client.exceptions.ExecutionAlreadyExists:
             return  # already started: that is the one execution this job gets
         except (ClientError, BotoCoreError) as error:
             raise DispatchError(str(error)) from error

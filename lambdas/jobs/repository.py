@@ -20,10 +20,10 @@ import json
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from jobs import clients
 from jobs.model import (
     ALLOWED_TRANSITIONS,
     CallbackRecord,
@@ -38,7 +38,7 @@ from jobs.model import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-    from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_dynamodb import DynamoDBClient
 
     from jobs.settings import Settings
 
@@ -79,6 +79,20 @@ def _is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values (str, int, Decimal, ...) as DynamoDB's typed attribute values."""
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def from_attributes(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB's typed attribute values as plain values (numbers as Decimal)."""
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
 def _epoch(seconds_from_now: float = 0) -> int:
     return int(utc_now().timestamp() + seconds_from_now)
 
@@ -86,21 +100,26 @@ def _epoch(seconds_from_now: float = 0) -> int:
 class JobRepository:
     """Reads and conditionally updates job items."""
 
-    def __init__(self, table: Table, retention_seconds: int, stuck_after_seconds: int) -> None:
-        self._table = table
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, retention_seconds: int, stuck_after_seconds: int
+    ) -> None:
+        self._client = client
+        self._table_name = table_name
         self._retention_seconds = retention_seconds
         self._stuck_after_seconds = stuck_after_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobRepository:
-        table = boto3.resource("dynamodb").Table(settings.jobs_table_name)
-        return cls(table, settings.job_retention_seconds, settings.stuck_after_seconds)
+        return cls(
+            clients.dynamodb(), settings.jobs_table_name, settings.job_retention_seconds, settings.stuck_after_seconds
+        )
 
     # -- reads -------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
-        return job_from_item(item) if item else None
+        response = self._client.get_item(TableName=self._table_name, Key=_key(job_id), ConsistentRead=True)
+        item = response.get("Item")
+        return job_from_item(from_attributes(item)) if item else None
 
     def list_for_owner(
         self, owner: str, status: JobStatus | None, limit: int, start_after: dict[str, str] | None
@@ -112,27 +131,33 @@ class JobRepository:
         fewer than ``limit`` jobs and still a position: DynamoDB filters after reading, and
         reads are capped per call (``MAX_LIST_PAGES``).
         """
+        values: dict[str, Any] = {":owner": owner}
         query: dict[str, Any] = {
+            "TableName": self._table_name,
             "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": Key("owner").eq(owner),
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
             "ScanIndexForward": False,
         }
         if status is not None:
-            query["FilterExpression"] = Attr("status").eq(status.value)
-        position: dict[str, Any] | None = {**start_after, "owner": owner} if start_after else None
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            values[":status"] = status.value
+        query["ExpressionAttributeValues"] = to_attributes(values)
+        position: dict[str, Any] | None = to_attributes({**start_after, "owner": owner}) if start_after else None
         jobs: list[Job] = []
         for _ in range(MAX_LIST_PAGES):
             if position:
                 query["ExclusiveStartKey"] = position
             # Limit counts items read before the filter, so this never reads past `limit` jobs.
-            page = self._table.query(**query, Limit=limit - len(jobs))
-            jobs.extend(job_from_item(item) for item in page.get("Items", []))
+            page = self._client.query(**query, Limit=limit - len(jobs))
+            jobs.extend(job_from_item(from_attributes(item)) for item in page.get("Items", []))
             position = page.get("LastEvaluatedKey")
             if position is None or len(jobs) >= limit:
                 break
         if position is None:
             return jobs, None
-        return jobs, {key: str(value) for key, value in position.items() if key != "owner"}
+        return jobs, {key: str(value) for key, value in from_attributes(position).items() if key != "owner"}
 
     # -- writes ------------------------------------------------------------------------
 
@@ -156,7 +181,9 @@ class JobRepository:
             item["correlation_id"] = job.correlation_id
         if job.callback_url:
             item["callback_url"] = job.callback_url
-        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        self._client.put_item(
+            TableName=self._table_name, Item=to_attributes(item), ConditionExpression="attribute_not_exists(job_id)"
+        )
 
     def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None:
         """Make ``attempt_id`` the owner of the job and count the attempt.
@@ -182,22 +209,23 @@ class JobRepository:
             "(#status <> :running OR attempt_id = :attempt OR lease_expires_at < :now)"
         )
         try:
-            response = self._table.update_item(
-                Key={"job_id": job_id},
+            response = self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(job_id),
                 UpdateExpression=(
                     "SET #status = :running, attempt_id = :attempt, lease_expires_at = :lease, "
                     "attempts = if_not_exists(attempts, :zero) + :one, updated_at = :updated"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=to_attributes(values),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
             if _is_condition_failure(error):
                 return None
             raise
-        return job_from_item(response["Attributes"])
+        return job_from_item(from_attributes(response["Attributes"]))
 
     def report_progress(self, job_id: str, attempt_id: str, progress: Progress) -> bool:
         """Record progress; False when this attempt no longer owns a running job."""
@@ -360,12 +388,14 @@ class JobRepository:
         found: list[str] = []
         for shard in range(ACTIVE_SHARDS):
             query: dict[str, Any] = {
+                "TableName": self._table_name,
                 "IndexName": ACTIVE_INDEX,
-                "KeyConditionExpression": Key(ACTIVE_SHARD).eq(str(shard)) & Key(STUCK_AFTER).lte(now),
+                "KeyConditionExpression": f"{ACTIVE_SHARD} = :shard AND {STUCK_AFTER} <= :now",
+                "ExpressionAttributeValues": to_attributes({":shard": str(shard), ":now": now}),
             }
             while len(found) < limit:
-                page = self._table.query(**query, Limit=limit - len(found))
-                found.extend(str(item["job_id"]) for item in page.get("Items", []))
+                page = self._client.query(**query, Limit=limit - len(found))
+                found.extend(str(from_attributes(item)["job_id"]) for item in page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     break
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -432,19 +462,24 @@ class JobRepository:
         values = {**values, ":updated": iso(utc_now())}
         names = {**({"#status": "status"} if "#status" in expression + condition else {}), **(extra_names or {})}
         try:
-            response = self._table.update_item(
-                Key={"job_id": job_id},
+            response = self._client.update_item(
+                TableName=self._table_name,
+                Key=_key(job_id),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=to_attributes(values),
                 ReturnValues="ALL_NEW" if return_item else "NONE",
             )
         except ClientError as error:
             if _is_condition_failure(error):
                 return None
             raise
-        return dict(response.get("Attributes", {}))
+        return from_attributes(response.get("Attributes", {}))
+
+
+def _key(job_id: str) -> dict[str, Any]:
+    return {"job_id": {"S": job_id}}
 
 
 def _number(value: Any) -> int:

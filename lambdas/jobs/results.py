@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
+from jobs import clients
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -18,23 +17,15 @@ if TYPE_CHECKING:
     from jobs.settings import Settings
 
 
-# SigV4 (required by every region opened since 2014 and by SSE-KMS), addressed to the
-# bucket's regional endpoint. Left to its defaults, botocore presigns against the global
-# host (<bucket>.s3.amazonaws.com); outside us-east-1, S3 answers that host with a 307
-# redirect to the regional one for a new bucket (for up to a day, and always in opt-in
-# regions), and the SigV4 signature, bound to the host, then fails (Amazon S3 User Guide,
-# "Virtual hosting of buckets" and "Temporary request redirection"). An endpoint set with
-# AWS_ENDPOINT_URL_S3 (the local runtime's) still wins over this.
-PRESIGNING_CONFIG = Config(
-    signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
-)
-
-
 class S3ResultStore:
     def __init__(self, bucket: str, url_expiry_seconds: int, client: S3Client | None = None) -> None:
         self._bucket = bucket
         self._url_expiry_seconds = url_expiry_seconds
-        self._s3 = client or boto3.client("s3", config=PRESIGNING_CONFIG)
+        self._client = client  # created on first use: most status requests need no S3
+
+    @property
+    def _s3(self) -> S3Client:
+        return self._client or clients.s3()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3ResultStore:

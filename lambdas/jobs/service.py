@@ -6,13 +6,13 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
-
-from jobs.callbacks import CallbackPolicy, UnsafeCallbackUrl, check_callback_url
 from jobs.model import Job, JobError, JobStatus, is_job_id, new_job_id
 from jobs.tasks import REGISTRY
+
+if TYPE_CHECKING:
+    from jobs.callbacks import CallbackPolicy
 
 
 class JobsError(Exception):
@@ -102,7 +102,7 @@ class JobService:
         self._store = store
         self._dispatcher = dispatcher
         self._results = results
-        self._callback_policy = callback_policy or CallbackPolicy()
+        self._callback_policy = callback_policy  # None: the strict default
 
     def view(self, job: Job) -> dict[str, Any]:
         """The job as its owner sees it (see :func:`job_view`)."""
@@ -122,6 +122,12 @@ class JobService:
         If the hand-over fails the job is recorded FAILED at once (nobody would ever run
         it) and :class:`DispatchFailed` tells the caller to retry.
         """
+        # Imported here: only submissions check inputs and callback URLs, and the status and
+        # cancel functions' cold starts need not load them (see bench/cold_start.py).
+        from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate  # noqa: PLC0415
+
+        from jobs.callbacks import CallbackPolicy, UnsafeCallbackUrl, check_callback_url  # noqa: PLC0415
+
         definition = REGISTRY.get(task)
         if definition is None:
             known = ", ".join(sorted(REGISTRY))
@@ -132,7 +138,7 @@ class JobService:
             raise InvalidTaskInput(f"invalid input for task {task!r}: {error}") from error
         if callback_url is not None:
             try:
-                check_callback_url(callback_url, self._callback_policy)
+                check_callback_url(callback_url, self._callback_policy or CallbackPolicy())
             except UnsafeCallbackUrl as error:
                 raise InvalidCallbackUrl(str(error)) from None
 

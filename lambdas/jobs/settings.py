@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from jobs.callbacks import CallbackPolicy
+if TYPE_CHECKING:
+    from jobs.callbacks import CallbackPolicy
 
 
 class ConfigurationError(RuntimeError):
@@ -124,6 +126,9 @@ class Settings:
 
     @property
     def callback_policy(self) -> CallbackPolicy:
+        # Imported on use: most functions never take a callback URL (bench/cold_start.py).
+        from jobs.callbacks import CallbackPolicy  # noqa: PLC0415
+
         return CallbackPolicy(self.callback_require_https, self.callback_allow_private_networks)
 
     def require(self, name: str) -> str:

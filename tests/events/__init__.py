@@ -10,9 +10,10 @@ import copy
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 
 SAMPLE = json.loads((Path(__file__).parent / "apigateway_rest_proxy.json").read_text())
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -103,22 +104,26 @@ def response_headers(response: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-@dataclass
-class LambdaContext:
-    """The context object Lambda passes to handlers, with a real clock behind it."""
+class LambdaContext(PowertoolsLambdaContext):
+    """The context object Lambda passes to handlers, with a real clock behind it: Powertools'
+    ``LambdaContext`` (the type the handlers declare) with its fields filled in."""
 
-    function_name: str = "worker"
-    memory_limit_in_mb: int = 1024
-    timeout_seconds: float = 900
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/worker"
-    log_stream_name: str = "2026/11/24/[$LATEST]abcdef"
-    started: float = field(default_factory=time.monotonic)
+    def __init__(
+        self,
+        function_name: str = "worker",
+        timeout_seconds: float = 900,
+        aws_request_id: str | None = None,
+        memory_limit_in_mb: int = 1024,
+    ) -> None:
+        self._function_name = function_name
+        self._function_version = "$LATEST"
+        self._invoked_function_arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{function_name}"
+        self._memory_limit_in_mb = memory_limit_in_mb
+        self._aws_request_id = aws_request_id or str(uuid.uuid4())
+        self._log_group_name = f"/aws/lambda/{function_name}"
+        self._log_stream_name = "2026/11/24/[$LATEST]abcdef"
+        self.timeout_seconds = timeout_seconds
+        self.started = time.monotonic()
 
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:eu-west-1:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]  # Powertools declares it static
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))

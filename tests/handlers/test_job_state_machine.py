@@ -35,7 +35,12 @@ class JobLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         table = boto3.resource("dynamodb").Table(TEST_ENVIRONMENT["JOBS_TABLE_NAME"])
-        self.store = JobRepository(table, retention_seconds=3600, stuck_after_seconds=3600)
+        self.store = JobRepository(
+            boto3.client("dynamodb"),
+            TEST_ENVIRONMENT["JOBS_TABLE_NAME"],
+            retention_seconds=3600,
+            stuck_after_seconds=3600,
+        )
         self.table = table
         self.finished: dict[str, Any] | None = None  # the item as it was when the job finished
         self.job_id = ""

@@ -6,6 +6,7 @@ from unittest.mock import ANY
 import pytest
 from botocore.stub import Stubber
 
+from jobs import clients
 from jobs.handlers import submit
 from tests.events import ALICE, BOB, LambdaContext, checked_answer, submit_event
 from tests.handlers.conftest import all_job_items, job_item
@@ -130,7 +131,7 @@ def test_without_a_key_every_request_is_a_new_job():
 @contextmanager
 def lambda_invoke(stub_error: str | None = None, expected_job: bool = True):
     """Watch (or fail) the submit function's Invoke call with botocore's Stubber."""
-    client = submit.service._dispatcher._client  # type: ignore[union-attr]
+    client = clients.lambda_()  # the dispatcher's: one client per service and process
     with Stubber(client) as stubber:
         if stub_error:
             stubber.add_client_error("invoke", service_error_code=stub_error, http_status_code=429)

@@ -12,7 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
-from jobs.results import PRESIGNING_CONFIG, S3ResultStore
+from jobs import clients
+from jobs.clients import S3_CONFIG
+from jobs.results import S3ResultStore
+
+
+@pytest.fixture(autouse=True)
+def no_client_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a fresh process: the store's client is created with this test's environment."""
+    monkeypatch.setattr(clients, "_clients", {})
 
 
 @pytest.fixture
@@ -31,7 +39,7 @@ def no_endpoint_override(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_presigned_urls_name_the_regional_host_and_sign_with_sigv4(region: str, host: str):
-    client = boto3.client("s3", region_name=region, config=PRESIGNING_CONFIG)
+    client = boto3.client("s3", region_name=region, config=S3_CONFIG)
     url = urlsplit(S3ResultStore("results", 300, client).presign("results/j/a.json"))
     assert (url.scheme, url.netloc, url.path) == ("https", host, "/results/j/a.json")
     query = parse_qs(url.query)

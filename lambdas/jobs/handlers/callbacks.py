@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.callbacks import CallbackSender
 from jobs.model import CallbackRecord, iso, utc_now
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 from jobs.repository import JobRepository, job_in_stream_record
 from jobs.results import S3ResultStore
 from jobs.service import job_view
@@ -70,7 +70,6 @@ def deliver(record: DynamoDBRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = list(DynamoDBStreamEvent(event).records)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.api import build_resolver, caller_identity, json_response
-from jobs.observability import logger, tracer
+from jobs.observability import logger
 from jobs.repository import JobRepository
 from jobs.service import JobService
 from jobs.settings import Settings
@@ -19,7 +19,6 @@ app = build_resolver(settings.retry_after_seconds)
 
 
 @app.delete("/jobs/<job_id>")
-@tracer.capture_method
 def cancel(job_id: str) -> Any:
     job = service.cancel_for_owner(caller_identity(app.current_event), job_id)
     logger.info("cancel requested", extra={"job_id": job_id, "status": job.status.value})
@@ -29,6 +28,5 @@ def cancel(job_id: str) -> Any:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobs import clients
 from jobs.model import JobError, is_job_id
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 from jobs.repository import JobRepository
 from jobs.settings import Settings
 
 settings = Settings.from_env()
 repository = JobRepository.from_settings(settings)
 dead_letter_queue_url = settings.require("dead_letter_queue_url")
-sqs = boto3.client("sqs")
 
 
 def failure_reason(record: dict[str, Any]) -> JobError:
@@ -48,7 +47,6 @@ def failure_reason(record: dict[str, Any]) -> JobError:
 
 
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payload = event.get("requestPayload") or {}
@@ -64,6 +62,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.warning(
         "worker event failed for good", extra={"job_id": job_id, "marked_failed": marked, "cancelled": cancelled}
     )
-    sqs.send_message(QueueUrl=dead_letter_queue_url, MessageBody=json.dumps(event))
+    clients.sqs().send_message(QueueUrl=dead_letter_queue_url, MessageBody=json.dumps(event))
     metrics.add_metric(name="EventsDeadLettered", unit=MetricUnit.Count, value=1)
     return {"job_id": job_id, "marked_failed": marked}

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.handlers.worker import run_job
 from jobs.model import is_job_id
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 
 # A batch whose every message must be retried is still a normal answer (all of them as
 # batch item failures), not a function error that would set off the Errors alarm.
@@ -42,7 +42,6 @@ def _record_handler(record: SQSRecord, context: LambdaContext) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 from jobs.reaper import Reaper
 from jobs.repository import JobRepository
 from jobs.settings import Settings
@@ -21,7 +21,6 @@ reaper = Reaper(JobRepository.from_settings(settings), settings.stuck_after_seco
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = reaper.run(int(time.time()))

@@ -9,7 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.api import build_resolver, caller_identity, follow_headers, json_response
-from jobs.observability import logger, tracer
+from jobs.observability import logger
 from jobs.repository import JobRepository
 from jobs.results import S3ResultStore
 from jobs.service import JobService
@@ -24,7 +24,6 @@ app = build_resolver(settings.retry_after_seconds)
 
 
 @app.get("/jobs/<job_id>")
-@tracer.capture_method
 def status(job_id: str) -> Any:
     job = service.get_for_owner(caller_identity(app.current_event), job_id)
     # Retry-After tells pollers when to look again; a finished job will not change.
@@ -35,7 +34,6 @@ def status(job_id: str) -> Any:
 
 
 @app.get("/jobs")
-@tracer.capture_method
 def list_jobs() -> Any:
     query = app.current_event.query_string_parameters or {}
     jobs, next_token = service.list_for_owner(
@@ -48,6 +46,5 @@ def list_jobs() -> Any:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
@@ -13,12 +14,17 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
+from jobs import clients
 from jobs.api import ApiError, build_resolver, caller_identity, follow_headers, job_url, json_response
 from jobs.dispatcher import dispatcher_for
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 from jobs.repository import JobRepository
 from jobs.schemas import submit_request_schema
 from jobs.service import JobService
@@ -40,7 +46,23 @@ idempotency_config = IdempotencyConfig(
     payload_validation_jmespath="[task, task_input, callback_url]",
     expires_after_seconds=settings.idempotency_window_seconds,
 )
-persistence = DynamoDBPersistenceLayer(table_name=settings.require("idempotency_table_name"))
+# The same DynamoDB client as the job repository's: one client per service and process.
+persistence = DynamoDBPersistenceLayer(
+    table_name=settings.require("idempotency_table_name"), boto3_client=clients.dynamodb()
+)
+
+
+@app.exception_handler(IdempotencyValidationError)
+def on_key_reuse(_error: IdempotencyValidationError) -> Response[str]:
+    message = "this Idempotency-Key was already used with a different request body"
+    return json_response(422, {"message": message})
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def on_key_in_flight(_error: IdempotencyAlreadyInProgressError) -> Response[str]:
+    message = "a request with this Idempotency-Key is still being processed; retry shortly"
+    return json_response(409, {"message": message}, {"Retry-After": "1"})
+
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as in the IETF draft
 
@@ -83,7 +105,6 @@ def parse_body() -> dict[str, Any]:
 
 
 @app.post("/jobs")
-@tracer.capture_method
 def submit() -> Any:
     request = parse_body()
     event = app.current_event
@@ -108,7 +129,6 @@ def submit() -> Any:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config.register_lambda_context(context)

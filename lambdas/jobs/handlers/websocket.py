@@ -16,14 +16,14 @@ import json
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobs import clients
 from jobs.connections import ConnectionRepository
 from jobs.model import is_job_id
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 from jobs.repository import JobRepository, job_in_stream_record
 from jobs.results import S3ResultStore
 from jobs.service import job_view
@@ -40,7 +40,6 @@ def _answer(status: int, message: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def connect(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = event.get("requestContext") or {}
     identity = request.get("identity") or {}
@@ -58,17 +57,15 @@ def connect(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def disconnect(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     connections.unsubscribe(str(event["requestContext"]["connectionId"]))
     return {"statusCode": 200}
 
 
-@cache
 def management_client() -> Any:
     """The management API client, at the WebSocket stage's own callback URL (push only:
     the connect and disconnect functions are not given that URL)."""
-    return boto3.client("apigatewaymanagementapi", endpoint_url=settings.require("websocket_callback_url"))
+    return clients.apigateway_management(settings.require("websocket_callback_url"))
 
 
 @cache
@@ -92,7 +89,6 @@ def _send(connection_id: str, data: bytes, close: bool) -> bool:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def push(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sent = gone = 0

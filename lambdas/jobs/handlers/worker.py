@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.model import is_job_id
-from jobs.observability import logger, metrics, tracer
+from jobs.observability import logger, metrics
 from jobs.repository import JobRepository
 from jobs.results import S3ResultStore
 from jobs.runner import AttemptFailed, JobRunner, Outcome, RunReport
@@ -36,7 +36,6 @@ runner = JobRunner(
 
 
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job_id = event.get("job_id") if isinstance(event, dict) else None
@@ -70,7 +69,7 @@ def run_job(job_id: str, attempt_id: str, remaining_seconds: Callable[[], float]
 
     Raises :class:`AttemptFailed` when the attempt should be retried by the transport
     (Lambda's async retries, or the queue's redelivery)."""
-    tracer.put_annotation("job_id", job_id)
+    logger.append_keys(job_id=job_id)  # on every log line of this job, beside the trace id
     try:
         report = runner.run(job_id, attempt_id, remaining_seconds)
     except AttemptFailed as failure:
