@@ -285,6 +285,23 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
     )
 
 
+def invoked_function(logical_id: str, resources: dict[str, dict[str, Any]]) -> str | None:
+    """The function a call to ``logical_id`` runs: a function itself, or, for an alias, the
+    function of the version the alias routes to (``api_cold_start``: API Gateway invokes
+    the ``live`` alias). None when ``logical_id`` is no function, alias or version."""
+    resource = resources.get(logical_id, {})
+    kind = resource.get("Type")
+    if kind == "AWS::Lambda::Function":
+        return logical_id
+    if kind == "AWS::Lambda::Alias":
+        version = _ref(resource["Properties"]["FunctionVersion"])
+        return invoked_function(version, resources) if version else None
+    if kind == "AWS::Lambda::Version":
+        function = _ref(resource["Properties"]["FunctionName"])
+        return invoked_function(function, resources) if function else None
+    return None
+
+
 def _load_websocket_api(
     api_id: str, resources: dict[str, dict[str, Any]], functions: dict[str, FunctionSpec]
 ) -> WebSocketApiSpec:
@@ -374,9 +391,9 @@ def _load_api(rest_api_id: str, resources: dict[str, dict[str, Any]]) -> ApiSpec
         props = resource["Properties"]
         integration = props.get("Integration", {})
         functions = [
-            ref
+            function
             for ref in _referenced_ids(integration.get("Uri"))
-            if resources.get(ref, {}).get("Type") == "AWS::Lambda::Function"
+            if (function := invoked_function(ref, resources)) is not None
         ]
         validator = validators.get(_ref(props.get("RequestValidatorId")) or "", {})
         request_models = {}

@@ -73,6 +73,8 @@ class JobsApi(Construct):
                 environment={**environment, **extra},
                 timeout=timeout,
                 memory_size=config.api_function_memory_mb,
+                cold_start=config.api_cold_start,
+                provisioned_concurrency=config.api_provisioned_concurrency,
             )
 
         submit = api_function(
@@ -83,6 +85,7 @@ class JobsApi(Construct):
             **worker.dispatch_environment(),
         )
         self.submit_function = submit.function
+        invoked = {"submit": submit.invoked}
         store.grant_jobs(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
         store.idempotency_table.grant(
             self.submit_function,
@@ -93,20 +96,24 @@ class JobsApi(Construct):
         )
         worker.grant_dispatch(submit)
 
-        self.status_function = api_function(
+        status = api_function(
             "Status",
             "jobs.handlers.status.handler",
             "GET /jobs/{job_id} and GET /jobs: a job's status, progress and result; the caller's jobs",
-        ).function
+        )
+        self.status_function = status.function
+        invoked["status"] = status.invoked
         store.grant_jobs(self.status_function, "dynamodb:GetItem")
         store.grant_query_index(self.status_function, OWNER_INDEX)
         store.grant_results(self.status_function, "s3:GetObject")
 
-        self.cancel_function = api_function(
+        cancel = api_function(
             "Cancel",
             "jobs.handlers.cancel.handler",
             "DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
-        ).function
+        )
+        self.cancel_function = cancel.function
+        invoked["cancel"] = cancel.invoked
         store.grant_jobs(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
 
         access_logs = log_group(self, "AccessLogs", config)
@@ -163,18 +170,18 @@ class JobsApi(Construct):
         jobs = self.rest_api.root.add_resource("jobs")
         jobs.add_method(
             "POST",
-            apigw.LambdaIntegration(self.submit_function, proxy=True, timeout=timeout),
+            apigw.LambdaIntegration(invoked["submit"], proxy=True, timeout=timeout),
             request_validator=validator,
             request_models={"application/json": apigw.Model.from_model_name(self, "SubmitModel", model.ref)},
         )
         jobs.add_method(
             "GET",
-            apigw.LambdaIntegration(self.status_function, proxy=True, timeout=timeout),
+            apigw.LambdaIntegration(invoked["status"], proxy=True, timeout=timeout),
             request_validator=validator,
             request_parameters={f"method.request.querystring.{name}": False for name in LIST_PARAMETERS},
         )
         job = jobs.add_resource("{job_id}")
-        for http_method, function in (("GET", self.status_function), ("DELETE", self.cancel_function)):
+        for http_method, function in (("GET", invoked["status"]), ("DELETE", invoked["cancel"])):
             job.add_method(
                 http_method,
                 apigw.LambdaIntegration(function, proxy=True, timeout=timeout),

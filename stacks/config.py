@@ -154,6 +154,8 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "worker_batch_size": _int(1, 10),
     "worker_max_concurrency": _int(2, 1000),
     "api_function_memory_mb": _int(128, 10_240),
+    "api_cold_start": _choice("none", "snapstart", "provisioned"),
+    "api_provisioned_concurrency": _int(1, 10_000),
     "job_retention_days": _int(1, 3650),
     "idempotency_window_seconds": _int(60, 7 * 86_400),
     "max_request_bytes": _int(1024, 256 * 1024),
@@ -187,6 +189,8 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
 # reserved concurrency may not eat into it (Lambda Developer Guide, "Configuring reserved
 # concurrency"; PutFunctionConcurrency fails otherwise).
 UNRESERVED_CONCURRENCY_MINIMUM = 100
+# Functions behind the REST API (submit, status, cancel): each gets api_cold_start.
+API_FUNCTIONS = 3
 # The largest input or output of a Step Functions state (Step Functions Developer Guide,
 # "Step Functions service quotas": 256 KiB, UTF-8). The process step hands an inline
 # result to finalise as a JSON string inside the state, which may double its size
@@ -220,6 +224,8 @@ class AppConfig:
     worker_batch_size: int
     worker_max_concurrency: int
     api_function_memory_mb: int
+    api_cold_start: str
+    api_provisioned_concurrency: int
     job_retention_days: int
     idempotency_window_seconds: int
     max_request_bytes: int
@@ -355,6 +361,19 @@ class AppConfig:
                 "with dispatch=sqs, worker_max_concurrency must not exceed worker_reserved_concurrency "
                 f"({self.worker_max_concurrency} > {self.worker_reserved_concurrency}): throttled messages would "
                 "use up their receives and reach the dead-letter queue unrun"
+            )
+        api_provisioned = (
+            API_FUNCTIONS * self.api_provisioned_concurrency if self.api_cold_start == "provisioned" else 0
+        )
+        if api_provisioned + (self.worker_reserved_concurrency or 0) > most_reservable:
+            # Provisioned concurrency is allocated from the account's pool like reserved
+            # concurrency, and must leave the same 100 unreserved (Lambda Developer Guide,
+            # "Configuring provisioned concurrency").
+            raise ConfigError(
+                f"api_provisioned_concurrency times {API_FUNCTIONS} API functions ({api_provisioned}) plus "
+                f"worker_reserved_concurrency ({self.worker_reserved_concurrency or 0}) must leave "
+                f"{UNRESERVED_CONCURRENCY_MINIMUM} of lambda_account_concurrency ({self.lambda_account_concurrency}) "
+                "unreserved"
             )
         largest_pushed = WEBSOCKET_MESSAGE_BYTES - WEBSOCKET_OVERHEAD_BYTES
         if self.notify == "websocket" and self.max_inline_result_bytes > largest_pushed:

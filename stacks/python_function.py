@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnElement, CfnMapping, Duration, Stack, Token, Validations, region_info
+from aws_cdk import (
+    Acknowledgment,
+    CfnElement,
+    CfnMapping,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Token,
+    Validations,
+    region_info,
+)
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
@@ -26,6 +36,12 @@ POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python314-arm64"
 # another partition before it creates anything, naming the mapping.
 POWERTOOLS_PUBLISHERS = {"aws": "017000801446"}
 METRICS_NAMESPACE = "AsyncJobs"
+# The alias callers invoke when a function has a cold-start option (``api_cold_start``).
+LIVE_ALIAS = "live"
+# Commercial regions without Lambda SnapStart (Lambda Developer Guide, "Improving startup
+# performance with Lambda SnapStart", Supported Regions: Asia Pacific (New Zealand) and
+# Asia Pacific (Taipei)).
+SNAPSTART_UNSUPPORTED_REGIONS = frozenset({"ap-southeast-6", "ap-east-2"})
 
 
 def service_name(scope: Construct) -> str:
@@ -72,9 +88,18 @@ class PythonFunction(Construct):
         timeout: Duration,
         memory_size: int,
         reserved_concurrency: int | None = None,
+        cold_start: str = "none",
+        provisioned_concurrency: int = 0,
     ) -> None:
+        """``cold_start``: ``none`` (callers invoke the function), ``snapstart`` or
+        ``provisioned`` (callers invoke the ``live`` alias of the published version, restored
+        from a SnapStart snapshot or kept warm by ``provisioned_concurrency`` environments)."""
         super().__init__(scope, construct_id)
+        region = Stack.of(self).region
+        if cold_start == "snapstart" and not Token.is_unresolved(region) and region in SNAPSTART_UNSUPPORTED_REGIONS:
+            raise ConfigError(f"Lambda SnapStart is not available in {region}: use api_cold_start=provisioned or none")
         self.log_group = log_group(self, "Logs", config)
+        published = cold_start != "none"
         self.function = lambda_.Function(
             self,
             "Function",
@@ -91,6 +116,10 @@ class PythonFunction(Construct):
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if cold_start == "snapstart" else None,
+            # A replaced version is deleted once the alias has moved on: each SnapStart version
+            # is billed for its cached snapshot while it exists (Lambda pricing, "SnapStart").
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if published else None,
             log_group=self.log_group,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name(self),
@@ -99,6 +128,16 @@ class PythonFunction(Construct):
                 **environment,
             },
         )
+        # What callers (API Gateway) invoke: the function itself, or its alias.
+        self.invoked: lambda_.IFunction = self.function
+        if published:
+            self.invoked = lambda_.Alias(
+                self,
+                "Live",
+                alias_name=LIVE_ALIAS,
+                version=self.function.current_version,
+                provisioned_concurrent_executions=provisioned_concurrency if cold_start == "provisioned" else None,
+            )
         acknowledge(
             self,
             "AwsSolutions-IAM5[Resource::*]",

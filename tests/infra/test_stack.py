@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Match, Template
 
+from stacks.async_jobs_stack import AsyncJobsStack
+from stacks.config import AppConfig, ConfigError
 from tests.infra import wiring
 from tests.infra.conftest import function_id, only, synth
 
@@ -916,3 +920,75 @@ def test_an_environment_agnostic_stack_looks_the_layer_publisher_up_per_partitio
     # CloudFormation resolves Fn::FindInMap before creating anything: in a partition the
     # mapping lacks, the deployment is refused at once, naming the mapping.
     assert template.to_json()["Mappings"]["PowertoolsLayerPublisher"] == {"aws": {"account": "017000801446"}}
+
+
+# -- cold-start options --------------------------------------------------------------------
+
+API_HANDLERS = ("submit", "status", "cancel")
+
+
+def integration_targets(template: Template) -> set[str]:
+    """The logical ids the REST methods' integration URIs name (a function's or an alias's)."""
+    targets = set()
+    for method in template.find_resources("AWS::ApiGateway::Method").values():
+        for part in method["Properties"]["Integration"]["Uri"]["Fn::Join"][1]:
+            if isinstance(part, dict) and "Ref" in part and not part["Ref"].startswith("AWS::"):
+                targets.add(part["Ref"])
+            if isinstance(part, dict) and "Fn::GetAtt" in part:
+                targets.add(part["Fn::GetAtt"][0])
+    return targets
+
+
+def test_without_a_cold_start_option_the_api_invokes_the_functions(template: Template):
+    assert template.find_resources("AWS::Lambda::Alias") == {}
+    assert template.find_resources("AWS::Lambda::Version") == {}
+    assert integration_targets(template) == {function_id(template, HANDLERS[name]) for name in API_HANDLERS}
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        assert "SnapStart" not in function["Properties"]
+
+
+def test_snapstart_restores_the_api_functions_published_versions_through_a_live_alias():
+    _, template = synth({"api_cold_start": "snapstart"})
+    aliases = template.find_resources("AWS::Lambda::Alias")
+    assert integration_targets(template) == set(aliases)
+    for name in API_HANDLERS:
+        function = function_id(template, HANDLERS[name])
+        props = template.to_json()["Resources"][function]["Properties"]
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        [alias_id] = [i for i, a in aliases.items() if a["Properties"]["FunctionName"] == {"Ref": function}]
+        alias = aliases[alias_id]["Properties"]
+        assert alias["Name"] == "live" and "ProvisionedConcurrencyConfig" not in alias
+        version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        version = template.to_json()["Resources"][version_id]
+        # A replaced version (and its cached snapshot, billed while it exists) is deleted.
+        assert version["Properties"]["FunctionName"] == {"Ref": function}
+        assert version["DeletionPolicy"] == "Delete"
+        # API Gateway may invoke the alias: the permission names the alias itself.
+        permissions = template.find_resources(
+            "AWS::Lambda::Permission", {"Properties": {"FunctionName": {"Ref": alias_id}}}
+        )
+        assert len(permissions) >= 2  # the stage's and the console test's, per method
+    for name in ("worker", "on_failure", "reaper", "callbacks"):  # not behind the API: unchanged
+        assert "SnapStart" not in template.to_json()["Resources"][function_id(template, HANDLERS[name])]["Properties"]
+
+
+def test_provisioned_concurrency_keeps_the_live_alias_warm():
+    _, template = synth({"api_cold_start": "provisioned", "api_provisioned_concurrency": 2})
+    aliases = template.find_resources("AWS::Lambda::Alias")
+    assert len(aliases) == 3 and integration_targets(template) == set(aliases)
+    for alias in aliases.values():
+        assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        assert "SnapStart" not in function["Properties"]  # Lambda refuses both on one version
+
+
+def test_snapstart_is_refused_where_lambda_has_none():
+    for region, refused in (("ap-southeast-6", True), ("eu-west-1", False)):
+        app = cdk.App(context={"api_cold_start": "snapstart"})
+        config = AppConfig.from_context(app.node.try_get_context)
+        environment = cdk.Environment(account="123456789012", region=region)
+        if refused:
+            with pytest.raises(ConfigError, match="SnapStart is not available in ap-southeast-6"):
+                AsyncJobsStack(app, "AsyncJobs", config=config, env=environment)
+        else:
+            AsyncJobsStack(app, "AsyncJobs", config=config, env=environment)

@@ -269,3 +269,60 @@ def test_caught_a_dispatch_target_the_submit_function_may_not_start(fixed):
 
     problems = problems_after(fixed, undo)
     assert len(problems) == 1 and "may not states:StartExecution" in problems[0]
+
+
+# -- cold-start options: the API invokes the alias, with a permission on the alias -------------
+
+
+@pytest.mark.parametrize("cold_start", ["snapstart", "provisioned"])
+def test_the_api_invokes_the_live_alias_with_its_own_permission(cold_start: str):
+    _, synthesized = synth({"api_cold_start": cold_start, "notify": "websocket"})
+    template = dict(synthesized.to_json())
+    edges = check_wiring(template, STACK, account_logging_role_exists=False)
+    assert problems_of(edges) == []
+    kinds = Counter(edge.kind for edge in edges)
+    assert kinds["alias→version"] == 3  # submit, status, cancel
+
+
+@pytest.fixture(scope="module")
+def snapstart() -> dict[str, Any]:
+    _, synthesized = synth({"api_cold_start": "snapstart"})
+    return dict(synthesized.to_json())
+
+
+def test_caught_a_permission_on_the_function_when_the_api_invokes_the_alias(snapstart):
+    # A function's policy does not cover its aliases: API Gateway would get 403 from Invoke.
+    def undo(template: dict[str, Any]) -> None:
+        for permission in resources(template, "AWS::Lambda::Permission").values():
+            name = permission["Properties"]["FunctionName"]
+            if "Ref" in name and template["Resources"][name["Ref"]]["Type"] == "AWS::Lambda::Alias":
+                function = template["Resources"][name["Ref"]]["Properties"]["FunctionName"]
+                permission["Properties"]["FunctionName"] = {"Fn::GetAtt": [function["Ref"], "Arn"]}
+
+    problems = problems_after(snapstart, undo)
+    assert len(problems) == 4 and all("[api→function]" in p and p.endswith(":live") for p in problems), problems
+
+
+def test_caught_an_api_that_invokes_a_snapstart_function_unqualified(snapstart):
+    # Allowed, and it works, but $LATEST is never restored from a snapshot.
+    def undo(template: dict[str, Any]) -> None:
+        aliases = resources(template, "AWS::Lambda::Alias")
+        for resource in template["Resources"].values():
+            if resource["Type"] in {"AWS::ApiGateway::Method", "AWS::Lambda::Permission"}:
+                for alias_id, alias in aliases.items():
+                    function_arn = json.dumps({"Fn::GetAtt": [alias["Properties"]["FunctionName"]["Ref"], "Arn"]})
+                    resource["Properties"] = replaced(
+                        resource["Properties"], json.dumps({"Ref": alias_id}), function_arn
+                    )
+
+    problems = problems_after(snapstart, undo)
+    assert len(problems) == 4 and all("SnapStart never applies" in p for p in problems), problems
+
+
+def test_caught_snapstart_with_provisioned_concurrency(snapstart):
+    def undo(template: dict[str, Any]) -> None:
+        for alias in resources(template, "AWS::Lambda::Alias").values():
+            alias["Properties"]["ProvisionedConcurrencyConfig"] = {"ProvisionedConcurrentExecutions": 1}
+
+    problems = problems_after(snapstart, undo)
+    assert len(problems) == 3 and all("[alias→version]" in p and "Lambda refuses" in p for p in problems)

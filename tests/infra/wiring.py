@@ -26,6 +26,8 @@ from typing import Any
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 PARTITION = "aws"
+# The number Lambda gives the first published version of a function (Ref and GetAtt Version).
+VERSION = "1"
 STACK_UUID = "0c4e6d40-1111-2222-3333-444455556666"
 
 # Name properties CloudFormation uses instead of generating a name (per resource type).
@@ -109,6 +111,11 @@ class Template:
             "AWS::CloudWatch::Alarm": f"{prefix}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
             "AWS::WAFv2::WebACL": f"{prefix}:wafv2:{REGION}:{ACCOUNT}:regional/webacl/{name}/id",
         }
+        if resource_type in {"AWS::Lambda::Alias", "AWS::Lambda::Version"}:
+            # A qualified function ARN: <function ARN>:<alias name or version number>.
+            props = self.props(logical_id)
+            function = self.arn(props["FunctionName"]["Ref"])
+            return f"{function}:{props['Name'] if resource_type == 'AWS::Lambda::Alias' else VERSION}"
         if resource_type not in arns:
             raise UnknownIntrinsic(f"no ARN known for {resource_type} ({logical_id})")
         return arns[resource_type]
@@ -119,7 +126,13 @@ class Template:
         if logical_id in self.raw.get("Parameters", {}):
             return str(self.raw["Parameters"][logical_id].get("Default", logical_id))
         resource_type = self.type_of(logical_id)
-        if resource_type in {"AWS::SNS::Topic", "AWS::StepFunctions::StateMachine", "AWS::SecretsManager::Secret"}:
+        if resource_type in {
+            "AWS::SNS::Topic",
+            "AWS::StepFunctions::StateMachine",
+            "AWS::SecretsManager::Secret",
+            "AWS::Lambda::Alias",
+            "AWS::Lambda::Version",
+        }:
             return self.arn(logical_id)
         if resource_type == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.name(logical_id)}"
@@ -147,6 +160,8 @@ class Template:
             return f"wss://{self.ref(logical_id)}.execute-api.{REGION}.amazonaws.com"
         if resource_type == "AWS::ApiGateway::Resource" and attribute == "ResourceId":
             return logical_id
+        if resource_type == "AWS::Lambda::Version" and attribute == "Version":
+            return VERSION
         raise UnknownIntrinsic(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
 
     # -- intrinsics ----------------------------------------------------------------------
@@ -569,6 +584,11 @@ class Wiring:
         context = {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT}
         request = Request("apigateway.amazonaws.com", "lambda:InvokeFunction", function_arn, context)
         self.need("api→function", description, request)
+        function_id = self.function_by_arn(function_arn)
+        if function_id and self.t.props(function_id).get("SnapStart", {}).get("ApplyOn") == "PublishedVersions":
+            # $LATEST is never restored from a snapshot: the API would start cold every time.
+            problems = ["invokes the unqualified function, so SnapStart never applies"]
+            self.check("api→function", f"{description} uses SnapStart", problems)
 
     def _resource_path(self, resource: Any) -> str:
         if isinstance(resource, dict) and "Fn::GetAtt" in resource:
@@ -639,6 +659,22 @@ class Wiring:
                     f"{function_id} {variable}",
                     Request(self.role_of(function_id), action, self.t.arn(target), {"aws:SecureTransport": "true"}),
                 )
+
+    def aliases(self) -> None:
+        """An alias routes to a version of its own function; SnapStart and provisioned
+        concurrency never meet on one version (Lambda Developer Guide, "Improving startup
+        performance with Lambda SnapStart": SnapStart does not support provisioned concurrency)."""
+        for alias_id, props in self.t.of_type("AWS::Lambda::Alias"):
+            function_id = props["FunctionName"]["Ref"]
+            version = props["FunctionVersion"]
+            version_id = version["Fn::GetAtt"][0] if isinstance(version, dict) and "Fn::GetAtt" in version else None
+            problems = []
+            if version_id is None or self.t.props(version_id)["FunctionName"].get("Ref") != function_id:
+                problems.append(f"routes to {version!r}, not a version of {function_id}")
+            snap_start = self.t.props(function_id).get("SnapStart", {}).get("ApplyOn") == "PublishedVersions"
+            if snap_start and "ProvisionedConcurrencyConfig" in props:
+                problems.append("SnapStart and provisioned concurrency on one version: Lambda refuses it")
+            self.check("alias→version", f"{alias_id} ({props['Name']})", problems)
 
     # -- account settings ----------------------------------------------------------------
 
@@ -770,6 +806,7 @@ def check_wiring(template: Mapping[str, Any], stack_name: str, *, account_loggin
         wiring.api_methods,
         wiring.websocket_routes,
         wiring.state_machine_tasks,
+        wiring.aliases,
         wiring.function_settings,
         wiring.logging_stages,
         wiring.alarm_metrics,

@@ -114,3 +114,15 @@ def test_websocket_pushes_fit_one_message():
     with pytest.raises(ConfigError, match="128 KB"):
         AppConfig.from_mapping({"notify": "websocket", "max_inline_result_bytes": 200_000})
     assert AppConfig.from_mapping({"notify": "websocket"}).max_inline_result_bytes == 65536
+
+
+def test_provisioned_api_concurrency_leaves_lambdas_unreserved_minimum():
+    # Three API functions, each with its provisioned environments, out of the same pool.
+    fits = {"api_cold_start": "provisioned", "api_provisioned_concurrency": 300}
+    assert AppConfig.from_mapping(fits).api_provisioned_concurrency == 300
+    with pytest.raises(ConfigError, match=r"api_provisioned_concurrency times 3 API functions \(903\)"):
+        AppConfig.from_mapping({**fits, "api_provisioned_concurrency": 301})
+    with pytest.raises(ConfigError, match="must leave 100"):
+        AppConfig.from_mapping({**fits, "api_provisioned_concurrency": 100, "worker_reserved_concurrency": 601})
+    # Not counted unless chosen: the setting keeps its default for a later switch.
+    assert AppConfig.from_mapping({"api_provisioned_concurrency": 400}).api_cold_start == "none"
