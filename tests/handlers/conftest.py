@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+import jobs.observability
 from local.server import create_table
 from local.template import load
 from tests.conftest import TEST_ENVIRONMENT
@@ -56,3 +59,17 @@ def job_item(job_id: str) -> dict[str, Any]:
 def all_job_items() -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb").Table(TEST_ENVIRONMENT["JOBS_TABLE_NAME"])
     return table.scan()["Items"]
+
+
+@pytest.fixture
+def info_logs() -> Iterator[io.StringIO]:
+    """Everything the functions' logger writes, at INFO."""
+    logger = jobs.observability.logger
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    captured = io.StringIO()
+    previous_stream, previous_level = handler.setStream(captured), logger.log_level
+    logger.setLevel("INFO")
+    yield captured
+    logger.setLevel(previous_level)
+    handler.setStream(previous_stream)

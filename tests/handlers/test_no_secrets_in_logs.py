@@ -4,14 +4,10 @@ Every handler runs at INFO with a request that carries a SigV4 signature and a s
 token; the captured log lines are JSON (Powertools) and are read one by one.
 """
 
-import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 
-import jobs.observability
 from jobs import tasks
 from jobs.handlers import cancel, on_failure, reaper, status
 from tests.events import LambdaContext, cancel_event, list_event, status_event, submit_event
@@ -28,20 +24,6 @@ SIGNED = {
     f"SignedHeaders=host;x-amz-date, Signature={SIGNATURE}",
     "X-Amz-Security-Token": SESSION_TOKEN,
 }
-
-
-@pytest.fixture
-def info_logs() -> Iterator[io.StringIO]:
-    """Everything the functions' logger writes, at INFO."""
-    logger = jobs.observability.logger
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    captured = io.StringIO()
-    previous_stream, previous_level = handler.setStream(captured), logger.log_level
-    logger.setLevel("INFO")
-    yield captured
-    logger.setLevel(previous_level)
-    handler.setStream(previous_stream)
 
 
 def test_a_whole_life_cycle_logs_no_secret_and_no_trace_at_info(info_logs, monkeypatch):
