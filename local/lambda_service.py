@@ -130,6 +130,7 @@ class _Scheduled:
 class AsyncEvent:
     function: str
     payload: Any
+    qualifier: str = "$LATEST"  # which event-invoke config applies (an alias's, when invoked through one)
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     received: float = field(default_factory=time.time)
     attempts: int = 0
@@ -161,18 +162,27 @@ class LambdaService:
 
     def runtime(self, name_or_arn: str) -> FunctionRuntime:
         """The function a logical id, a function name or an ARN (qualified or not) names."""
-        name = name_or_arn.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
+        return self._target(name_or_arn)[0]
+
+    def _target(self, name_or_arn: str) -> tuple[FunctionRuntime, str]:
+        """(function, qualifier): ``name:alias`` and qualified ARNs name one of the function's
+        aliases; an alias it does not have is not found, as in Lambda."""
+        name, _, qualifier = name_or_arn.rsplit(":function:", maxsplit=1)[-1].partition(":")
         logical_id = self._logical_ids.get(name, name)
         if logical_id not in self.functions:
             raise FunctionNotFound(name_or_arn)
-        return self.functions[logical_id]
+        runtime = self.functions[logical_id]
+        qualifier = qualifier or "$LATEST"
+        if qualifier != "$LATEST" and qualifier not in runtime.spec.aliases:
+            raise FunctionNotFound(name_or_arn)
+        return runtime, qualifier
 
     def invoke(self, name: str, payload: Any, slot_timeout: float | None = None) -> InvocationResult | None:
         return self.runtime(name).invoke(payload, str(uuid.uuid4()), slot_timeout)
 
     def invoke_async(self, name: str, payload: Any) -> str:
-        runtime = self.runtime(name)
-        event = AsyncEvent(runtime.spec.logical_id, payload)
+        runtime, qualifier = self._target(name)
+        event = AsyncEvent(runtime.spec.logical_id, payload, qualifier)
         self._enqueue(event, time.time())
         return event.request_id
 
@@ -219,7 +229,8 @@ class LambdaService:
     def _run(self, event: AsyncEvent) -> None:
         try:
             runtime = self.functions[event.function]
-            if time.time() - event.received > runtime.spec.max_event_age_seconds:
+            config = runtime.spec.async_config(event.qualifier)
+            if time.time() - event.received > config.max_event_age_seconds:
                 self._fail(event, "EventAgeExceeded", None)
                 return
             try:
@@ -231,7 +242,7 @@ class LambdaService:
             event.attempts += 1
             if result.ok:
                 return
-            if event.attempts > runtime.spec.max_retry_attempts:
+            if event.attempts > config.max_retry_attempts:
                 self._fail(event, "RetriesExhausted", result)
                 return
             delay = self._retry_base_delay * 2 ** (event.attempts - 1)
@@ -244,7 +255,7 @@ class LambdaService:
         runtime = self.functions[event.function]
         record = invocation_record(runtime.spec, event, condition, result)
         self.given_up.append((event.function, event, condition))
-        destination = runtime.spec.on_failure
+        destination = runtime.spec.async_config(event.qualifier).on_failure
         log.warning("%s %s failed for good (%s)", event.function, event.request_id, condition)
         if destination is None:
             return
@@ -264,7 +275,7 @@ def invocation_record(
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestContext": {
             "requestId": event.request_id,
-            "functionArn": f"{spec.arn}:$LATEST",
+            "functionArn": f"{spec.arn}:{event.qualifier}",
             "condition": condition,
             "approximateInvokeCount": event.attempts,
         },

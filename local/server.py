@@ -296,6 +296,8 @@ class LocalRuntime:
         for name, spec in self.template.functions.items():
             refs[name] = spec.name
             attributes[(name, "Arn")] = spec.arn
+        for name, (function, alias) in self.template.aliases.items():
+            refs[name] = f"{self.template.functions[function].arn}:{alias}"  # an alias's Ref is its ARN
         for name in self.template.tables:
             refs[name] = name
             attributes[(name, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"

@@ -20,6 +20,15 @@ REGION = "us-east-1"
 
 
 @dataclass
+class AsyncConfig:
+    """How Lambda retries an asynchronous invocation and where it sends the event after."""
+
+    max_retry_attempts: int = 2  # Lambda's defaults when no event-invoke config exists
+    max_event_age_seconds: int = 21_600
+    on_failure: str | None = None  # logical id of a function or queue
+
+
+@dataclass
 class FunctionSpec:
     logical_id: str
     name: str  # FunctionName, or <stack>-<logical id> as CloudFormation would generate it (minus its suffix)
@@ -29,13 +38,17 @@ class FunctionSpec:
     memory_mb: int
     environment: dict[str, Any]  # values may still be intrinsics; see Resolver
     reserved_concurrency: int | None = None
-    max_retry_attempts: int = 2  # Lambda's defaults when no event-invoke config exists
-    max_event_age_seconds: int = 21_600
-    on_failure: str | None = None  # logical id of a function or queue
+    # The event-invoke config of each qualifier ("$LATEST" or an alias name). Lambda applies
+    # the config of the qualifier invoked, and its defaults where there is none.
+    async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
+    aliases: set[str] = field(default_factory=set)  # "live" with a cold-start option
 
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.name}"
+
+    def async_config(self, qualifier: str = "$LATEST") -> AsyncConfig:
+        return self.async_configs.get(qualifier, AsyncConfig())
 
 
 @dataclass
@@ -155,6 +168,7 @@ class AppTemplate:
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> properties
     state_machines: list[str] = field(default_factory=list)  # logical ids (not emulated)
     websocket_apis: list[WebSocketApiSpec] = field(default_factory=list)
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # logical id -> (function, alias name)
 
 
 def _ref(value: Any) -> str | None:
@@ -227,19 +241,32 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
             environment=dict(props.get("Environment", {}).get("Variables", {})),
             reserved_concurrency=props.get("ReservedConcurrentExecutions"),
         )
+    aliases: dict[str, tuple[str, str]] = {}
+    for alias_id, alias in of_type("AWS::Lambda::Alias").items():
+        owner = functions.get(_ref(alias["Properties"]["FunctionName"]) or "")
+        if owner is not None:
+            owner.aliases.add(str(alias["Properties"]["Name"]))
+            aliases[alias_id] = (owner.logical_id, str(alias["Properties"]["Name"]))
     for config in of_type("AWS::Lambda::EventInvokeConfig").values():
         props = config["Properties"]
         target = functions.get(_ref(props["FunctionName"]) or "")
         if target is None:
             continue
-        target.max_retry_attempts = int(props.get("MaximumRetryAttempts", 2))
-        target.max_event_age_seconds = int(props.get("MaximumEventAgeInSeconds", 21_600))
+        qualifier = props["Qualifier"]
+        if not isinstance(qualifier, str):  # CDK derives an alias's name from its ARN
+            [alias_id] = [ref for ref in _referenced_ids(qualifier) if ref in resources]
+            qualifier = resources[alias_id]["Properties"]["Name"]
         destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        target.on_failure = _ref(destination)
+        target.async_configs[str(qualifier)] = AsyncConfig(
+            max_retry_attempts=int(props.get("MaximumRetryAttempts", 2)),
+            max_event_age_seconds=int(props.get("MaximumEventAgeInSeconds", 21_600)),
+            on_failure=_ref(destination),
+        )
 
     apis = [_load_api(rest_api_id, resources) for rest_api_id in of_type("AWS::ApiGateway::RestApi")]
     return AppTemplate(
         functions=functions,
+        aliases=aliases,
         tables={k: TableSpec(k, v["Properties"]) for k, v in of_type("AWS::DynamoDB::Table").items()},
         queues={k: QueueSpec(k, v.get("Properties", {})) for k, v in of_type("AWS::SQS::Queue").items()},
         apis=apis,
@@ -257,7 +284,7 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
             for props in (m["Properties"] for m in of_type("AWS::Lambda::EventSourceMapping").values())
             if (queue := _ref(props.get("EventSourceArn")) or "") in resources
             and resources[queue]["Type"] == "AWS::SQS::Queue"
-            and (function := _ref(props.get("FunctionName")) or "") in functions
+            and (function := _function_in(props.get("FunctionName"), resources) or "") in functions
         ],
         stream_mappings=[
             StreamMappingSpec(
@@ -273,7 +300,7 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
             for props in (m["Properties"] for m in of_type("AWS::Lambda::EventSourceMapping").values())
             if (table := _ref(props.get("EventSourceArn")) or "") in resources
             and resources[table]["Type"] == "AWS::DynamoDB::Table"
-            and (function := _ref(props.get("FunctionName")) or "") in functions
+            and (function := _function_in(props.get("FunctionName"), resources) or "") in functions
         ],
         secrets={k: v.get("Properties", {}) for k, v in of_type("AWS::SecretsManager::Secret").items()},
         state_machines=list(of_type("AWS::StepFunctions::StateMachine")),
@@ -299,6 +326,14 @@ def invoked_function(logical_id: str, resources: dict[str, dict[str, Any]]) -> s
     if kind == "AWS::Lambda::Version":
         function = _ref(resource["Properties"]["FunctionName"])
         return invoked_function(function, resources) if function else None
+    return None
+
+
+def _function_in(value: Any, resources: dict[str, dict[str, Any]]) -> str | None:
+    """The function a property naming a function or an alias (intrinsics and all) runs."""
+    for ref in _referenced_ids(value):
+        if (function := invoked_function(ref, resources)) is not None:
+            return function
     return None
 
 

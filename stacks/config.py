@@ -156,6 +156,8 @@ PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "api_function_memory_mb": _int(128, 10_240),
     "api_cold_start": _choice("none", "snapstart", "provisioned"),
     "api_provisioned_concurrency": _int(1, 10_000),
+    "worker_cold_start": _choice("none", "snapstart", "provisioned"),
+    "worker_provisioned_concurrency": _int(1, 10_000),
     "job_retention_days": _int(1, 3650),
     "idempotency_window_seconds": _int(60, 7 * 86_400),
     "max_request_bytes": _int(1024, 256 * 1024),
@@ -226,6 +228,8 @@ class AppConfig:
     api_function_memory_mb: int
     api_cold_start: str
     api_provisioned_concurrency: int
+    worker_cold_start: str
+    worker_provisioned_concurrency: int
     job_retention_days: int
     idempotency_window_seconds: int
     max_request_bytes: int

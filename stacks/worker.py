@@ -58,6 +58,7 @@ class Worker(Construct):
         elif config.dispatch == "stepfunctions":
             self.workflow = JobWorkflow(self, "Workflow", config=config, store=store, environment=environment)
             self.function = self.workflow.process
+            self.invoked = self.workflow.process_invoked
         else:
             self._async_worker(config, store, environment)
         store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -76,7 +77,8 @@ class Worker(Construct):
             return {"DISPATCH": "sqs", "JOBS_QUEUE_URL": self.jobs_queue.queue_url}
         if self.workflow is not None:
             return {"DISPATCH": "stepfunctions", "STATE_MACHINE_ARN": self.workflow.state_machine.state_machine_arn}
-        return {"DISPATCH": "lambda", "WORKER_FUNCTION_NAME": self.function.function_name}
+        # With worker_cold_start, the alias's qualified name (<function>:live).
+        return {"DISPATCH": "lambda", "WORKER_FUNCTION_NAME": self.invoked.function_name}
 
     def grant_dispatch(self, submit: PythonFunction) -> None:
         """Let the submit function hand jobs over, and nothing more."""
@@ -85,7 +87,7 @@ class Worker(Construct):
         elif self.workflow is not None:
             self.workflow.state_machine.grant_start_execution(submit.function)
         else:
-            self.function.grant_invoke(submit.function)
+            self.invoked.grant_invoke(submit.function)
             submit.acknowledge_invoke_wildcard(self.function)
 
     def _worker_function(
@@ -101,6 +103,8 @@ class Worker(Construct):
             timeout=Duration.seconds(config.worker_timeout_seconds),
             memory_size=config.worker_memory_mb,
             reserved_concurrency=config.worker_reserved_concurrency,
+            cold_start=config.worker_cold_start,
+            provisioned_concurrency=config.worker_provisioned_concurrency,
         )
 
     def _async_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
@@ -127,7 +131,11 @@ class Worker(Construct):
             config, environment, "jobs.handlers.worker.handler", "Runs one long-running job per asynchronous invocation"
         )
         self.function = worker.function
-        self.function.configure_async_invoke(
+        self.invoked = worker.invoked
+        # On what the submit function invokes: Lambda applies an alias's own event-invoke
+        # config to its invocations, not the function's (Lambda API Reference,
+        # PutFunctionEventInvokeConfig, Qualifier).
+        self.invoked.configure_async_invoke(
             retry_attempts=config.worker_retry_attempts,
             max_event_age=Duration.seconds(config.worker_max_event_age_seconds),
             on_failure=destinations.LambdaDestination(self.recorder, response_only=False),
@@ -151,13 +159,14 @@ class Worker(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=config.max_attempts),
             removal_policy=config.removal,
         )
-        self.function = self._worker_function(
+        worker = self._worker_function(
             config,
             environment,
             "jobs.handlers.queue_worker.handler",
             "Runs the long-running jobs of the queue messages it receives",
-        ).function
-        self.function.add_event_source(
+        )
+        self.function, self.invoked = worker.function, worker.invoked
+        self.invoked.add_event_source(
             event_sources.SqsEventSource(
                 self.jobs_queue,
                 batch_size=config.worker_batch_size,

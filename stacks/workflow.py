@@ -67,8 +67,15 @@ class JobWorkflow(Construct):
         super().__init__(scope, construct_id)
 
         def step_function(
-            name: str, handler: str, description: str, timeout: int, memory: int, reserved: int | None = None
-        ) -> lambda_.Function:
+            name: str,
+            handler: str,
+            description: str,
+            timeout: int,
+            memory: int,
+            reserved: int | None = None,
+            cold_start: str = "none",
+            provisioned: int = 0,
+        ) -> PythonFunction:
             function = PythonFunction(
                 self,
                 f"{name}Step",
@@ -79,12 +86,16 @@ class JobWorkflow(Construct):
                 timeout=Duration.seconds(timeout),
                 memory_size=memory,
                 reserved_concurrency=reserved,
-            ).function
-            store.grant_jobs(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+                cold_start=cold_start,
+                provisioned_concurrency=provisioned,
+            )
+            store.grant_jobs(function.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
             return function
 
-        self.prepare = step_function("Prepare", "prepare", "Workflow step: claims the job", SHORT_STEP_SECONDS, 256)
-        self.process = step_function(
+        self.prepare = step_function(
+            "Prepare", "prepare", "Workflow step: claims the job", SHORT_STEP_SECONDS, 256
+        ).function
+        process_function = step_function(
             "Process",
             "process",
             "Workflow step: runs the job's task",
@@ -93,18 +104,22 @@ class JobWorkflow(Construct):
             # The step that runs the task is the worker: the same cap protects what it calls
             # (a throttled invoke is retried as Lambda.TooManyRequestsException).
             reserved=config.worker_reserved_concurrency,
+            # The step that runs the task is the worker: worker_cold_start is its choice too.
+            cold_start=config.worker_cold_start,
+            provisioned=config.worker_provisioned_concurrency,
         )
+        self.process, self.process_invoked = process_function.function, process_function.invoked
         store.grant_results(self.process, "s3:PutObject")
         self.finalise = step_function(
             "Finalise", "finalise", "Workflow step: records the result", SHORT_STEP_SECONDS, 256
-        )
+        ).function
         self.record_failure = step_function(
             "RecordFailure",
             "record_failure",
             "Workflow step: records the failing step's error",
             SHORT_STEP_SECONDS,
             256,
-        )
+        ).function
 
         def invoke(name: str, function: lambda_.IFunction, timeout: int, **payload: str) -> tasks.LambdaInvoke:
             step = tasks.LambdaInvoke(
@@ -142,7 +157,7 @@ class JobWorkflow(Construct):
             step.add_catch(mark.next(failed), errors=["States.ALL"], result_path="$.failure")
 
         prepare = invoke("Prepare", self.prepare, SHORT_STEP_SECONDS, correlation_id="$.correlation_id")
-        process = invoke("Process", self.process, config.worker_timeout_seconds)
+        process = invoke("Process", self.process_invoked, config.worker_timeout_seconds)
         process.add_retry(
             errors=RETRYABLE_TASK_ERRORS,
             interval=Duration.seconds(PROCESS_RETRY_INTERVAL_SECONDS),

@@ -1,5 +1,7 @@
-"""``api_cold_start``: API Gateway invokes each API function's ``live`` alias, and the local
-runtime follows the alias to the version's function, as Lambda does."""
+"""Cold-start options: API Gateway invokes each API function's ``live`` alias
+(``api_cold_start``), the submit function or the queue invokes the worker's
+(``worker_cold_start``), and the local runtime follows each alias to its version's function
+and applies the alias's own event-invoke config, as Lambda does."""
 
 from __future__ import annotations
 
@@ -20,9 +22,14 @@ from tests.e2e.conftest import client_for
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def snapstart_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthesize_app(tmp_path_factory.mktemp("cdk.out.snapstart"), api_cold_start="snapstart")
+@pytest.fixture(scope="module", params=["lambda", "sqs"])
+def snapstart_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize_app(
+        tmp_path_factory.mktemp(f"cdk.out.snapstart.{request.param}"),
+        api_cold_start="snapstart",
+        worker_cold_start="snapstart",
+        dispatch=request.param,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,7 @@ def test_every_route_reaches_its_function_through_the_alias(snapstart_out: Path)
     aliases = {i for i, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"}
     app = load(snapstart_out)
     [api] = app.apis
-    assert len(aliases) == 3
+    assert len(aliases) == 4  # submit, status, cancel and the worker
     handlers = {
         m.http_method + " " + m.resource_path: app.functions[m.function].handler for m in api.methods if m.function
     }
@@ -52,6 +59,18 @@ def test_every_route_reaches_its_function_through_the_alias(snapstart_out: Path)
         version = resources[alias]["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
         assert invoked_function(alias, resources) == resources[version]["Properties"]["FunctionName"]["Ref"]
     assert invoked_function("NoSuchResource", resources) is None
+
+
+def test_the_worker_alias_carries_the_retries_and_the_destination(snapstart_out: Path):
+    app = load(snapstart_out)
+    [worker] = [f for f in app.functions.values() if f.handler.endswith("worker.handler")]
+    assert worker.aliases == {"live"}
+    if "queue_worker" in worker.handler:
+        assert worker.async_configs == {}  # the queue's redrive policy retries instead
+        assert [m.function for m in app.queue_mappings if "JobsQueue" in m.queue] == [worker.logical_id]
+    else:
+        assert set(worker.async_configs) == {"live"}  # none on $LATEST: nothing invokes it
+        assert worker.async_config("live").on_failure is not None
 
 
 def test_a_job_runs_end_to_end_through_the_aliases(snapstart_runtime: LocalRuntime):

@@ -58,6 +58,7 @@ def test_every_edge_is_allowed_on_both_sides(dispatch: str, notify: str, stage: 
     assert kinds["event source"] == 3 * mappings
     assert kinds["destination"] == {"lambda": 3, "sqs": 1, "stepfunctions": 1}[dispatch]
     assert kinds["function→resource"] == {"lambda": 4, "sqs": 3, "stepfunctions": 3}[dispatch]
+    assert kinds["dispatch→config"] == (1 if dispatch == "lambda" else 0)
     assert kinds["state→function"] == (4 if dispatch == "stepfunctions" else 0)
     assert kinds["state→logs"] == (1 if dispatch == "stepfunctions" else 0)
     assert kinds["metric"] > len(alarms)  # alarms and dashboard graphs
@@ -326,3 +327,43 @@ def test_caught_snapstart_with_provisioned_concurrency(snapstart):
 
     problems = problems_after(snapstart, undo)
     assert len(problems) == 3 and all("[alias→version]" in p and "Lambda refuses" in p for p in problems)
+
+
+@pytest.mark.parametrize("dispatch", ["lambda", "sqs", "stepfunctions"])
+@pytest.mark.parametrize("cold_start", ["snapstart", "provisioned"])
+def test_the_job_runner_is_reached_through_its_alias_in_every_dispatch_mode(dispatch: str, cold_start: str):
+    _, synthesized = synth({"worker_cold_start": cold_start, "dispatch": dispatch})
+    template = dict(synthesized.to_json())
+    edges = check_wiring(template, STACK, account_logging_role_exists=False)
+    assert problems_of(edges) == []
+    kinds = Counter(edge.kind for edge in edges)
+    assert kinds["alias→version"] == 1
+    assert kinds["dispatch→config"] == (1 if dispatch == "lambda" else 0)
+    # What invokes the job runner names the alias: the submit function, the queue's mapping,
+    # or the workflow's process step.
+    [alias_id] = resources(template, "AWS::Lambda::Alias")
+    functions = resources(template, "AWS::Lambda::Function").values()
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    invokers = {
+        "lambda": [f for f in functions if "WORKER_FUNCTION_NAME" in json.dumps(f["Properties"].get("Environment"))],
+        "sqs": [m for m in mappings if "JobsQueue" in json.dumps(m["Properties"]["EventSourceArn"])],
+        "stepfunctions": list(resources(template, "AWS::StepFunctions::StateMachine").values()),
+    }[dispatch]
+    assert len(invokers) == 1 and alias_id in json.dumps(invokers[0])
+
+
+def test_caught_retries_and_destination_left_on_the_function_when_the_alias_is_invoked():
+    # The submit function invokes <worker>:live; a config on $LATEST does not apply to that,
+    # so a failed job would get Lambda's defaults and reach no on-failure recorder.
+    _, synthesized = synth({"worker_cold_start": "snapstart"})
+    template = dict(synthesized.to_json())
+
+    def undo(template: dict[str, Any]) -> None:
+        for config in resources(template, "AWS::Lambda::EventInvokeConfig").values():
+            if "Fn::Select" in json.dumps(config["Properties"]["Qualifier"]):  # the alias's
+                config["Properties"]["Qualifier"] = "$LATEST"
+
+    problems = problems_after(template, undo)
+    assert (
+        len(problems) == 1 and "[dispatch→config]" in problems[0] and "no event-invoke config for live" in problems[0]
+    )

@@ -221,6 +221,26 @@ class Template:
                 return logical_id
         return None
 
+    def lambda_target(self, name_or_arn: str) -> tuple[str, str] | None:
+        """(function logical id, qualifier) of what Lambda runs for ``name_or_arn``: a name or
+        ARN, unqualified (``$LATEST``) or qualified with an alias of this stack. None when the
+        function or the alias does not exist here (Lambda would answer ResourceNotFound)."""
+        arn = (
+            name_or_arn
+            if name_or_arn.startswith("arn:")
+            else f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name_or_arn}"
+        )
+        base, _, qualifier = arn.partition(":function:")[2].partition(":")
+        function = self.find_by("AWS::Lambda::Function", base, self.name)
+        if function is None:
+            return None
+        if qualifier in {"", "$LATEST"}:
+            return function, "$LATEST"
+        for _, props in self.of_type("AWS::Lambda::Alias"):
+            if props["FunctionName"].get("Ref") == function and props["Name"] == qualifier:
+                return function, qualifier
+        return None
+
     def depends_on(self, logical_id: str) -> set[str]:
         """Every resource ``logical_id`` waits for: DependsOn and references, transitively."""
         seen: set[str] = set()
@@ -489,10 +509,12 @@ class Wiring:
         """Asynchronous invocation destinations: the function's role sends (Lambda Developer
         Guide, "Capturing records of Lambda asynchronous invocations")."""
         for config_id, props in self.t.of_type("AWS::Lambda::EventInvokeConfig"):
-            function = self.t.find_by("AWS::Lambda::Function", str(self.t.resolve(props["FunctionName"])), self.t.ref)
-            if function is None:
-                self.check("destination", config_id, ["the config names no function of this stack"])
+            qualifier = str(self.t.resolve(props["Qualifier"]))
+            target = self.t.lambda_target(f"{self.t.resolve(props['FunctionName'])}:{qualifier}")
+            if target is None:
+                self.check("destination", config_id, ["the config names no function (or alias) of this stack"])
                 continue
+            function = target[0]
             for which in ("OnFailure", "OnSuccess"):
                 target = props.get("DestinationConfig", {}).get(which, {}).get("Destination")
                 if target is not None:
@@ -522,10 +544,11 @@ class Wiring:
         """The function's role reads the source (Lambda Developer Guide, "Using Lambda with
         Amazon SQS" and "... DynamoDB": execution role permissions) and sends failures on."""
         for mapping_id, props in self.t.of_type("AWS::Lambda::EventSourceMapping"):
-            function = self.t.find_by("AWS::Lambda::Function", str(self.t.resolve(props["FunctionName"])), self.t.ref)
-            if function is None:
-                self.check("event source", mapping_id, ["the mapping names no function of this stack"])
+            target = self.t.lambda_target(str(self.t.resolve(props["FunctionName"])))
+            if target is None:
+                self.check("event source", mapping_id, ["the mapping names no function (or alias) of this stack"])
                 continue
+            function = target[0]
             role, source = self.role_of(function), str(self.t.resolve(props["EventSourceArn"]))
             if ":sqs:" in source:
                 actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
@@ -650,6 +673,9 @@ class Wiring:
                 if variable not in environment:
                     continue
                 value = str(self.t.resolve(environment[variable]))
+                if resource_type == "AWS::Lambda::Function":
+                    self._dispatches_to(function_id, variable, value)
+                    continue
                 target = self.t.find_by(resource_type, value, self.t.ref)
                 if target is None:
                     self.check("function→resource", f"{function_id} {variable}", [f"{value} is no resource here"])
@@ -659,6 +685,29 @@ class Wiring:
                     f"{function_id} {variable}",
                     Request(self.role_of(function_id), action, self.t.arn(target), {"aws:SecureTransport": "true"}),
                 )
+
+    def _dispatches_to(self, function_id: str, variable: str, name: str) -> None:
+        """``function_id`` invokes ``name`` (a function, or an alias as ``<function>:<alias>``)
+        asynchronously: it may, and the invoked qualifier has its own retries and on-failure
+        destination. Lambda applies the event-invoke config of the qualifier invoked, not the
+        function's (Lambda API Reference, PutFunctionEventInvokeConfig: Qualifier)."""
+        description = f"{function_id} {variable}"
+        target = self.t.lambda_target(name)
+        if target is None:
+            self.check("function→resource", description, [f"{name} is no function or alias here"])
+            return
+        function, qualifier = target
+        arn = self.t.arn(function) + ("" if qualifier == "$LATEST" else f":{qualifier}")
+        request = Request(self.role_of(function_id), "lambda:InvokeFunction", arn, {"aws:SecureTransport": "true"})
+        self.need("function→resource", description, request)
+        configured = [
+            props
+            for _, props in self.t.of_type("AWS::Lambda::EventInvokeConfig")
+            if self.t.lambda_target(f"{self.t.resolve(props['FunctionName'])}:{self.t.resolve(props['Qualifier'])}")
+            == target
+        ]
+        problems = [] if configured else [f"no event-invoke config for {qualifier}: default retries, no destination"]
+        self.check("dispatch→config", f"{description} ({qualifier})", problems)
 
     def aliases(self) -> None:
         """An alias routes to a version of its own function; SnapStart and provisioned

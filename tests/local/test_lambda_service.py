@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from local.lambda_service import FunctionRuntime, LambdaService
-from local.template import FunctionSpec
+from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
+from local.template import AsyncConfig, FunctionSpec
 
 HANDLERS = """
 import time
@@ -41,6 +41,7 @@ def code_dir(tmp_path: Path) -> Path:
 
 
 def service(code_dir: Path, handler: str, dead_letters: list[dict[str, Any]], **spec: Any) -> LambdaService:
+    """One function; ``spec`` sets its timeout, reserved concurrency and $LATEST event-invoke config."""
     function = FunctionSpec(
         logical_id="Fn",
         name="App-Fn",
@@ -49,7 +50,8 @@ def service(code_dir: Path, handler: str, dead_letters: list[dict[str, Any]], **
         timeout_seconds=spec.pop("timeout_seconds", 5),
         memory_mb=128,
         environment={},
-        **spec,
+        reserved_concurrency=spec.pop("reserved_concurrency", None),
+        async_configs={"$LATEST": AsyncConfig(**spec)} if spec else {},
     )
     runtime = FunctionRuntime(function, {"PATH": os.environ.get("PATH", "")})
     return LambdaService({"Fn": runtime}, lambda _queue, body: dead_letters.append(json.loads(body)), 0.1)
@@ -144,5 +146,30 @@ def test_an_environment_that_died_while_idle_is_never_reused(code_dir):
         again = lambdas.invoke("App-Fn", {"seconds": 0})
         assert again is not None and again.ok  # a fresh environment, not a broken pipe
         assert idle not in lambdas.functions["Fn"]._all
+    finally:
+        lambdas.stop()
+
+
+def test_an_alias_has_its_own_event_invoke_config_and_latests_does_not_apply_to_it(code_dir, tmp_path):
+    # Lambda applies the config of the qualifier invoked (Lambda API Reference,
+    # PutFunctionEventInvokeConfig: Qualifier); without one, its defaults: 2 retries, no destination.
+    dead_letters: list[dict[str, Any]] = []
+    lambdas = service(code_dir, "handlers.fail", dead_letters)
+    spec = lambdas.functions["Fn"].spec
+    spec.aliases.add("live")
+    spec.async_configs["live"] = AsyncConfig(max_retry_attempts=0, on_failure="Dlq")
+    try:
+        lambdas.invoke_async("App-Fn:live", {"log": str(tmp_path / "live")})
+        wait_for(lambda: dead_letters)
+        [record] = dead_letters
+        assert record["requestContext"]["functionArn"].endswith(":function:App-Fn:live")
+        assert (tmp_path / "live").read_text().split() == [record["requestContext"]["requestId"]]  # no retry
+        lambdas.invoke_async("arn:aws:lambda:us-east-1:123456789012:function:App-Fn", {"log": str(tmp_path / "latest")})
+        wait_for(
+            lambda: len((tmp_path / "latest").read_text().split()) == 3 if (tmp_path / "latest").exists() else False
+        )
+        assert lambdas.wait_idle(10) and len(dead_letters) == 1  # $LATEST: Lambda's defaults, nowhere to send it
+        with pytest.raises(FunctionNotFound):
+            lambdas.invoke_async("App-Fn:prod", {})  # no such alias
     finally:
         lambdas.stop()

@@ -126,3 +126,12 @@ def test_provisioned_api_concurrency_leaves_lambdas_unreserved_minimum():
         AppConfig.from_mapping({**fits, "api_provisioned_concurrency": 100, "worker_reserved_concurrency": 601})
     # Not counted unless chosen: the setting keeps its default for a later switch.
     assert AppConfig.from_mapping({"api_provisioned_concurrency": 400}).api_cold_start == "none"
+
+
+def test_worker_provisioned_concurrency_fits_its_reserved_concurrency_and_the_account():
+    chosen = {"worker_cold_start": "provisioned", "worker_provisioned_concurrency": 5}
+    assert AppConfig.from_mapping({**chosen, "worker_reserved_concurrency": 5}).worker_provisioned_concurrency == 5
+    with pytest.raises(ConfigError, match=r"worker_provisioned_concurrency \(5\) must not exceed"):
+        AppConfig.from_mapping({**chosen, "worker_reserved_concurrency": 4})
+    with pytest.raises(ConfigError, match=r"worker's reserved or provisioned concurrency \(901\)"):
+        AppConfig.from_mapping({**chosen, "worker_provisioned_concurrency": 901})
