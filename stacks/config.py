@@ -334,6 +334,26 @@ class AppConfig:
         """What CloudFormation does with stateful resources when the stack is deleted."""
         return RemovalPolicy.DESTROY if self.destroy_on_removal else RemovalPolicy.RETAIN
 
+    def _check_provisioned_concurrency(self, most_reservable: int) -> None:
+        """Provisioned concurrency is allocated from the account's pool like reserved
+        concurrency: it must leave the same 100 unreserved, and a function's provisioned
+        concurrency cannot exceed its reserved concurrency (Lambda Developer Guide,
+        "Configuring provisioned concurrency")."""
+        api = API_FUNCTIONS * self.api_provisioned_concurrency if self.api_cold_start == "provisioned" else 0
+        worker = self.worker_provisioned_concurrency if self.worker_cold_start == "provisioned" else 0
+        if self.worker_reserved_concurrency is not None and worker > self.worker_reserved_concurrency:
+            raise ConfigError(
+                f"worker_provisioned_concurrency ({worker}) must not exceed worker_reserved_concurrency "
+                f"({self.worker_reserved_concurrency})"
+            )
+        worker_allocated = max(self.worker_reserved_concurrency or 0, worker)
+        if api + worker_allocated > most_reservable:
+            raise ConfigError(
+                f"api_provisioned_concurrency times {API_FUNCTIONS} API functions ({api}) plus the worker's "
+                f"reserved or provisioned concurrency ({worker_allocated}) must leave {UNRESERVED_CONCURRENCY_MINIMUM} "
+                f"of lambda_account_concurrency ({self.lambda_account_concurrency}) unreserved"
+            )
+
     def _check_consistency(self) -> None:
         if self.max_request_bytes + self.max_inline_result_bytes > 380 * 1024:
             # Both live on one DynamoDB item, which holds at most 400 KB.
@@ -366,19 +386,7 @@ class AppConfig:
                 f"({self.worker_max_concurrency} > {self.worker_reserved_concurrency}): throttled messages would "
                 "use up their receives and reach the dead-letter queue unrun"
             )
-        api_provisioned = (
-            API_FUNCTIONS * self.api_provisioned_concurrency if self.api_cold_start == "provisioned" else 0
-        )
-        if api_provisioned + (self.worker_reserved_concurrency or 0) > most_reservable:
-            # Provisioned concurrency is allocated from the account's pool like reserved
-            # concurrency, and must leave the same 100 unreserved (Lambda Developer Guide,
-            # "Configuring provisioned concurrency").
-            raise ConfigError(
-                f"api_provisioned_concurrency times {API_FUNCTIONS} API functions ({api_provisioned}) plus "
-                f"worker_reserved_concurrency ({self.worker_reserved_concurrency or 0}) must leave "
-                f"{UNRESERVED_CONCURRENCY_MINIMUM} of lambda_account_concurrency ({self.lambda_account_concurrency}) "
-                "unreserved"
-            )
+        self._check_provisioned_concurrency(most_reservable)
         largest_pushed = WEBSOCKET_MESSAGE_BYTES - WEBSOCKET_OVERHEAD_BYTES
         if self.notify == "websocket" and self.max_inline_result_bytes > largest_pushed:
             raise ConfigError(
