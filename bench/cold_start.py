@@ -1,9 +1,9 @@
 """Cold start of each handler next to the floor it cannot go below, measured in one run.
 
 Runs every function of the synthesized app in new local sandboxes (the local runtime's
-execution environments), with the environment it gets when deployed (tracing on: no
-``POWERTOOLS_TRACE_DISABLED``), and the two floors below, interleaved run by run so that
-a busy machine slows all of them alike. Prints, per module, the median over ``--runs``
+execution environments, with each function's environment as ``make run`` gives it; tracing
+needs no SDK, so nothing differs from a deployed function's), and the two floors below,
+interleaved run by run so that a busy machine slows all of them alike. Prints, per module, the median over ``--runs``
 fresh processes of
 
 * **init**: the module's import and module-level initialisation, as measured inside the
@@ -109,11 +109,6 @@ class Subject:
         return statistics.median(self.inits)
 
 
-def as_deployed(environment: dict[str, str]) -> dict[str, str]:
-    """The function's environment without what only the local runtime adds to it."""
-    return {name: value for name, value in environment.items() if name != "POWERTOOLS_TRACE_DISABLED"}
-
-
 def asset_sizes(code_dir: Path) -> tuple[int, int]:
     """(bytes of files, bytes of the deflated zip) of a code asset, as CDK packages it."""
     files = sorted(f for f in code_dir.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
@@ -145,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             for function in functions:
                 module = function.spec.handler.rsplit(".", 1)[0]
                 floor = "API floor" if module in API_HANDLERS else "worker floor"
-                environment = as_deployed(function.environment)
+                environment = function.environment
                 subjects.append(Subject(module, function.spec.code_dir, function.spec.handler, environment, floor))
             api_environment = next(s.environment for s in subjects if s.floor == "API floor")
             worker_environment = next(s.environment for s in subjects if s.label == "jobs.handlers.worker")

@@ -254,8 +254,6 @@ class LocalRuntime:
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            # No X-Ray daemon here: Tracer stays off, as under SAM local.
-            "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
             **LOCAL_CALLBACK_POLICY,
         }

@@ -2,7 +2,7 @@
 
 ``POST /jobs`` bodies come from ``lambdas/jobs/schemas/submit_request.json`` (API Gateway's
 model and the submit function's check) narrowed per task by each task's input schema in
-the registry (``lambdas/jobs/tasks.py``); job answers from ``schemas/job.json`` (which the
+the registry (``lambdas/jobs/tasks.py``); job answers from ``docs/job.schema.json`` (which the
 handler tests hold every answer to); limits and statuses from the configuration and the
 domain. ``make openapi`` writes it to ``docs/openapi.json``; a test fails when the file
 is stale, and the local runtime serves it at ``/openapi.json``.
@@ -21,14 +21,22 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_FILE = ROOT / "docs" / "openapi.json"
+JOB_SCHEMA_FILE = ROOT / "docs" / "job.schema.json"
 if str(ROOT / "lambdas") not in sys.path:
     sys.path.insert(0, str(ROOT / "lambdas"))  # the schemas and the task registry live with the handlers
 
 from jobs.model import JobStatus  # noqa: E402
-from jobs.schemas import job_schema, submit_request_schema  # noqa: E402
+from jobs.schemas import submit_request_schema  # noqa: E402
 from jobs.service import MAX_LIST_LIMIT  # noqa: E402
 from jobs.tasks import REGISTRY  # noqa: E402
 from stacks.config import AppConfig  # noqa: E402
+
+
+def job_schema() -> dict[str, Any]:
+    """The JSON schema of a job as the API shows it (documentation and the handler tests)."""
+    schema: dict[str, Any] = json.loads(JOB_SCHEMA_FILE.read_text())
+    return schema
+
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JOB = {"$ref": "#/components/schemas/Job"}

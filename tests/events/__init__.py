@@ -72,10 +72,10 @@ def cancel_event(job_id: str, **kwargs: Any) -> dict[str, Any]:
 
 def checked_answer(response: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
     """A proxy response as (status, body, headers), its body checked against the documented
-    shapes (``lambdas/jobs/schemas``, which the OpenAPI document is built from)."""
+    shapes (``docs/job.schema.json``, which the OpenAPI document is built from)."""
     import jsonschema
 
-    from jobs.schemas import job_schema
+    from stacks.openapi import job_schema
 
     status, body = response["statusCode"], json.loads(response["body"])
     if status >= 400:

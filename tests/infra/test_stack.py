@@ -8,6 +8,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from local.template import load
 from stacks.async_jobs_stack import AsyncJobsStack
 from stacks.config import AppConfig, ConfigError
 from tests.infra import wiring
@@ -992,3 +993,14 @@ def test_snapstart_is_refused_where_lambda_has_none():
                 AsyncJobsStack(app, "AsyncJobs", config=config, env=environment)
         else:
             AsyncJobsStack(app, "AsyncJobs", config=config, env=environment)
+
+
+def test_the_code_asset_holds_the_function_code_and_nothing_else(cdk_out):
+    # Every function deploys the same asset (lambdas/ as is): no tests, docs or caches in it.
+    code_dirs = {spec.code_dir for spec in load(cdk_out).functions.values()}
+    assert len(code_dirs) == 1
+    [code_dir] = code_dirs
+    files = sorted(p.relative_to(code_dir).as_posix() for p in code_dir.rglob("*") if p.is_file())
+    assert files and all(f.startswith("jobs/") for f in files), files
+    assert [f for f in files if not f.endswith(".py")] == ["jobs/schemas/submit_request.json"]
+    assert not [f for f in files if "test" in f or "__pycache__" in f]

@@ -2,9 +2,9 @@
 
 import json
 
-from jobs.schemas import job_schema, submit_request_schema
+from jobs.schemas import submit_request_schema
 from jobs.tasks import REGISTRY
-from stacks.openapi import OPENAPI_FILE, build, render
+from stacks.openapi import OPENAPI_FILE, build, job_schema, render
 
 
 def test_the_committed_document_is_current():

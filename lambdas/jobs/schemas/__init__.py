@@ -1,4 +1,7 @@
-"""JSON schemas shared by the Lambda functions and the API Gateway models (``stacks/api.py``)."""
+"""JSON schemas shared by the Lambda functions and the API Gateway models (``stacks/api.py``).
+
+(The schema of a job as the API answers it is documentation, not function code: it lives in
+``docs/job.schema.json``, read by ``stacks/openapi.py`` and the handler tests.)"""
 
 from __future__ import annotations
 
@@ -15,11 +18,4 @@ SUBMIT_REQUEST_SCHEMA_FILE = SCHEMA_DIR / "submit_request.json"
 def submit_request_schema() -> dict[str, Any]:
     """The JSON schema (draft 4, as API Gateway requires) of the ``POST /jobs`` body."""
     schema: dict[str, Any] = json.loads(SUBMIT_REQUEST_SCHEMA_FILE.read_text())
-    return schema
-
-
-@cache
-def job_schema() -> dict[str, Any]:
-    """The JSON schema of a job as the API shows it (documentation and tests)."""
-    schema: dict[str, Any] = json.loads((SCHEMA_DIR / "job.json").read_text())
     return schema
