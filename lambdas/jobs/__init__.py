@@ -4,5 +4,6 @@
 * ``tasks``      THE TASK REGISTRY: where your own long-running work goes
 * ``service``    submit and status use cases; ``runner`` runs one delivery of a job
 * ``repository`` DynamoDB data access; ``dispatcher`` the asynchronous worker invoke
+* ``clients``    the AWS clients: one per service and process, created on first use
 * ``settings``   configuration from environment variables, validated at cold start
 """
