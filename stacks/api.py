@@ -13,6 +13,7 @@ import json
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.api_account import ApiGatewayAccount
@@ -85,7 +86,9 @@ class JobsApi(Construct):
             **worker.dispatch_environment(),
         )
         self.submit_function = submit.function
-        invoked = {"submit": submit.invoked}
+        # What API Gateway invokes per function: the function, or its live alias (api_cold_start).
+        self.invoked: dict[str, lambda_.IFunction] = {"Submit": submit.invoked}
+        invoked = self.invoked
         store.grant_jobs(self.submit_function, "dynamodb:PutItem", "dynamodb:UpdateItem")
         store.idempotency_table.grant(
             self.submit_function,
@@ -102,7 +105,7 @@ class JobsApi(Construct):
             "GET /jobs/{job_id} and GET /jobs: a job's status, progress and result; the caller's jobs",
         )
         self.status_function = status.function
-        invoked["status"] = status.invoked
+        invoked["Status"] = status.invoked
         store.grant_jobs(self.status_function, "dynamodb:GetItem")
         store.grant_query_index(self.status_function, OWNER_INDEX)
         store.grant_results(self.status_function, "s3:GetObject")
@@ -113,7 +116,7 @@ class JobsApi(Construct):
             "DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
         )
         self.cancel_function = cancel.function
-        invoked["cancel"] = cancel.invoked
+        invoked["Cancel"] = cancel.invoked
         store.grant_jobs(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
 
         access_logs = log_group(self, "AccessLogs", config)
@@ -170,18 +173,18 @@ class JobsApi(Construct):
         jobs = self.rest_api.root.add_resource("jobs")
         jobs.add_method(
             "POST",
-            apigw.LambdaIntegration(invoked["submit"], proxy=True, timeout=timeout),
+            apigw.LambdaIntegration(invoked["Submit"], proxy=True, timeout=timeout),
             request_validator=validator,
             request_models={"application/json": apigw.Model.from_model_name(self, "SubmitModel", model.ref)},
         )
         jobs.add_method(
             "GET",
-            apigw.LambdaIntegration(invoked["status"], proxy=True, timeout=timeout),
+            apigw.LambdaIntegration(invoked["Status"], proxy=True, timeout=timeout),
             request_validator=validator,
             request_parameters={f"method.request.querystring.{name}": False for name in LIST_PARAMETERS},
         )
         job = jobs.add_resource("{job_id}")
-        for http_method, function in (("GET", invoked["status"]), ("DELETE", invoked["cancel"])):
+        for http_method, function in (("GET", invoked["Status"]), ("DELETE", invoked["Cancel"])):
             job.add_method(
                 http_method,
                 apigw.LambdaIntegration(function, proxy=True, timeout=timeout),

@@ -64,9 +64,11 @@ class Monitoring(Construct):
         functions: dict[str, lambda_.IFunction],
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.StateMachine | None = None,
+        provisioned: dict[str, lambda_.IFunction] | None = None,
     ) -> None:
         """``routes``: (HTTP method, resource path) of each API method, for per-route graphs;
-        ``state_machine``: the job workflow (``dispatch=stepfunctions``), if any."""
+        ``state_machine``: the job workflow (``dispatch=stepfunctions``), if any;
+        ``provisioned``: the aliases with provisioned concurrency, by function, if any."""
         super().__init__(scope, construct_id)
         # CloudWatch can only publish to an encrypted topic whose key lets it; the AWS
         # managed SNS key does not, so the topic gets a customer managed key.
@@ -176,7 +178,7 @@ class Monitoring(Construct):
                 config,
             )
 
-        self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue)
+        self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue, provisioned or {})
 
     def _dashboard(
         self,
@@ -185,6 +187,7 @@ class Monitoring(Construct):
         routes: list[tuple[str, str]],
         functions: dict[str, lambda_.IFunction],
         dead_letter_queue: sqs.IQueue,
+        provisioned: dict[str, lambda_.IFunction],
     ) -> cloudwatch.Dashboard:
         period = Duration.minutes(1)
         stage = api.deployment_stage.stage_name
@@ -270,6 +273,31 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
+        if provisioned:
+            # Published per alias only (dimensions FunctionName + Resource): how much of what
+            # is paid for is used, and how many requests still started cold (spilled over).
+            dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title="Provisioned concurrency used (max, fraction)",
+                    left=[
+                        alias.metric(
+                            "ProvisionedConcurrencyUtilization", period=period, statistic="Maximum", label=name
+                        )
+                        for name, alias in provisioned.items()
+                    ],
+                    width=12,
+                ),
+                cloudwatch.GraphWidget(
+                    title="Invocations beyond it (cold starts)",
+                    left=[
+                        alias.metric(
+                            "ProvisionedConcurrencySpilloverInvocations", period=period, statistic="Sum", label=name
+                        )
+                        for name, alias in provisioned.items()
+                    ],
+                    width=12,
+                ),
+            )
         dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24))
         return dashboard
 

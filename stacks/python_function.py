@@ -11,9 +11,13 @@ from pathlib import Path
 
 from aws_cdk import (
     Acknowledgment,
+    Aws,
     CfnElement,
     CfnMapping,
+    CfnRule,
+    CfnRuleAssertion,
     Duration,
+    Fn,
     RemovalPolicy,
     Stack,
     Token,
@@ -97,7 +101,12 @@ class PythonFunction(Construct):
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
         if cold_start == "snapstart" and not Token.is_unresolved(region) and region in SNAPSTART_UNSUPPORTED_REGIONS:
-            raise ConfigError(f"Lambda SnapStart is not available in {region}: use api_cold_start=provisioned or none")
+            raise ConfigError(
+                f"Lambda SnapStart is not available in {region}: choose provisioned or none for "
+                "api_cold_start and worker_cold_start"
+            )
+        if cold_start == "snapstart":
+            refuse_snapstart_where_unavailable(self)
         self.log_group = log_group(self, "Logs", config)
         published = cold_start != "none"
         self.function = lambda_.Function(
@@ -147,6 +156,25 @@ class PythonFunction(Construct):
     def acknowledge_invoke_wildcard(self, target: lambda_.IFunction) -> None:
         """Accept cdk-nag's finding for grant_invoke's ``<arn>:*`` (versions and aliases of ``target``)."""
         acknowledge_invoke_wildcard(self, target)
+
+
+def refuse_snapstart_where_unavailable(scope: Construct) -> None:
+    """A stack deployed to any region (no ``env``) learns its region only in CloudFormation:
+    a template rule refuses the regions without SnapStart before anything is created."""
+    stack = Stack.of(scope)
+    if stack.node.try_find_child("SnapStartRegion") is not None:
+        return
+    CfnRule(
+        stack,
+        "SnapStartRegion",
+        assertions=[
+            CfnRuleAssertion(
+                assert_=Fn.condition_not(Fn.condition_contains(sorted(SNAPSTART_UNSUPPORTED_REGIONS), Aws.REGION)),
+                assert_description="Lambda SnapStart is not available in this region: choose provisioned or none "
+                "for api_cold_start and worker_cold_start",
+            )
+        ],
+    )
 
 
 def acknowledge_invoke_wildcard(scope: Construct, target: lambda_.IFunction) -> None:

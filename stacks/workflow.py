@@ -28,13 +28,18 @@ from stacks.python_function import PythonFunction, acknowledge, acknowledge_invo
 
 # Seconds a short step (prepare, finalise, record the failure) may run.
 SHORT_STEP_SECONDS = 30
-# Retried on every step: Lambda's own transient errors (the CDK default list, made explicit).
+# Retried on every step: Lambda's own transient errors (the CDK default list, made explicit),
+# and, with worker_cold_start=snapstart, a version Lambda is still (re)initialising: one not
+# invoked for 14 days goes inactive and answers SnapStartNotReadyException until it is
+# active again (Lambda Developer Guide, "Troubleshooting SnapStart errors").
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.SnapStartNotReadyException",
+    "Lambda.SnapStartTimeoutException",
 ]
 # Retried on Process: what jobs.runner retries for the other dispatchers. Lambda reports a
 # raised exception as its class name (errorType): jobs.tasks.TransientTaskError and

@@ -6,6 +6,7 @@ only the transport differs."""
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +31,13 @@ def worker_event(job_id: str, correlation_id: str | None) -> str:
     return json.dumps({"job_id": job_id, "correlation_id": correlation_id})
 
 
+# With worker_cold_start=snapstart, a version Lambda is (re)initialising (one not invoked for
+# 14 days goes inactive) answers SnapStartNotReadyException for a while (Lambda Developer
+# Guide, "Troubleshooting SnapStart errors"). The pauses before each retry, in seconds:
+# a few seconds of the submit request's 29, then the caller gets 503 and retries.
+NOT_READY_PAUSES = (0.5, 1.0, 2.0)
+
+
 class LambdaDispatcher:
     """Invokes the worker with ``InvocationType="Event"``: Lambda queues the event and
     answers 202 at once, then retries and routes failures per the event-invoke config."""
@@ -39,14 +47,21 @@ class LambdaDispatcher:
         self._client = client  # else boto3's, created on the first dispatch
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
-        try:
-            response = (self._client or clients.lambda_()).invoke(
-                FunctionName=self._function_name,
-                InvocationType="Event",
-                Payload=worker_event(job_id, correlation_id).encode(),
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise DispatchError(str(error)) from error
+        client = self._client or clients.lambda_()
+        for pause in (*NOT_READY_PAUSES, None):
+            try:
+                response = client.invoke(
+                    FunctionName=self._function_name,
+                    InvocationType="Event",
+                    Payload=worker_event(job_id, correlation_id).encode(),
+                )
+                break
+            except client.exceptions.SnapStartNotReadyException as error:
+                if pause is None:
+                    raise DispatchError(str(error)) from error
+                time.sleep(pause)
+            except (ClientError, BotoCoreError) as error:
+                raise DispatchError(str(error)) from error
         if response.get("StatusCode") != 202:
             raise DispatchError(f"unexpected status {response.get('StatusCode')} from Invoke")
 

@@ -6,7 +6,7 @@ from unittest.mock import ANY
 import pytest
 from botocore.stub import Stubber
 
-from jobs import clients
+from jobs import clients, dispatcher
 from jobs.handlers import submit
 from tests.events import ALICE, BOB, LambdaContext, checked_answer, submit_event
 from tests.handlers.conftest import all_job_items, job_item
@@ -169,6 +169,29 @@ def test_dispatch_failure_answers_503_and_leaves_no_pending_job():
     [item] = all_job_items()
     assert item["status"] == "FAILED"  # nobody would ever run it, so it is not left PENDING
     assert item["error_type"] == "DispatchFailed"
+
+
+def test_a_snapstart_version_not_ready_yet_is_waited_for_then_invoked(monkeypatch):
+    pauses: list[float] = []
+    monkeypatch.setattr(dispatcher.time, "sleep", pauses.append)
+    with Stubber(clients.lambda_()) as stubber:
+        for _ in range(2):
+            stubber.add_client_error("invoke", service_error_code="SnapStartNotReadyException", http_status_code=409)
+        stubber.add_response("invoke", {"StatusCode": 202})
+        status, body, _ = call(submit_event({"task": "sleep", "input": {"seconds": 1}}))
+        stubber.assert_no_pending_responses()
+    assert status == 202 and job_item(body["job_id"])["status"] == "PENDING"
+    assert pauses == list(dispatcher.NOT_READY_PAUSES[:2])
+
+
+def test_a_snapstart_version_that_stays_not_ready_answers_503(monkeypatch):
+    monkeypatch.setattr(dispatcher.time, "sleep", lambda _seconds: None)
+    with Stubber(clients.lambda_()) as stubber:
+        for _ in range(len(dispatcher.NOT_READY_PAUSES) + 1):
+            stubber.add_client_error("invoke", service_error_code="SnapStartNotReadyException", http_status_code=409)
+        status, _, headers = call(submit_event({"task": "sleep", "input": {"seconds": 1}}))
+        stubber.assert_no_pending_responses()
+    assert status == 503 and headers["Retry-After"] == "2"
 
 
 def test_a_retry_after_a_failed_dispatch_with_the_same_key_creates_the_job():

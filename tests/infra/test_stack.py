@@ -685,6 +685,8 @@ def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retr
         assert states[f"{name}Failed"]["Result"] == name.lower()  # the failing step, for the job
         assert states[f"{name}Failed"]["Next"] == "RecordFailure"
         assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in task["Retry"])
+        # A SnapStart version Lambda is (re)initialising is waited for, not a failed job.
+        assert any("Lambda.SnapStartNotReadyException" in r["ErrorEquals"] for r in task["Retry"])
     [task_retry] = [r for r in states["Process"]["Retry"] if "TransientTaskError" in r["ErrorEquals"]]
     # Lambda reports a raised exception by its class name: the names the process step raises.
     from jobs.steps import TimedOut
@@ -1004,3 +1006,14 @@ def test_the_code_asset_holds_the_function_code_and_nothing_else(cdk_out):
     assert files and all(f.startswith("jobs/") for f in files), files
     assert [f for f in files if not f.endswith(".py")] == ["jobs/schemas/submit_request.json"]
     assert not [f for f in files if "test" in f or "__pycache__" in f]
+
+
+def test_a_template_rule_refuses_snapstart_in_regions_without_it():
+    # The stack is deployed to whatever region the CLI names: CloudFormation checks it.
+    _, template = synth({"worker_cold_start": "snapstart"})
+    [assertion] = template.to_json()["Rules"]["SnapStartRegion"]["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Not": [{"Fn::Contains": [["ap-east-2", "ap-southeast-6"], {"Ref": "AWS::Region"}]}]
+    }
+    _, without = synth({"api_cold_start": "provisioned"})
+    assert "SnapStartRegion" not in without.to_json().get("Rules", {})

@@ -367,3 +367,19 @@ def test_caught_retries_and_destination_left_on_the_function_when_the_alias_is_i
     assert (
         len(problems) == 1 and "[dispatch→config]" in problems[0] and "no event-invoke config for live" in problems[0]
     )
+
+
+def test_provisioned_concurrency_is_graphed_per_alias_with_metrics_lambda_publishes():
+    _, synthesized = synth({"api_cold_start": "provisioned", "worker_cold_start": "provisioned"})
+    template = dict(synthesized.to_json())
+    edges = check_wiring(template, STACK, account_logging_role_exists=False)
+    assert problems_of(edges) == []
+    per_alias = [e for e in edges if e.kind == "metric" and "ProvisionedConcurrency" in e.description]
+    assert len(per_alias) == 2 * 4  # utilisation and spillover, for submit, status, cancel and the worker
+
+    def undo(template: dict[str, Any]) -> None:  # graph the unqualified function instead
+        [dashboard] = resources(template, "AWS::CloudWatch::Dashboard").values()
+        dashboard["Properties"] = replaced(dashboard["Properties"], ":live", ":prod")
+
+    problems = problems_after(template, undo)
+    assert len(problems) == 8 and all("is no alias of this stack" in p for p in problems), problems

@@ -801,7 +801,7 @@ class Wiring:
     # The dimension sets AWS publishes per namespace (each service's "CloudWatch metrics" page).
     PUBLISHED = {
         "AWS/ApiGateway": [{"ApiName", "Stage"}, {"ApiName", "Method", "Resource", "Stage"}],
-        "AWS/Lambda": [{"FunctionName"}],
+        "AWS/Lambda": [{"FunctionName"}, {"FunctionName", "Resource"}],  # Resource: <function>:<alias>
         "AWS/SQS": [{"QueueName"}],
         "AWS/States": [{"StateMachineArn"}],
     }
@@ -821,6 +821,8 @@ class Wiring:
                 for dim, (resource_type, how) in checks.items()
                 if dim in dims and self.t.find_by(resource_type, dims[dim], how) is None
             ]
+            if namespace == "AWS/Lambda" and "Resource" in dims and self.t.lambda_target(dims["Resource"]) is None:
+                problems.append(f"Resource={dims['Resource']} is no alias of this stack")
             if "ApiName" in dims and self.t.stack_name not in dims["ApiName"]:
                 problems.append(f"ApiName={dims['ApiName']} is not unique to this stack (other APIs may share it)")
             if "Stage" in dims and dims["Stage"] not in {
