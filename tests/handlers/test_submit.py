@@ -173,7 +173,7 @@ def test_dispatch_failure_answers_503_and_leaves_no_pending_job():
 
 def test_a_snapstart_version_not_ready_yet_is_waited_for_then_invoked(monkeypatch):
     pauses: list[float] = []
-    monkeypatch.setattr(dispatcher.time, "sleep", pauses.append)
+    monkeypatch.setattr("jobs.dispatcher.time.sleep", pauses.append)
     with Stubber(clients.lambda_()) as stubber:
         for _ in range(2):
             stubber.add_client_error("invoke", service_error_code="SnapStartNotReadyException", http_status_code=409)
@@ -185,7 +185,7 @@ def test_a_snapstart_version_not_ready_yet_is_waited_for_then_invoked(monkeypatc
 
 
 def test_a_snapstart_version_that_stays_not_ready_answers_503(monkeypatch):
-    monkeypatch.setattr(dispatcher.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr("jobs.dispatcher.time.sleep", lambda _seconds: None)
     with Stubber(clients.lambda_()) as stubber:
         for _ in range(len(dispatcher.NOT_READY_PAUSES) + 1):
             stubber.add_client_error("invoke", service_error_code="SnapStartNotReadyException", http_status_code=409)
