@@ -277,26 +277,24 @@ class Monitoring(Construct):
             # Published per alias only (dimensions FunctionName + Resource): how much of what
             # is paid for is used, and how many requests still started cold (spilled over).
             dashboard.add_widgets(
-                cloudwatch.GraphWidget(
-                    title="Provisioned concurrency used (max, fraction)",
-                    left=[
-                        alias.metric(
-                            "ProvisionedConcurrencyUtilization", period=period, statistic="Maximum", label=name
-                        )
-                        for name, alias in provisioned.items()
-                    ],
-                    width=12,
-                ),
-                cloudwatch.GraphWidget(
-                    title="Invocations beyond it (cold starts)",
-                    left=[
-                        alias.metric(
-                            "ProvisionedConcurrencySpilloverInvocations", period=period, statistic="Sum", label=name
-                        )
-                        for name, alias in provisioned.items()
-                    ],
-                    width=12,
-                ),
+                *[
+                    cloudwatch.GraphWidget(
+                        title=title,
+                        left=[
+                            alias.metric(metric, period=period, statistic=statistic, label=name)
+                            for name, alias in provisioned.items()
+                        ],
+                        width=12,
+                    )
+                    for title, metric, statistic in (
+                        (
+                            "Provisioned concurrency used (max, fraction)",
+                            "ProvisionedConcurrencyUtilization",
+                            "Maximum",
+                        ),
+                        ("Invocations beyond it (cold starts)", "ProvisionedConcurrencySpilloverInvocations", "Sum"),
+                    )
+                ]
             )
         dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24))
         return dashboard
