@@ -42,7 +42,6 @@ from local.template import (
     Resolver,
     ScheduleSpec,
     StreamMappingSpec,
-    UnsupportedTemplate,
     load,
 )
 from local.websocket import LocalWebSocketApi, aws_host, local_api_id
@@ -108,12 +107,6 @@ class LocalRuntime:
         self.faults = faults
         self._throttling_proxy: ThrottlingProxy | None = None
         self.template: AppTemplate = load(cdk_out, stack_name)
-        if self.template.state_machines:
-            raise UnsupportedTemplate(
-                "dispatch=stepfunctions runs jobs on AWS Step Functions, which the local runtime does not "
-                "emulate; synthesize with dispatch=lambda or sqs to run locally (tests/handlers/test_steps.py "
-                "runs the workflow's steps)"
-            )
         self._schedule_interval = schedule_interval
         self._stopping = Event()
         self._port = port
@@ -129,6 +122,7 @@ class LocalRuntime:
         self._local_urls: dict[str, str] = {}  # AWS URL prefix -> this runtime's
         self.stream_arns: dict[str, str] = {}
         self.secret_arns: dict[str, str] = {}
+        self.state_machine_arns: dict[str, str] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -138,12 +132,15 @@ class LocalRuntime:
         self._servers.append(api_server)
         self._port = api_server.server_address[1]
 
-        self._moto, self.aws_endpoint = _start_moto()
         lambda_server = _serve(0, self._handle_lambda)
         self._servers.append(lambda_server)
         self.lambda_endpoint = f"http://{HOST}:{lambda_server.server_address[1]}"
+        # moto's Step Functions interpreter runs a Task by calling Lambda's Invoke API on
+        # localhost:$MOTO_PORT; pointed at the Lambda front door, it invokes our functions.
+        self._moto, self.aws_endpoint = _start_moto(lambda_port=lambda_server.server_address[1])
 
         self._provision()
+        self._create_state_machines()
         self._start_websocket_apis()
         if self.faults is not None and self.faults.throttle > 0:
             self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults)
@@ -258,6 +255,25 @@ class LocalRuntime:
             **LOCAL_CALLBACK_POLICY,
         }
 
+    def _create_state_machines(self) -> None:
+        """Each state machine of the template in moto, with moto's ASL interpreter on: a
+        started execution really runs, its Task states invoking the local functions."""
+        if not self.template.state_machines:
+            return
+        config = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
+        request = urllib.request.Request(f"{self.aws_endpoint}/moto-api/config", data=config, method="POST")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310  loopback
+        stepfunctions = self.aws_client("stepfunctions")
+        resolver = self._resolver()
+        for logical_id, properties in self.template.state_machines.items():
+            definition = resolver.resolve(properties["DefinitionString"])
+            self.state_machine_arns[logical_id] = stepfunctions.create_state_machine(
+                name=logical_id,
+                definition=definition,
+                roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{logical_id}",  # not checked locally
+                type=str(properties.get("StateMachineType", "STANDARD")),
+            )["stateMachineArn"]
+
     def _provision(self) -> None:
         dynamodb = self.aws_client("dynamodb")
         for name, table in self.template.tables.items():
@@ -308,6 +324,9 @@ class LocalRuntime:
         for name in self.template.buckets:
             refs[name] = bucket_name(name)
             attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket_name(name)}"
+        for name, arn in self.state_machine_arns.items():
+            refs[name] = arn  # a state machine's Ref is its ARN
+            attributes[(name, "Name")] = arn.rsplit(":", 1)[-1]
         for name, url in self.queue_urls.items():
             refs[name] = url
             attributes[(name, "Arn")] = queue_arn(name)
@@ -539,15 +558,25 @@ def create_table(dynamodb: Any, name: str, properties: dict[str, Any]) -> None:
         dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
 
 
-def _start_moto(attempts: int = 3) -> tuple[subprocess.Popen[bytes], str]:
+def _with_root(python_path: str | None) -> str:
+    """``PYTHONPATH`` with this repository first, so ``python -m local.moto_server`` runs from anywhere."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join([root, *([python_path] if python_path else [])])
+
+
+def _start_moto(lambda_port: int, attempts: int = 3) -> tuple[subprocess.Popen[bytes], str]:
     """moto's server in a process of its own, so it has a core to itself rather than sharing
-    this process's GIL with the API and Lambda front doors. Returns the process and its URL."""
+    this process's GIL with the API and Lambda front doors. Returns the process and its URL.
+
+    ``lambda_port``: where moto's own calls to Lambda go (``MOTO_PORT``: its Step Functions
+    interpreter invokes functions there)."""
     for _ in range(attempts):
         with socket.socket() as probe:  # a free port; the tiny race with other programs is retried
             probe.bind((HOST, 0))
             port = probe.getsockname()[1]
         process = subprocess.Popen(  # noqa: S603  fixed arguments
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", "local.moto_server", "-H", HOST, "-p", str(port)],
+            env={**os.environ, "MOTO_PORT": str(lambda_port), "PYTHONPATH": _with_root(os.environ.get("PYTHONPATH"))},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

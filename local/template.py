@@ -166,7 +166,7 @@ class AppTemplate:
     queue_mappings: list[QueueMappingSpec] = field(default_factory=list)
     stream_mappings: list[StreamMappingSpec] = field(default_factory=list)
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> properties
-    state_machines: list[str] = field(default_factory=list)  # logical ids (not emulated)
+    state_machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> properties
     websocket_apis: list[WebSocketApiSpec] = field(default_factory=list)
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # logical id -> (function, alias name)
 
@@ -303,7 +303,7 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
             and (function := _function_in(props.get("FunctionName"), resources) or "") in functions
         ],
         secrets={k: v.get("Properties", {}) for k, v in of_type("AWS::SecretsManager::Secret").items()},
-        state_machines=list(of_type("AWS::StepFunctions::StateMachine")),
+        state_machines={k: v["Properties"] for k, v in of_type("AWS::StepFunctions::StateMachine").items()},
         websocket_apis=[
             _load_websocket_api(api_id, resources, functions)
             for api_id, api in of_type("AWS::ApiGatewayV2::Api").items()

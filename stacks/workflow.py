@@ -41,10 +41,21 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.SnapStartNotReadyException",
     "Lambda.SnapStartTimeoutException",
 ]
-# Retried on Process: what jobs.runner retries for the other dispatchers. Lambda reports a
-# raised exception as its class name (errorType): jobs.tasks.TransientTaskError and
-# jobs.steps.TimedOut; States.Timeout is the task state's own timeout.
-RETRYABLE_TASK_ERRORS = ["TransientTaskError", "TimedOut", "States.Timeout"]
+# Retried on Process: what the other dispatchers retry too. Lambda reports a raised
+# exception as its class name (errorType): jobs.tasks.TransientTaskError and
+# jobs.steps.TimedOut; States.Timeout is the task state's own timeout. A process that dies
+# (out of memory, killed) or outlives the function's timeout answers Runtime.ExitError or
+# Sandbox.Timedout (Lambda Developer Guide, "Troubleshoot invocation issues"), which Step
+# Functions documents as reported Lambda.Unknown ("Handle Lambda service exceptions"):
+# both names, so a crashed attempt is retried as Lambda's asynchronous retries would.
+RETRYABLE_TASK_ERRORS = [
+    "TransientTaskError",
+    "TimedOut",
+    "States.Timeout",
+    "Runtime.ExitError",
+    "Sandbox.Timedout",
+    "Lambda.Unknown",
+]
 PROCESS_RETRY_INTERVAL_SECONDS = 5
 
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
 
 from jobs_cli.client import JobsClient
+from local.lambda_service import FunctionRuntime
 from local.server import LocalRuntime
 from tests.conftest import synthesize_app
 
+JOB_RUNNERS = {"jobs.handlers.worker.handler", "jobs.handlers.queue_worker.handler", "jobs.handlers.steps.process"}
 
-@pytest.fixture(scope="session", params=["lambda", "sqs"])
+
+@pytest.fixture(scope="session", params=["lambda", "sqs", "stepfunctions"])
 def dispatch(request: pytest.FixtureRequest) -> str:
-    """Every test on ``runtime`` runs against both transports to the worker."""
+    """Every test on ``runtime`` runs against each transport to the worker."""
     return str(request.param)
 
 
@@ -27,6 +31,22 @@ def runtime(dispatch: str, cdk_out: Path, tmp_path_factory: pytest.TempPathFacto
     local = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, schedule_interval=2).start()
     yield local
     local.stop()
+
+
+def job_runner(runtime: LocalRuntime) -> FunctionRuntime:
+    """The function that runs jobs: the worker, the queue worker or the workflow's process step."""
+    assert runtime.lambdas is not None
+    [runner] = [function for function in runtime.lambdas.functions.values() if function.spec.handler in JOB_RUNNERS]
+    return runner
+
+
+def execution_events(runtime: LocalRuntime, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``dispatch=stepfunctions``: the job's execution (named after the job) and its history."""
+    stepfunctions = runtime.aws_client("stepfunctions")
+    [machine] = runtime.state_machine_arns.values()
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    execution = stepfunctions.describe_execution(executionArn=execution_arn)
+    return execution, stepfunctions.get_execution_history(executionArn=execution_arn)["events"]
 
 
 def client_for(runtime: LocalRuntime, access_key: str = "ALICE") -> JobsClient:

@@ -16,6 +16,7 @@ from jobs_cli import main as cli
 from jobs_cli.client import JobsClient
 from jobs_cli.main import Waiter
 from local.server import LocalRuntime
+from tests.e2e.conftest import execution_events, job_runner
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +75,17 @@ def test_task_outliving_the_timeout_fails_after_retries_and_is_dead_lettered(run
     job_id = submit(alice, "sleep", {"seconds": 60})
     job = wait(alice, job_id, timeout=90)
     assert job["status"] == "FAILED"
+    if dispatch == "stepfunctions":
+        # The process step stops the task and raises TimedOut, which the definition retries
+        # twice (worker_retry_attempts); then RecordFailure ends the job and the execution.
+        assert job["error"]["type"] == "TimedOut" and job["step"] == "process"
+        execution, events = execution_events(runtime, job_id)
+        assert execution["status"] == "FAILED" and execution["error"] == "JobFailed"
+        failures = [
+            e["lambdaFunctionFailedEventDetails"]["error"] for e in events if e["type"] == "LambdaFunctionFailed"
+        ]
+        assert failures == ["TimedOut"] * 3
+        return
     assert job["attempts"] == 3  # 1 + worker_retry_attempts (2)
     assert job["error"]["type"] == "TimedOut"
     assert "attempt 3 of 3" in job["error"]["message"]
@@ -96,11 +108,21 @@ def test_worker_process_dying_mid_job_is_retried_and_finished_once(runtime, alic
     while alice.status(job_id).body["status"] != "RUNNING":
         assert time.time() < deadline
         time.sleep(0.05)
-    worker = next(r for name, r in runtime.lambdas.functions.items() if name.startswith("WorkerFunction"))
-    killed = worker.kill_busy_sandboxes()
+    killed = job_runner(runtime).kill_busy_sandboxes()
     assert killed >= 1
     job = wait(alice, job_id)
     assert job["status"] == "COMPLETED"
+    if dispatch == "stepfunctions":
+        # Lambda answers Runtime.ExitError; the definition retries the step in the same
+        # execution (the same attempt of the job, so one claim), and it finishes once.
+        assert job["attempts"] == 1
+        execution, events = execution_events(runtime, job_id)
+        assert execution["status"] == "SUCCEEDED"
+        failures = [
+            e["lambdaFunctionFailedEventDetails"]["error"] for e in events if e["type"] == "LambdaFunctionFailed"
+        ]
+        assert failures == ["Runtime.ExitError"]
+        return
     assert job["attempts"] == 2
     assert not [r for r in dead_letters(runtime) if r["requestPayload"]["job_id"] == job_id]
 

@@ -692,7 +692,11 @@ def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retr
     from jobs.steps import TimedOut
     from jobs.tasks import TransientTaskError
 
-    assert set(task_retry["ErrorEquals"]) == {TransientTaskError.__name__, TimedOut.__name__, "States.Timeout"}
+    # And a process that died or outlived the function: Lambda's names, and Step Functions' documented one.
+    crashed = {"Runtime.ExitError", "Sandbox.Timedout", "Lambda.Unknown"}
+    assert (
+        set(task_retry["ErrorEquals"]) == {TransientTaskError.__name__, TimedOut.__name__, "States.Timeout"} | crashed
+    )
     assert task_retry["MaxAttempts"] == 2 and task_retry["BackoffRate"] == 2  # worker_retry_attempts
     assert states["RecordFailure"]["Next"] == "Failed"
     assert states["Failed"]["Type"] == "Fail"
