@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     push = ""
     if runtime.websocket_url:
         push = f"\n  Push:  {runtime.websocket_url}?job_id=<id> (WebSocket; jobs watch uses it)"
+    for machine in runtime.state_machine_arns.values():
+        push += (
+            "\n  Workflow: one Step Functions execution per job (moto's interpreter); to see one:"
+            f"\n         .venv/bin/python -m local.execution --endpoint {runtime.aws_endpoint} \\"
+            f"\n             --state-machine {machine} <job_id>"
+        )
     print(
         f"""
 async-jobs is running locally (AWS emulated by moto; nothing leaves this machine).

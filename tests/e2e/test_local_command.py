@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import pytest
 
+from jobs_cli import main as cli
+from local import execution
 from local.__main__ import main
+from tests.conftest import synthesize_app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +39,42 @@ def test_missing_synthesis_is_a_clear_error(tmp_path, capsys):
     assert "AsyncJobs-dev.template.json not found; synthesize first" in capsys.readouterr().err
 
 
-def test_a_stepfunctions_stack_is_refused_with_the_reason(tmp_path, capsys):
-    from tests.conftest import synthesize_app
-
+def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp_path, capsys):
+    # What `make run CDK_ARGS="-c dispatch=stepfunctions"` starts, then `jobs submit ... --wait`
+    # (with the tests' 4 s worker timeout, so a 1 s job).
     out = synthesize_app(tmp_path / "cdk.out", dispatch="stepfunctions")
-    assert main(["--cdk-out", str(out), "--port", "0"]) == 2
-    error = capsys.readouterr().err
-    assert "dispatch=stepfunctions" in error and "does not emulate" in error
+    server = subprocess.Popen(  # noqa: S603  our own interpreter and module
+        [sys.executable, "-m", "local", "--cdk-out", str(out), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambdas")])},
+    )
+    try:
+        assert server.stdout is not None
+        banner = []
+        for line in server.stdout:
+            banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(banner)
+        url = re.search(r"API:\s+(\S+)", text)
+        execution_command = re.search(r"--endpoint (\S+) \\\n\s+--state-machine (\S+) <job_id>", text)
+        assert url and execution_command, text
+        assert cli.main(["--api-url", url.group(1), "submit", "sleep", "--input", '{"seconds": 1}', "--wait"]) == 0
+        printed = capsys.readouterr().out
+        assert '"slept_seconds": 1.0' in printed, printed  # the result: it completed
+        [job_id] = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", printed))
+        endpoint, machine = execution_command.groups()
+        assert execution.main(["--endpoint", endpoint, "--state-machine", machine, job_id]) == 0
+        history = capsys.readouterr().out
+        assert history.startswith(f"{job_id}: SUCCEEDED")
+        assert [line.split()[-1] for line in history.splitlines() if "TaskStateEntered" in line] == [
+            "Prepare",
+            "Process",
+            "Finalise",
+        ]
+        assert execution.main(["--endpoint", endpoint, "--state-machine", machine, str(uuid.uuid4())]) == 1
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
