@@ -5,7 +5,8 @@ The scenario is shared by ``tests/e2e/test_faults.py`` (which asserts that nothi
 or finished twice) and this benchmark (which prints jobs/s and the p99 time from submit to
 a terminal status). The figures measure the local runtime on this machine, not AWS.
 
-    python -m bench.fault_run [--jobs 1000] [--crash 0.10] [--hang 0.0] [--throttle 0.05]
+    python -m bench.fault_run [--dispatch lambda|sqs|stepfunctions] [--jobs 1000] [--crash 0.10]
+                              [--hang 0.0] [--throttle 0.05]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +26,13 @@ from typing import Any
 
 # Heavy imports stay inside functions: spawned sandboxes re-import this module (see cold_start).
 
-WORKER_HANDLER = "jobs.handlers.worker.handler"
+# The function that runs jobs, per dispatch mode: the faults are injected there.
+JOB_RUNNERS = {
+    "lambda": "jobs.handlers.worker.handler",
+    "sqs": "jobs.handlers.queue_worker.handler",
+    "stepfunctions": "jobs.handlers.steps.process",
+}
+WORKER_HANDLER = JOB_RUNNERS["lambda"]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 CONTEXT = {
     "worker_timeout_seconds": 4,  # a hung attempt costs 4 s, not 15 minutes
@@ -53,7 +61,7 @@ class FaultRunReport:
     submitted: dict[str, int] = field(default_factory=dict)  # job id -> limit
     submit_times: dict[str, float] = field(default_factory=dict)  # job id -> epoch seconds
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> plain item
-    dead_lettered: list[str] = field(default_factory=list)  # job ids of records in the DLQ
+    dead_lettered: list[str] = field(default_factory=list)  # job ids of records (or messages) in the DLQ
     given_up: list[str] = field(default_factory=list)  # job ids of worker events Lambda gave up on
     seconds: float = 0.0
 
@@ -97,7 +105,9 @@ def run_fault_scenario(runtime: Any, client: Any, jobs: int, clients: int = 16, 
             for item in page["Items"]:
                 items[item["job_id"]["S"]] = _plain(item)
         finished = all(items.get(job_id, {}).get("status") in TERMINAL for job_id in report.submitted)
-        if finished and runtime.lambdas.idle:
+        if (finished or _nothing_left_to_deliver(runtime)) and runtime.lambdas.idle:
+            # With dispatch=sqs, a job whose every receive crashed has its message in the
+            # dead-letter queue and stays RUNNING until the reaper's deadline (an hour here).
             break
         if time.monotonic() > deadline:
             break
@@ -109,13 +119,29 @@ def run_fault_scenario(runtime: Any, client: Any, jobs: int, clients: int = 16, 
     for url in runtime.queue_urls.values():
         while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300).get("Messages"):
             for message in batch:
-                payload = json.loads(message["Body"]).get("requestPayload") or {}
+                body = json.loads(message["Body"])
+                # Lambda's invocation record (dispatch=lambda), or the job's own message (sqs).
+                payload = body.get("requestPayload") or body
                 report.dead_lettered.append(str(payload.get("job_id")))
     workers = {name for name, function in runtime.lambdas.functions.items() if function.spec.handler == WORKER_HANDLER}
     report.given_up = [
         str(event.payload.get("job_id")) for name, event, _ in runtime.lambdas.given_up if name in workers
     ]
     return report
+
+
+def _nothing_left_to_deliver(runtime: Any) -> bool:
+    """True when the queues that feed functions (``dispatch=sqs``) are empty, in flight included."""
+    mapped = [runtime.queue_urls[mapping.queue] for mapping in runtime.template.queue_mappings]
+    if not mapped:
+        return False
+    sqs = runtime.aws_client("sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    for url in mapped:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        if any(int(attributes[name]) for name in names):
+            return False
+    return True
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -125,6 +151,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dispatch", choices=sorted(JOB_RUNNERS), default="lambda")
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--crash", type=float, default=0.10)
@@ -138,10 +165,10 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     from local.server import LocalRuntime  # noqa: PLC0415
     from local.synth import ROOT, synthesize  # noqa: PLC0415
 
-    plan = FaultPlan((WORKER_HANDLER,), crash=args.crash, hang=args.hang, throttle=args.throttle, seed=7)
+    plan = FaultPlan((JOB_RUNNERS[args.dispatch],), crash=args.crash, hang=args.hang, throttle=args.throttle, seed=7)
     with tempfile.TemporaryDirectory() as folder:
         quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-        cdk_out = synthesize(ROOT / "app.py", Path(folder), CONTEXT)
+        cdk_out = synthesize(ROOT / "app.py", Path(folder), {**CONTEXT, "dispatch": args.dispatch})
         runtime = LocalRuntime(cdk_out, port=0, extra_environment=quiet, retry_base_delay=0.2, faults=plan).start()
         try:
             client = JobsClient(runtime.api_url, credentials=Credentials("BENCH", "local"))
@@ -151,7 +178,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     statuses = [item["status"] for item in report.items.values()]
     to_terminal = report.terminal_seconds()
     out(
-        f"jobs                 {args.jobs} (primes), {args.clients} clients, worker faults: "
+        f"jobs                 {args.jobs} (primes), dispatch={args.dispatch}, {args.clients} clients, worker faults: "
         f"crash {args.crash:.0%}, hang {args.hang:.0%}, DynamoDB throttling {args.throttle:.0%}"
     )
     out(
@@ -162,6 +189,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
         f"finished             {statuses.count('COMPLETED')} COMPLETED, {statuses.count('FAILED')} FAILED, "
         f"{len(report.submitted) - len(statuses) + sum(s not in TERMINAL for s in statuses)} unfinished"
     )
+    failures = Counter(item.get("error_type") for item in report.items.values() if item["status"] == "FAILED")
+    out(f"failed by error      {dict(failures.most_common()) or '-'}")
     out(f"dead-lettered        {len(report.dead_lettered)} (Lambda gave up on {len(report.given_up)} worker events)")
     out(f"throughput           {len(report.submitted) / report.seconds:.1f} jobs/s to the last terminal status")
     out(f"submit -> terminal   p50 {percentile(to_terminal, 0.5):.2f} s   p99 {percentile(to_terminal, 0.99):.2f} s")

@@ -149,9 +149,15 @@ class Sandbox:
     def invoke(self, invocation: Invocation) -> InvocationResult:
         """Run one invocation; past its timeout the sandbox is killed and reported timed out."""
         if not self.wait_until_ready():
+            # As Lambda reports them: a process that died while initialising exited; one still
+            # initialising past the init limit has the invocation time out.
+            died = not self.alive
             self.kill()
-            document = {"errorMessage": "Init phase did not complete", "errorType": "Runtime.InitError"}
-            return InvocationResult(False, document, 0.0)
+            if died:
+                document = {"errorMessage": "Runtime exited during init", "errorType": "Runtime.ExitError"}
+            else:
+                document = {"errorMessage": "Init phase did not complete in time", "errorType": "Sandbox.Timedout"}
+            return InvocationResult(False, document, 0.0, timed_out=not died)
         started = time.monotonic()
         try:
             self._parent.send(invocation)
