@@ -1,7 +1,8 @@
 """Latency of each variant in the local runtime: how long until work starts, or news arrives.
 
-* ``dispatch=lambda`` and ``dispatch=sqs``: submit (202 received) → the job seen RUNNING,
-  polling ``GET /jobs/{id}`` every 10 ms.
+* ``dispatch=lambda``, ``dispatch=sqs`` and ``dispatch=stepfunctions`` (moto's ASL
+  interpreter: StartExecution, then the Prepare step claims the job): submit (202
+  received) → the job seen RUNNING, polling ``GET /jobs/{id}`` every 10 ms.
 * ``notify=websocket``: the job's COMPLETED write (its ``updated_at``) → the pushed
   document received by a subscriber.
 * ``callback_url``: the COMPLETED write → the signed POST received on loopback.
@@ -141,12 +142,13 @@ def main(argv: list[str] | None = None) -> None:
         results = {
             "dispatch=lambda: submit → RUNNING": start_latency("lambda", args.jobs, root / "lambda"),
             "dispatch=sqs: submit → RUNNING": start_latency("sqs", args.jobs, root / "sqs"),
+            "dispatch=stepfunctions: submit → RUNNING": start_latency("stepfunctions", args.jobs, root / "sfn"),
             "notify=websocket: COMPLETED → pushed": push_latency(args.jobs, root / "websocket"),
             "callback_url: COMPLETED → POST received": callback_latency(args.jobs, root / "callback"),
         }
-    print(f"{'variant (local runtime)':<42} {'median':>8} {'worst':>8}   ({args.jobs} jobs each)")
+    print(f"{'variant (local runtime)':<44} {'median':>8} {'worst':>8}   ({args.jobs} jobs each)")
     for name, figures in results.items():
-        print(f"{name:<42} {statistics.median(figures) * 1000:>6.0f} ms {max(figures) * 1000:>5.0f} ms")
+        print(f"{name:<44} {statistics.median(figures) * 1000:>6.0f} ms {max(figures) * 1000:>5.0f} ms")
 
 
 if __name__ == "__main__":

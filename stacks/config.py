@@ -204,6 +204,13 @@ STATE_OVERHEAD_BYTES = 8 * 1024
 # carries the job's view, inline result included, beside its other fields.
 WEBSOCKET_MESSAGE_BYTES = 128 * 1024
 WEBSOCKET_OVERHEAD_BYTES = 8 * 1024
+# dispatch=stepfunctions: how long a step waits out throttled invokes (stacks/workflow.py
+# retries Lambda.TooManyRequestsException with a 2 s start, doubling, capped delays).
+THROTTLE_RETRY_ATTEMPTS = 12
+THROTTLE_MAX_DELAY_SECONDS = 60
+THROTTLE_WAIT_SECONDS = sum(
+    min(2 << attempt, THROTTLE_MAX_DELAY_SECONDS) for attempt in range(THROTTLE_RETRY_ATTEMPTS)
+)
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
@@ -310,9 +317,10 @@ class AppConfig:
     @property
     def workflow_timeout_seconds(self) -> int:
         """``dispatch=stepfunctions``: the state machine's timeout, enough for every attempt of
-        the process step (each with its task timeout and retry pause) and the short steps."""
+        the process step (each with its task timeout and retry pause), the short steps, and
+        waiting out throttled invokes twice (once for Process, once for the short steps)."""
         process = (self.worker_timeout_seconds + 30 + 5 * (1 << self.worker_retry_attempts)) * self.max_attempts
-        return process + 600
+        return process + 600 + 2 * THROTTLE_WAIT_SECONDS
 
     @property
     def stuck_after_seconds(self) -> int:

@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.config import AppConfig
+from stacks.config import THROTTLE_MAX_DELAY_SECONDS, THROTTLE_RETRY_ATTEMPTS, AppConfig
 from stacks.job_store import JobStore
 from stacks.python_function import PythonFunction, acknowledge, acknowledge_invoke_wildcard, log_group
 
@@ -37,10 +37,13 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
     "Lambda.SnapStartNotReadyException",
     "Lambda.SnapStartTimeoutException",
 ]
+# A throttled Invoke (the function at its reserved or the account's concurrency) means "not
+# yet", not "failed": a burst of executions waits its turn for minutes, with a capped
+# backoff (stacks/config.py: THROTTLE_*), instead of failing jobs after six quick retries.
+THROTTLED = ["Lambda.TooManyRequestsException"]
 # Retried on Process: what the other dispatchers retry too. Lambda reports a raised
 # exception as its class name (errorType): jobs.tasks.TransientTaskError and
 # jobs.steps.TimedOut; States.Timeout is the task state's own timeout. A process that dies
@@ -159,6 +162,14 @@ class JobWorkflow(Construct):
                 interval=Duration.seconds(2),
                 max_attempts=6,
                 backoff_rate=2,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            step.add_retry(
+                errors=THROTTLED,
+                interval=Duration.seconds(2),
+                max_attempts=THROTTLE_RETRY_ATTEMPTS,
+                backoff_rate=2,
+                max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
                 jitter_strategy=sfn.JitterType.FULL,
             )
             return step

@@ -685,8 +685,11 @@ def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retr
         assert states[f"{name}Failed"]["Result"] == name.lower()  # the failing step, for the job
         assert states[f"{name}Failed"]["Next"] == "RecordFailure"
         assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in task["Retry"])
-        # A SnapStart version Lambda is (re)initialising is waited for, not a failed job.
+        # A SnapStart version Lambda is (re)initialising is waited for, not a failed job; and
+        # a throttled invoke waits its turn for minutes, with capped delays.
         assert any("Lambda.SnapStartNotReadyException" in r["ErrorEquals"] for r in task["Retry"])
+        [throttled] = [r for r in task["Retry"] if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]
+        assert throttled["MaxAttempts"] == 12 and throttled["MaxDelaySeconds"] == 60
     [task_retry] = [r for r in states["Process"]["Retry"] if "TransientTaskError" in r["ErrorEquals"]]
     # Lambda reports a raised exception by its class name: the names the process step raises.
     from jobs.steps import TimedOut
