@@ -478,7 +478,13 @@ class LocalRuntime:
             if invocation_type == "Event":
                 request_id = self.lambdas.invoke_async(name, payload)
                 return HttpResponse(202, [("x-amzn-RequestId", request_id)], b"")
-            result = self.lambdas.invoke(name, payload, slot_timeout=0)
+            runtime = self.lambdas.runtime(name)
+            # A function with reserved concurrency refuses the invoke beyond it (429), as in AWS.
+            # Without, AWS scales it out of the account's pool (1,000 by default), which this
+            # machine cannot: the runtime's own cap of sandboxes makes callers wait instead of
+            # answering a 429 AWS would not send (Step Functions' Task states invoke here).
+            slot_timeout = 0 if runtime.spec.reserved_concurrency is not None else runtime.spec.timeout_seconds
+            result = self.lambdas.invoke(name, payload, slot_timeout=slot_timeout)
         except FunctionNotFound:
             return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}")
         if result is None:

@@ -60,10 +60,15 @@ def test_progress_is_reported_while_running(alice):
     assert percents[-1] == 100
 
 
-def test_failing_task_is_failed_with_its_error(alice):
-    job = wait(alice, submit(alice, "fail", {"message": "on purpose"}))
+def test_failing_task_is_failed_with_its_error(runtime, alice, dispatch):
+    job_id = submit(alice, "fail", {"message": "on purpose"})
+    job = wait(alice, job_id)
     assert job["status"] == "FAILED"
     assert job["error"] == {"type": "TaskFailed", "message": "on purpose"}
+    if dispatch == "stepfunctions":
+        assert job["step"] == "process"  # where the workflow was when the task failed
+        execution, _ = execution_events(runtime, job_id)
+        assert (execution["status"], execution["error"]) == ("FAILED", "JobFailed")
 
 
 SLOW_REDELIVERY = "with dispatch=sqs a retry waits the queue's visibility timeout (6 x 4 s); tests/handlers covers it"
