@@ -208,9 +208,7 @@ WEBSOCKET_OVERHEAD_BYTES = 8 * 1024
 # retries Lambda.TooManyRequestsException with a 2 s start, doubling, capped delays).
 THROTTLE_RETRY_ATTEMPTS = 12
 THROTTLE_MAX_DELAY_SECONDS = 60
-THROTTLE_WAIT_SECONDS = sum(
-    min(2 << attempt, THROTTLE_MAX_DELAY_SECONDS) for attempt in range(THROTTLE_RETRY_ATTEMPTS)
-)
+THROTTLE_WAIT_SECONDS = sum(min(2 << attempt, THROTTLE_MAX_DELAY_SECONDS) for attempt in range(THROTTLE_RETRY_ATTEMPTS))
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 

@@ -47,15 +47,17 @@ THROTTLED = ["Lambda.TooManyRequestsException"]
 # Retried on Process: what the other dispatchers retry too. Lambda reports a raised
 # exception as its class name (errorType): jobs.tasks.TransientTaskError and
 # jobs.steps.TimedOut; States.Timeout is the task state's own timeout. A process that dies
-# (out of memory, killed) or outlives the function's timeout answers Runtime.ExitError or
-# Sandbox.Timedout (Lambda Developer Guide, "Troubleshoot invocation issues"), which Step
-# Functions documents as reported Lambda.Unknown ("Handle Lambda service exceptions"):
-# both names, so a crashed attempt is retried as Lambda's asynchronous retries would.
+# (killed, out of memory) or outlives the function's timeout answers Runtime.ExitError,
+# Runtime.OutOfMemory or Sandbox.Timedout (Lambda Developer Guide, "Troubleshoot invocation
+# issues"), names Step Functions passes on; an answer without an error type is reported
+# Lambda.Unknown ("Handle Lambda service exceptions"). So a crashed attempt is retried as
+# Lambda's asynchronous retries would retry the worker.
 RETRYABLE_TASK_ERRORS = [
     "TransientTaskError",
     "TimedOut",
     "States.Timeout",
     "Runtime.ExitError",
+    "Runtime.OutOfMemory",
     "Sandbox.Timedout",
     "Lambda.Unknown",
 ]

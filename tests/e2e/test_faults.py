@@ -27,7 +27,7 @@ JOBS = {"lambda": 1000, "sqs": 200, "stepfunctions": 300}
 RUNNER_FAILURES = {
     "lambda": {"RetriesExhausted", "TimedOut"},
     "sqs": {"TimedOut", "RetriesExhausted", "DeadlineExceeded"},
-    "stepfunctions": {"Runtime.ExitError", "Sandbox.Timedout", "Lambda.Unknown", "TimedOut"},
+    "stepfunctions": {"Runtime.ExitError", "Sandbox.Timedout", "TimedOut", "Lambda.TooManyRequestsException"},
 }
 
 

@@ -696,7 +696,7 @@ def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retr
     from jobs.tasks import TransientTaskError
 
     # And a process that died or outlived the function: Lambda's names, and Step Functions' documented one.
-    crashed = {"Runtime.ExitError", "Sandbox.Timedout", "Lambda.Unknown"}
+    crashed = {"Runtime.ExitError", "Runtime.OutOfMemory", "Sandbox.Timedout", "Lambda.Unknown"}
     assert (
         set(task_retry["ErrorEquals"]) == {TransientTaskError.__name__, TimedOut.__name__, "States.Timeout"} | crashed
     )
