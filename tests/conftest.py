@@ -48,6 +48,10 @@ os.environ.update(TEST_ENVIRONMENT)
 
 import moto  # noqa: E402,F401  (imported before any boto3 client so moto can intercept them)
 
+from local.moto_server import reject_empty_expression_maps_as_dynamodb_does  # noqa: E402
+
+reject_empty_expression_maps_as_dynamodb_does()  # in-process moto as strict as DynamoDB, like the server's
+
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
 

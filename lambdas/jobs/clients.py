@@ -82,5 +82,5 @@ def apigateway_management(endpoint_url: str) -> Any:
 
 
 def created() -> list[str]:
-    """The services this process has created a client for (tests and the cold-start bench)."""
+    """The services this process has created a client for (the import-footprint tests read it)."""
     return [service for service, _ in _clients]

@@ -461,15 +461,17 @@ class JobRepository:
         item as it is afterwards if ``return_item``, else an empty dict."""
         values = {**values, ":updated": iso(utc_now())}
         names = {**({"#status": "status"} if "#status" in expression + condition else {}), **(extra_names or {})}
+        # DynamoDB refuses an empty ExpressionAttributeNames (ValidationException): send none then.
+        named: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         try:
             response = self._client.update_item(
                 TableName=self._table_name,
                 Key=_key(job_id),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_attributes(values),
                 ReturnValues="ALL_NEW" if return_item else "NONE",
+                **named,
             )
         except ClientError as error:
             if _is_condition_failure(error):

@@ -27,3 +27,24 @@ def test_a_refused_invoke_is_named_as_step_functions_names_it(monkeypatch: pytes
     assert failure_of(throttled) == ("Exception", "Exception")  # moto's own name: no AWS Retry matches it
     name_lambda_service_errors_as_aws_does()
     assert failure_of(throttled) == ("Lambda.TooManyRequestsException", "Lambda.TooManyRequestsException")
+
+
+def test_an_empty_expression_map_is_refused_as_dynamodb_refuses_it():
+    # DynamoDB: "ExpressionAttributeNames must not be empty" (ValidationException), on every
+    # operation that takes expressions; moto checks GetItem only. tests/conftest.py applies
+    # the correction to the in-process moto; the local runtime's server applies it too.
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        update: dict[str, Any] = {"TableName": "t", "Key": {"k": {"S": "a"}}, "UpdateExpression": "SET v = :v"}
+        with pytest.raises(ClientError, match="ExpressionAttributeNames must not be empty"):
+            dynamodb.update_item(**update, ExpressionAttributeNames={}, ExpressionAttributeValues={":v": {"N": "1"}})
+        dynamodb.update_item(**update, ExpressionAttributeValues={":v": {"N": "1"}})
