@@ -1,9 +1,14 @@
-"""moto's server, with two corrections where it is more lenient than AWS.
+"""moto's server, with corrections where it is more lenient than AWS or fails silently.
 
 1. Step Functions: how a refused Lambda invoke is named (below).
 2. DynamoDB: AWS answers ``ValidationException: ExpressionAttributeNames must not be empty``
    (and the same for ``ExpressionAttributeValues``) to a request that sends an empty map;
    moto checks that on GetItem only, so a request that fails in AWS passed here.
+3. Step Functions: an execution whose interpreter thread dies never stays ``RUNNING``
+   (``end_executions_whose_interpreter_fails``), and definitions are parsed one at a time.
+4. Logging: moto's stderr is the runtime's; the per-request lines and the interpreter's
+   report of every ``Fail`` state (already in each execution's history) are left out, so
+   what is left there is what went wrong in the emulator itself.
 
 moto runs Task states with the ASL interpreter LocalStack wrote (``execute_state_machine``).
 When Lambda refuses an ``Invoke`` itself (a throttle, a service error), AWS Step Functions
@@ -19,6 +24,9 @@ AWS does before starting moto's own ``main``; errors the function itself raised 
 
 from __future__ import annotations
 
+import logging
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -78,9 +86,85 @@ def reject_empty_expression_maps_as_dynamodb_does() -> None:
             setattr(DynamoHandler, action, checked(original))
 
 
+LOG = logging.getLogger("local.moto_server")
+INTERPRETER_FAILED = "States.Runtime"
+
+
+def end_executions_whose_interpreter_fails() -> None:
+    """moto runs each execution in a thread of its own (``ExecutionWorker._execution_logic``);
+    an exception that escapes it ends the thread and, unpatched, leaves the execution
+    ``RUNNING`` with whatever history it had, forever, the traceback going only to stderr.
+    Here it ends ``FAILED`` with ``States.Runtime`` (AWS's name for an execution its
+    interpreter cannot go on with), an ``ExecutionFailed`` event, and the traceback logged.
+
+    moto parses the definition in that thread with ANTLR, whose Python runtime shares each
+    grammar's prediction cache between parser instances without a lock (the Java runtime
+    guards the same cache with ``synchronized``); parsing under a lock costs nothing, as
+    the parse holds the GIL anyway, and rules out a race while many executions start."""
+    from moto.stepfunctions.parser.api import (  # noqa: PLC0415
+        ExecutionFailedEventDetails,
+        ExecutionStatus,
+        HistoryEventType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails  # noqa: PLC0415
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
+
+    if getattr(ExecutionWorker, "ends_failed_executions", False):
+        return
+    parse_lock = threading.Lock()
+    parse = ExecutionWorker._get_evaluation_entrypoint
+    run = ExecutionWorker._execution_logic
+
+    def parsed_alone(self: Any) -> Any:
+        with parse_lock:
+            return parse(self)
+
+    def run_or_fail(self: Any) -> None:
+        try:
+            run(self)  # type: ignore[no-untyped-call]
+        except Exception as error:
+            execution = getattr(self._execution_communication, "execution", None)
+            LOG.exception("execution %s: the interpreter failed", getattr(execution, "exec_arn", "?"))
+            cause = f"the local interpreter failed: {type(error).__name__}: {error}"
+            if self.env is not None:
+                self.env.event_manager.add_event(
+                    context=self.env.event_history_context,
+                    event_type=HistoryEventType.ExecutionFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]  # moto builds it so too
+                        executionFailedEventDetails=ExecutionFailedEventDetails(error=INTERPRETER_FAILED, cause=cause)
+                    ),
+                )
+            if execution is not None:
+                execution.error, execution.cause = INTERPRETER_FAILED, cause
+                execution.stop_date = datetime.now(tz=UTC)
+                execution.exec_status = ExecutionStatus.FAILED
+
+    ExecutionWorker._get_evaluation_entrypoint = parsed_alone  # type: ignore[method-assign]
+    ExecutionWorker._execution_logic = run_or_fail  # type: ignore[method-assign]
+    ExecutionWorker.ends_failed_executions = True  # type: ignore[attr-defined]
+
+
+class NotAFailState(logging.Filter):
+    """Drops the interpreter's ERROR line for each state that failed as its definition says
+    (``Exception=FailureEventException``): the execution's history holds it already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg % record.args if record.args else record.msg).startswith(
+            "Exception=FailureEventException"
+        )
+
+
+def keep_stderr_for_what_went_wrong() -> None:
+    logging.basicConfig(level=logging.WARNING, format="moto: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").addFilter(NotAFailState())
+
+
 if __name__ == "__main__":
     from moto.server import main
 
+    keep_stderr_for_what_went_wrong()
     name_lambda_service_errors_as_aws_does()
     reject_empty_expression_maps_as_dynamodb_does()
+    end_executions_whose_interpreter_fails()
     main()

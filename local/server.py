@@ -583,8 +583,7 @@ def _start_moto(lambda_port: int, attempts: int = 3) -> tuple[subprocess.Popen[b
         process = subprocess.Popen(  # noqa: S603  fixed arguments
             [sys.executable, "-m", "local.moto_server", "-H", HOST, "-p", str(port)],
             env={**os.environ, "MOTO_PORT": str(lambda_port), "PYTHONPATH": _with_root(os.environ.get("PYTHONPATH"))},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # its stderr is ours: what it logs there went wrong (local/moto_server.py)
         )
         endpoint = f"http://{HOST}:{port}"
         deadline = time.monotonic() + 60

@@ -22,10 +22,7 @@ from local.server import LocalRuntime
 from tests.conftest import synthesize_app
 
 pytestmark = pytest.mark.e2e
-# stepfunctions runs fewer: one execution in a few hundred has been seen to stay RUNNING
-# with an empty history on moto's interpreter (under investigation, issue #13); the full
-# 1,000 runs in bench/fault_run.py.
-JOBS = {"lambda": 1000, "sqs": 200, "stepfunctions": 100}
+JOBS = {"lambda": 1000, "sqs": 200, "stepfunctions": 300}
 # How each mode names a job whose retries ran out while its runner kept crashing or hanging.
 RUNNER_FAILURES = {
     "lambda": {"RetriesExhausted", "TimedOut"},
