@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jobs import clients
+from jobs.model import is_job_id
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -25,10 +27,29 @@ class DispatchError(Exception):
     """The worker could not be invoked; the job will not run."""
 
 
+@dataclass(frozen=True)
+class WorkerEvent:
+    """What every transport hands the worker: the job's id and the submit request's id."""
+
+    job_id: str
+    correlation_id: str | None
+
+
 def worker_event(job_id: str, correlation_id: str | None) -> str:
-    """What every transport hands the worker: the job's id and the submit request's id
-    (read by ``handlers/worker.py``, ``handlers/queue_worker.py`` and the workflow)."""
+    """The worker event as sent: an invoke payload, a queue message body or an execution's input."""
     return json.dumps({"job_id": job_id, "correlation_id": correlation_id})
+
+
+def read_worker_event(payload: object) -> WorkerEvent | None:
+    """The :class:`WorkerEvent` in ``payload`` (the decoded invoke payload or message body),
+    or None when it is not one: retrying a malformed event cannot help, so callers log it
+    and let it go."""
+    if not isinstance(payload, dict):
+        return None
+    job_id, correlation_id = payload.get("job_id"), payload.get("correlation_id")
+    if not isinstance(job_id, str) or not is_job_id(job_id):
+        return None
+    return WorkerEvent(job_id, correlation_id if isinstance(correlation_id, str) else None)
 
 
 # With worker_cold_start=snapstart, a version Lambda is (re)initialising (one not invoked for

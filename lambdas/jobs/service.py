@@ -6,13 +6,14 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobs.model import Job, JobError, JobStatus, is_job_id, new_job_id
-from jobs.tasks import REGISTRY
 
 if TYPE_CHECKING:
     from jobs.callbacks import CallbackPolicy
+    from jobs.tasks import TaskDefinition
 
 
 class JobsError(Exception):
@@ -98,8 +99,12 @@ class JobService:
         dispatcher: Dispatcher | None = None,
         results: ResultLinks | None = None,
         callback_policy: CallbackPolicy | None = None,
+        tasks: Mapping[str, TaskDefinition] | None = None,
     ) -> None:
+        """``tasks`` and ``dispatcher`` are needed to submit (the status and cancel
+        functions build a service without them: their cold starts load no task module)."""
         self._store = store
+        self._tasks: Mapping[str, TaskDefinition] = tasks or {}
         self._dispatcher = dispatcher
         self._results = results
         self._callback_policy = callback_policy  # None: the strict default
@@ -128,9 +133,9 @@ class JobService:
 
         from jobs.callbacks import CallbackPolicy, UnsafeCallbackUrl, check_callback_url  # noqa: PLC0415
 
-        definition = REGISTRY.get(task)
+        definition = self._tasks.get(task)
         if definition is None:
-            known = ", ".join(sorted(REGISTRY))
+            known = ", ".join(sorted(self._tasks))
             raise UnknownTask(f"unknown task {task!r}; registered tasks: {known}")
         try:
             validate(event=task_input, schema=definition.input_schema)

@@ -184,7 +184,8 @@ def test_cli_follows_a_job_to_the_end_without_aws_credentials(runtime, monkeypat
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     assert cli.main(["--api-url", runtime.api_url, "submit", "sleep", "--input", '{"seconds": 1}', "--wait"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out.split("\n", 1)[1]) == {"slept_seconds": 1}
+    result = json.loads(out.split("\n", 1)[1])
+    assert set(result) == {"slept_seconds"} and 1 <= result["slept_seconds"] < 2  # a busy machine sleeps longer
     assert "100% COMPLETED" in err
 
     code = cli.main(["--api-url", runtime.api_url, "submit", "fail", "--input", '{"message": "no"}', "--wait"])

@@ -18,7 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import clients
-from jobs.model import JobError, is_job_id
+from jobs.dispatcher import read_worker_event
+from jobs.model import JobError
 from jobs.observability import logger, metrics
 from jobs.repository import JobRepository
 from jobs.settings import Settings
@@ -49,11 +50,11 @@ def failure_reason(record: dict[str, Any]) -> JobError:
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    payload = event.get("requestPayload") or {}
-    job_id = payload.get("job_id") if isinstance(payload, dict) else None
-    logger.set_correlation_id(payload.get("correlation_id") if isinstance(payload, dict) else None)
+    work = read_worker_event(event.get("requestPayload"))
+    job_id = work.job_id if work else None
+    logger.set_correlation_id(work.correlation_id if work else None)
     marked = cancelled = False
-    if isinstance(job_id, str) and is_job_id(job_id):
+    if job_id is not None:
         marked = repository.fail(job_id, failure_reason(event))
         if marked:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)

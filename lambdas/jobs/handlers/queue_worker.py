@@ -6,7 +6,7 @@ attempt id, exactly as Lambda's request id is for ``dispatch=lambda``. A message
 attempt should be retried is reported as a batch item failure (Powertools batch
 utility): it becomes visible again after the queue's visibility timeout, and the redrive
 policy moves it to the dead-letter queue after the last attempt. The rest of the batch
-is deleted. The job logic is the same as the Lambda-dispatched worker's (``run_job``).
+is deleted. The job logic is the same as the Lambda-dispatched worker's (``jobs.delivery``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs.handlers.worker import run_job
-from jobs.model import is_job_id
+from jobs.delivery import build_runner, run_job
+from jobs.dispatcher import read_worker_event
 from jobs.observability import logger, metrics
+from jobs.settings import Settings
+from jobs.tasks import REGISTRY
+
+settings = Settings.from_env()
+runner = build_runner(settings, REGISTRY)
 
 # A batch whose every message must be retried is still a normal answer (all of them as
 # batch item failures), not a function error that would set off the Errors alarm.
@@ -32,13 +37,13 @@ def _record_handler(record: SQSRecord, context: LambdaContext) -> None:
         message = json.loads(record.body)
     except ValueError:
         message = None
-    job_id = message.get("job_id") if isinstance(message, dict) else None
-    if not isinstance(job_id, str) or not is_job_id(job_id):
+    work = read_worker_event(message)
+    if work is None:
         # Redelivering a malformed message cannot help: acknowledge it (it is logged).
         logger.error("queue message without a valid job_id", extra={"message_id": record.message_id})
         return
-    logger.set_correlation_id(message.get("correlation_id") if isinstance(message, dict) else None)
-    run_job(job_id, record.message_id, lambda: context.get_remaining_time_in_millis() / 1000)
+    logger.set_correlation_id(work.correlation_id)
+    run_job(runner, work.job_id, record.message_id, lambda: context.get_remaining_time_in_millis() / 1000)
 
 
 @logger.inject_lambda_context(clear_state=True)

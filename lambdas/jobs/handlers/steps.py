@@ -11,14 +11,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs.handlers.worker import count_outcome, runner, settings
+from jobs.delivery import build_runner, count_outcome
 from jobs.observability import logger, metrics
 from jobs.repository import JobRepository
+from jobs.settings import Settings
 from jobs.steps import StepRunner
 from jobs.tasks import REGISTRY
 
+settings = Settings.from_env()
 steps = StepRunner(
-    runner,
+    build_runner(settings, REGISTRY),
     JobRepository.from_settings(settings),
     REGISTRY,
     lease_seconds=settings.stuck_after_seconds,

@@ -29,12 +29,14 @@ from jobs.repository import JobRepository
 from jobs.schemas import submit_request_schema
 from jobs.service import JobService
 from jobs.settings import Settings
+from jobs.tasks import REGISTRY
 
 settings = Settings.from_env()
 service = JobService(
     JobRepository.from_settings(settings),
     dispatcher_for(settings),
     callback_policy=settings.callback_policy,
+    tasks=REGISTRY,
 )
 app = build_resolver(settings.retry_after_seconds)
 
