@@ -35,13 +35,18 @@ node_modules/.installed: package.json package-lock.json
 
 # Synthesize straight from app.py (no CDK CLI needed), then serve the template locally.
 # Variants: make run CDK_ARGS="-c dispatch=sqs -c notify=websocket"
-run: $(VENV)/.installed
+run: $(VENV)/.installed openapi
 	rm -rf cdk.out
 	$(PYTHON) -m local.synth --out cdk.out $(CDK_ARGS)
 	$(PYTHON) -m local --cdk-out cdk.out
 
-test: install lint typecheck
-	$(PYTHON) -m pytest
+# Coverage is a figure, not a gate: measured on the in-process tests. The e2e tests run the
+# same code in the local runtime's sandbox processes, unmeasured, and without the tracer's
+# slowdown on their timings.
+test: install openapi lint typecheck
+	$(VENV)/bin/coverage run -m pytest -m "not e2e"
+	$(PYTHON) -m pytest -m e2e
+	@echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -70,7 +75,8 @@ destroy: install
 test-deployed: $(VENV)/.installed
 	$(PYTHON) -m pytest tests/deployed -m deployed
 
-# Regenerate docs/openapi.json from the schemas and the task registry (a test fails when it is stale).
+# docs/openapi.json from the schemas and the task registry: `make run` and `make test` rebuild
+# it, so a new task in lambdas/jobs/tasks.py needs nothing else (commit the updated file).
 openapi: $(VENV)/.installed
 	$(PYTHON) -m stacks.openapi docs/openapi.json
 

@@ -8,6 +8,7 @@ from stacks.openapi import OPENAPI_FILE, build, job_schema, render
 
 
 def test_the_committed_document_is_current():
+    # make test rebuilds it before the tests run; this catches a stale copy run outside make.
     assert OPENAPI_FILE.read_text() == render(build()), "docs/openapi.json is stale: run `make openapi`"
 
 

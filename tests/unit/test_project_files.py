@@ -1,0 +1,66 @@
+"""The files a fork inherits for its own habits: CI, dependency updates, pre-commit hooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(path: str) -> Any:
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def test_the_ci_workflow_runs_what_ci_runs_here():
+    workflow = load(".github/workflows/ci.yml")
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"push", "pull_request"}
+    assert workflow["permissions"] == {"contents": "read"}
+    [job] = workflow["jobs"].values()
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs == ["bash .ci/run"]
+    versions = {step["uses"].split("@")[0]: step.get("with", {}) for step in job["steps"] if "uses" in step}
+    assert versions["actions/setup-python"]["python-version"] == "3.11"  # the Lambda code's floor (pyproject)
+    assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_dependabot_updates_every_pinned_ecosystem():
+    configured = load(".github/dependabot.yml")["updates"]
+    updates = {(update["package-ecosystem"], update["directory"]) for update in configured}
+    assert {("pip", "/"), ("npm", "/"), ("github-actions", "/")} <= updates
+    [pip] = [update for update in configured if update["package-ecosystem"] == "pip"]
+    # Powertools comes from the layer in AWS; its pin moves with powertools_layer_version, by hand.
+    assert {"dependency-name": "aws-lambda-powertools"} in pip["ignore"]
+
+
+def test_pre_commit_runs_the_linters_make_test_runs():
+    hooks = {hook["id"]: hook for repo in load(".pre-commit-config.yaml")["repos"] for hook in repo["hooks"]}
+    assert {"check-json", "check-yaml", "ruff", "ruff-format", "mypy"} <= set(hooks)
+    assert hooks["ruff"]["entry"].startswith(".venv/bin/ruff check")
+    assert hooks["ruff-format"]["entry"] == ".venv/bin/ruff format"
+    assert hooks["mypy"]["stages"] == ["manual"]  # optional: it takes a minute
+    pinned = (ROOT / "requirements-dev.txt").read_text()
+    assert "ruff==" in pinned and "mypy==" in pinned
+
+
+NOT_OURS = {".git", ".venv", "node_modules", "cdk.out", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
+
+
+def test_every_json_and_yaml_file_of_the_project_parses():
+    checked = 0
+    for path in sorted(ROOT.rglob("*")):
+        parts = set(path.relative_to(ROOT).parts)
+        if parts & NOT_OURS or any(part.startswith("cdk.out") for part in parts) or not path.is_file():
+            continue
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix in (".yml", ".yaml"):
+            yaml.safe_load(path.read_text())
+        else:
+            continue
+        checked += 1
+    assert checked >= 6  # cdk.json, package*.json, docs/*.json, the workflow, dependabot, pre-commit
