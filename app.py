@@ -13,10 +13,9 @@ app = cdk.App()
 config = AppConfig.from_context(app.node.try_get_context)
 AsyncJobsStack(
     app,
-    # The stage is in the stack's name, so it is in every resource name CloudFormation makes.
-    app.node.try_get_context("stack_name") or f"AsyncJobs-{config.stage}",
+    app.node.try_get_context("stack_name") or config.stack_name,
     config=config,
-    description="async-jobs: asynchronous request-reply API for long-running work",
+    description=f"{config.name}: asynchronous request-reply API for long-running work",
 )
 # Every synth is checked against AWS Solutions best practices; findings fail the synth.
 cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

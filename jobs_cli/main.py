@@ -1,7 +1,7 @@
 """``jobs submit|status|wait|watch|cancel|list``: submit long-running jobs and follow them to the end.
 
     jobs --api-url http://127.0.0.1:3000/v1/ submit sleep --input '{"seconds": 5}' --wait
-    jobs status 5f0c7a8e-...          # ASYNC_JOBS_API_URL may replace --api-url
+    jobs status 5f0c7a8e-...          # ASYNC_JOBS_API_URL (after app_name) may replace --api-url
     jobs wait 5f0c7a8e-... --timeout 600
     jobs watch 5f0c7a8e-...           # pushed over the stack's WebSocket if it has one, else polled
     jobs cancel 5f0c7a8e-... --wait   # a running job stops at its next progress report
@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any, TextIO
 
+from jobs_cli.app_name import api_url_variable
 from jobs_cli.client import ApiError, JobsClient, Response
 from jobs_cli.watch import monitor_url, over_websocket
 
@@ -192,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jobs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--api-url", default=os.environ.get("ASYNC_JOBS_API_URL"), help="the API's base URL (stage included)"
+        "--api-url",
+        default=os.environ.get(api_url_variable()),
+        help=f"the API's base URL (stage included); default: ${api_url_variable()}",
     )
     parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if not args.api_url:
-        parser.error("--api-url (or ASYNC_JOBS_API_URL) is required")
+        parser.error(f"--api-url (or {api_url_variable()}) is required")
     try:
         client = JobsClient(args.api_url, args.region)
         if args.command == "submit":

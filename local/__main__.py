@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from jobs_cli.app_name import api_url_variable_for
 from local.server import LocalRuntime
 from local.template import TemplateNotFound, UnsupportedTemplate, find_stack
 
@@ -65,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"""
-async-jobs is running locally (AWS emulated by moto; nothing leaves this machine).
+{runtime.template.app_name} is running locally (AWS emulated by moto; nothing leaves this machine).
 
   API:   {url}
   Docs:  {url.rsplit("/", 2)[0]}/openapi.json (OpenAPI 3){push}
 
   Try, in another terminal in this folder:
-         export ASYNC_JOBS_API_URL={url}
+         export {api_url_variable_for(runtime.template.app_name)}={url}
          .venv/bin/jobs submit sleep --input '{{"seconds": 5}}' --wait
   or with curl:
          curl -s -X POST {url}jobs --aws-sigv4 "aws:amz:us-east-1:execute-api" --user LOCAL:local \\

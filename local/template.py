@@ -170,6 +170,14 @@ class AppTemplate:
     websocket_apis: list[WebSocketApiSpec] = field(default_factory=list)
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # logical id -> (function, alias name)
 
+    @property
+    def app_name(self) -> str:
+        """The app's name (``app_name``), as the stack gives it to every function (``APP_NAME``)."""
+        names = {str(f.environment["APP_NAME"]) for f in self.functions.values() if "APP_NAME" in f.environment}
+        if len(names) != 1:
+            raise UnsupportedTemplate(f"expected one APP_NAME on the functions, found {sorted(names)}")
+        return names.pop()
+
 
 def _ref(value: Any) -> str | None:
     """The logical id a ``Ref`` or ``Fn::GetAtt`` points at, if ``value`` is one."""

@@ -126,7 +126,7 @@ class JobsApi(Construct):
             # The name is the ApiName dimension of every API Gateway metric: one per stack, so
             # alarms watch this stage's API and no other (AWS names no API; CDK's default is RestApi).
             rest_api_name=Stack.of(self).stack_name,
-            description="async-jobs: submit long-running jobs and poll their status",
+            description=f"{config.app_name}: submit long-running jobs and poll their status",
             endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
             cloud_watch_role=False,
             deploy_options=apigw.StageOptions(

@@ -28,7 +28,7 @@ def timeout_margin_seconds(worker_timeout_seconds: int) -> int:
 class AsyncJobsStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        Tags.of(self).add("app", "async-jobs")
+        Tags.of(self).add("app", config.app_name)
         Tags.of(self).add("stage", config.stage)
 
         self.store = JobStore(self, "JobStore", config=config)
@@ -113,7 +113,7 @@ class AsyncJobsStack(Stack):
 
         if config.stage == "prod" and not config.alarm_email:
             Annotations.of(self).add_warning_v2(
-                "async-jobs:no-alarm-email",
+                "app:no-alarm-email",
                 "No alarm_email: alarms reach the SNS topic but nobody is told. Deploy with -c alarm_email=...",
             )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the jobs API")
@@ -128,7 +128,7 @@ class AsyncJobsStack(Stack):
             self,
             "CallbackSecretArn",
             value=self.callbacks.signing_secret.secret_arn,
-            description="Secrets Manager secret whose value signs webhook callbacks (X-Async-Jobs-Signature)",
+            description=f"Secrets Manager secret that signs webhook callbacks (X-{config.name.header}-Signature)",
         )
         self._suppress_accepted_findings()
 

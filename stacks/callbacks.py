@@ -59,7 +59,7 @@ class Callbacks(Construct):
         self.signing_secret = secretsmanager.Secret(
             self,
             "SigningSecret",
-            description="HMAC-SHA256 key of the async-jobs webhook callbacks",
+            description=f"HMAC-SHA256 key of the {config.app_name} webhook callbacks",
             generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=64),
             removal_policy=config.removal,
         )

@@ -20,6 +20,8 @@ from typing import Any
 
 from aws_cdk import RemovalPolicy
 
+from jobs.naming import AppName
+
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
@@ -138,8 +140,16 @@ def _stage(name: str, raw: Any) -> str:
     return value
 
 
+def _app_name(name: str, raw: Any) -> str:
+    try:
+        return AppName(str(raw)).value
+    except ValueError as error:
+        raise ConfigError(f"context '{name}': {error}") from error
+
+
 # name -> parser. The order is the order of the README's configuration table.
 PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "app_name": _app_name,
     "dispatch": _choice("lambda", "sqs", "stepfunctions"),
     "notify": _choice("none", "websocket"),
     "api_stage_name": _stage,
@@ -217,6 +227,7 @@ class AppConfig:
     """Validated settings; see ``cdk.json`` for defaults and the README for meanings."""
 
     stage: str
+    app_name: str
     dispatch: str
     notify: str
     api_stage_name: str
@@ -295,6 +306,16 @@ class AppConfig:
     def from_mapping(cls, context: Mapping[str, Any]) -> AppConfig:
         """Settings from ``context`` overrides on top of cdk.json (handy in tests)."""
         return cls.from_context(context.get)
+
+    @property
+    def name(self) -> AppName:
+        """The app's name and its derived forms (stack, metrics namespace, headers...)."""
+        return AppName(self.app_name)
+
+    @property
+    def stack_name(self) -> str:
+        """``AsyncJobs-dev``: the stage is in the stack's name, so in every resource name."""
+        return f"{self.name.pascal}-{self.stage}"
 
     @property
     def max_attempts(self) -> int:

@@ -105,7 +105,7 @@ class ApiFirewall(Construct):
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             rules=rules,
-            visibility_config=_visibility("AsyncJobsApi"),
+            visibility_config=_visibility(f"{config.name.pascal}Api"),
             custom_response_bodies={
                 key: wafv2.CfnWebACL.CustomResponseBodyProperty(
                     content_type="APPLICATION_JSON", content=json.dumps({"message": text})

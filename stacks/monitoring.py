@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.python_function import METRICS_NAMESPACE, service_name
+from stacks.python_function import service_name
 
 # Jobs per period below which the failed-jobs rate does not alarm: 1 failure in 2 jobs is
 # noise, not an incident.
@@ -30,10 +30,12 @@ FAILED_JOBS_MIN_COUNT = 5
 API_TIMEOUT_MS = 29_000
 
 
-def job_metric(scope: Construct, name: str, period: Duration, statistic: str = "Sum") -> cloudwatch.Metric:
-    """One of the functions' own metrics (Powertools EMF: the namespace, dimension ``service``)."""
+def job_metric(
+    scope: Construct, config: AppConfig, name: str, period: Duration, statistic: str = "Sum"
+) -> cloudwatch.Metric:
+    """One of the functions' own metrics (Powertools EMF: the app's namespace, dimension ``service``)."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=config.name.pascal,
         metric_name=name,
         dimensions_map={"service": service_name(scope)},
         period=period,
@@ -75,7 +77,7 @@ class Monitoring(Construct):
         key = kms.Key(
             self,
             "AlarmTopicKey",
-            description="Encrypts the async-jobs alarm topic",
+            description=f"Encrypts the {config.app_name} alarm topic",
             enable_key_rotation=True,
             removal_policy=config.removal,
         )
@@ -136,7 +138,10 @@ class Monitoring(Construct):
                 f"{name} function invocations are being throttled",
                 config,
             )
-        completed, failed = job_metric(self, "JobsCompleted", period), job_metric(self, "JobsFailed", period)
+        completed, failed = (
+            job_metric(self, config, "JobsCompleted", period),
+            job_metric(self, config, "JobsFailed", period),
+        )
         self._alarm(
             "FailedJobsRate",
             cloudwatch.MathExpression(
@@ -206,7 +211,7 @@ class Monitoring(Construct):
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=Stack.of(self).stack_name)
         dashboard.add_widgets(
             cloudwatch.TextWidget(
-                markdown="# async-jobs\nRequests and errors by route, latency against API Gateway's 29 s "
+                markdown=f"# {config.app_name}\nRequests and errors by route, latency against API Gateway's 29 s "
                 "cut-off, jobs by outcome, job duration against the worker timeout, dead letters, throttles.",
                 width=24,
                 height=2,
@@ -239,7 +244,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Jobs by outcome",
                 left=[
-                    job_metric(self, name, period)
+                    job_metric(self, config, name, period)
                     for name in ("JobsSubmitted", "JobsCompleted", "JobsFailed", "JobsCancelled", "JobsReaped")
                 ],
                 stacked=False,
@@ -250,9 +255,9 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Job duration (ms) against the worker timeout",
                 left=[
-                    job_metric(self, "JobDuration", period, "p50"),
-                    job_metric(self, "JobDuration", period, "p99"),
-                    job_metric(self, "JobDuration", period, "Maximum"),
+                    job_metric(self, config, "JobDuration", period, "p50"),
+                    job_metric(self, config, "JobDuration", period, "p99"),
+                    job_metric(self, config, "JobDuration", period, "Maximum"),
                 ],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=config.worker_timeout_seconds * 1000, label="worker timeout")

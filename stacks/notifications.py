@@ -92,7 +92,7 @@ class JobNotifications(Construct):
             self,
             "WebSocketApi",
             api_name=f"{Stack.of(self).stack_name}-websocket",
-            description="Pushes job changes to subscribers (async-jobs)",
+            description=f"Pushes job changes to subscribers ({config.app_name})",
             connect_route_options=apigwv2.WebSocketRouteOptions(
                 integration=integrations.WebSocketLambdaIntegration("Connect", self.connect_function),
                 authorizer=authorizers.WebSocketIamAuthorizer(),

@@ -19,17 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jobs.model import JobStatus  # stacks/__init__.py puts lambdas/ on the path
+from jobs.schemas import submit_request_schema
+from jobs.service import MAX_LIST_LIMIT
+from jobs.tasks import REGISTRY
+from stacks.config import AppConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 JOB_SCHEMA_FILE = ROOT / "docs" / "job.schema.json"
-if str(ROOT / "lambdas") not in sys.path:
-    sys.path.insert(0, str(ROOT / "lambdas"))  # the schemas and the task registry live with the handlers
-
-from jobs.model import JobStatus  # noqa: E402
-from jobs.schemas import submit_request_schema  # noqa: E402
-from jobs.service import MAX_LIST_LIMIT  # noqa: E402
-from jobs.tasks import REGISTRY  # noqa: E402
-from stacks.config import AppConfig  # noqa: E402
 
 
 def job_schema() -> dict[str, Any]:
@@ -120,7 +118,7 @@ def build(config: AppConfig | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
-            "title": "async-jobs",
+            "title": config.app_name,
             "version": "1.0.0",
             "description": (
                 "Asynchronous request-reply for long-running work: POST a job, get 202 at once, poll "

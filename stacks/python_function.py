@@ -39,7 +39,6 @@ POWERTOOLS_LAYER_NAME = "AWSLambdaPowertoolsPythonV3-python314-arm64"
 # "Lambda Layer"). Looked up with Fn::FindInMap, so CloudFormation refuses a deployment in
 # another partition before it creates anything, naming the mapping.
 POWERTOOLS_PUBLISHERS = {"aws": "017000801446"}
-METRICS_NAMESPACE = "AsyncJobs"
 # The alias callers invoke when a function has a cold-start option (``api_cold_start``).
 LIVE_ALIAS = "live"
 # Commercial regions without Lambda SnapStart (Lambda Developer Guide, "Improving startup
@@ -132,7 +131,9 @@ class PythonFunction(Construct):
             log_group=self.log_group,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name(self),
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                # The app's name (AsyncJobs), shared by its stages; ``service`` tells them apart.
+                "POWERTOOLS_METRICS_NAMESPACE": config.name.pascal,
+                "APP_NAME": config.app_name,
                 "POWERTOOLS_LOG_LEVEL": config.log_level.upper(),
                 **environment,
             },

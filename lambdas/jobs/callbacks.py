@@ -7,7 +7,8 @@ Signature (verify it in your receiver with :func:`verify_signature`, or by hand)
 
 The timestamp is signed with the body so a captured request cannot be replayed later
 (receivers reject timestamps older than a few minutes). ``X-Async-Jobs-Delivery`` is the
-same for every retry of one delivery: receivers use it to ignore duplicates.
+same for every retry of one delivery: receivers use it to ignore duplicates. The headers
+carry the app's name (``app_name``: ``acme-reports`` sends ``X-Acme-Reports-Signature``).
 
 A callback URL is where this service sends requests from inside your network, so it is
 checked twice: when the job is submitted (scheme, form, literal addresses) and again just
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-SIGNATURE_HEADER = "X-Async-Jobs-Signature"
-DELIVERY_HEADER = "X-Async-Jobs-Delivery"
+from jobs.naming import AppName
+
 MAX_URL_LENGTH = 2048
 # Receivers should refuse signatures older than this (seconds): replay protection.
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -126,7 +127,7 @@ def resolve_public(target: CallbackTarget, policy: CallbackPolicy) -> str:
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The value of :data:`SIGNATURE_HEADER` for ``body`` sent at ``timestamp``."""
+    """The value of the signature header (:func:`signature_header`) for ``body`` sent at ``timestamp``."""
     digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
 
@@ -187,12 +188,23 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
+def signature_header(app: AppName) -> str:
+    """``X-Async-Jobs-Signature``: the signature of the body and the time it was sent."""
+    return f"X-{app.header}-Signature"
+
+
+def delivery_header(app: AppName) -> str:
+    """``X-Async-Jobs-Delivery``: the same on every retry of one delivery."""
+    return f"X-{app.header}-Delivery"
+
+
 class CallbackSender:
     """POSTs a job document to its callback URL, retrying what a retry can fix (connection
     errors, timeouts, 429 and 5xx answers) with exponential backoff and full jitter."""
 
     def __init__(
         self,
+        app: AppName,
         secret: Callable[[], bytes],
         policy: CallbackPolicy,
         max_attempts: int,
@@ -200,6 +212,7 @@ class CallbackSender:
         backoff_base_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._app = app
         self._secret = secret
         self._policy = policy
         self._max_attempts = max_attempts
@@ -243,9 +256,9 @@ class CallbackSender:
                 body=body,
                 headers={
                     "Content-Type": "application/json",
-                    "User-Agent": "async-jobs-callbacks/1",
-                    SIGNATURE_HEADER: sign(self._secret(), int(time.time()), body),
-                    DELIVERY_HEADER: delivery_id,
+                    "User-Agent": f"{self._app}-callbacks/1",
+                    signature_header(self._app): sign(self._secret(), int(time.time()), body),
+                    delivery_header(self._app): delivery_id,
                 },
             )
             response = connection.getresponse()

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jobs.naming import AppName
+
 if TYPE_CHECKING:
     from jobs.callbacks import CallbackPolicy
 
@@ -49,6 +51,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw == "true"
 
 
+def _app_name(env: Mapping[str, str], name: str) -> AppName:
+    try:
+        return AppName(_required(env, name))
+    except ValueError as error:
+        raise ConfigurationError(f"{name}: {error}") from error
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "")
     if not value:
@@ -60,6 +69,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
 class Settings:
     """Everything the handlers need to know about their deployment."""
 
+    app: AppName
     jobs_table_name: str
     idempotency_table_name: str | None
     worker_function_name: str | None
@@ -94,6 +104,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
+            app=_app_name(env, "APP_NAME"),
             jobs_table_name=_required(env, "JOBS_TABLE_NAME"),
             idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
             worker_function_name=env.get("WORKER_FUNCTION_NAME") or None,

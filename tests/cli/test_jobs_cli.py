@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 from typing import Any
 
 import pytest
 
+from jobs.naming import AppName
 from jobs_cli import main as cli
+from jobs_cli.app_name import api_url_variable, api_url_variable_for
 from jobs_cli.client import ApiError, JobsClient, Response, is_loopback
 
 
@@ -179,6 +182,16 @@ def test_main_needs_an_api_url(monkeypatch):
     with pytest.raises(SystemExit) as exited:
         cli.main(["status", "j-1"])
     assert exited.value.code == 2
+
+
+def test_the_api_url_variable_is_named_after_the_app(tmp_path):
+    assert api_url_variable() == "ASYNC_JOBS_API_URL"  # this checkout's cdk.json
+    renamed = tmp_path / "cdk.json"
+    renamed.write_text(json.dumps({"context": {"settings": {"app_name": "acme-reports"}}}))
+    assert api_url_variable(renamed) == "ACME_REPORTS_API_URL"
+    assert api_url_variable(tmp_path / "missing.json") == "JOBS_API_URL"
+    for name in ("async-jobs", "acme-reports", "x1-y2-z3"):  # derived as the Lambda package derives it
+        assert api_url_variable_for(name) == AppName(name).api_url_variable
 
 
 def test_client_signs_with_sigv4_and_finds_the_region_in_the_url():

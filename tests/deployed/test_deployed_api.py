@@ -1,6 +1,7 @@
-"""Against a deployed stack: ``ASYNC_JOBS_API_URL=<ApiUrl output> make test-deployed``.
+"""Against a deployed stack: ``ASYNC_JOBS_API_URL=<ApiUrl output> make test-deployed``
+(the variable is named after ``app_name``: ``jobs_cli/app_name.py``).
 
-Skipped unless ASYNC_JOBS_API_URL is set. Requests go through the ``jobs`` CLI's client,
+Skipped unless it is set. Requests go through the ``jobs`` CLI's client,
 signed with SigV4 from the standard AWS credential chain, as IAM authorization requires.
 """
 
@@ -14,13 +15,14 @@ import uuid
 
 import pytest
 
+from jobs_cli.app_name import api_url_variable
 from jobs_cli.client import JobsClient
 from jobs_cli.main import Waiter
 
-API_URL = os.environ.get("ASYNC_JOBS_API_URL", "")
+API_URL = os.environ.get(api_url_variable(), "")
 pytestmark = [
     pytest.mark.deployed,
-    pytest.mark.skipif(not API_URL, reason="set ASYNC_JOBS_API_URL to the stack's ApiUrl output"),
+    pytest.mark.skipif(not API_URL, reason=f"set {api_url_variable()} to the stack's ApiUrl output"),
 ]
 
 

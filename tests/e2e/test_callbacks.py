@@ -17,11 +17,17 @@ from typing import Any
 
 import pytest
 
-from jobs.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
+from jobs.callbacks import delivery_header, signature_header, verify_signature
+from jobs.naming import AppName
 from local.server import LocalRuntime
+from stacks.config import default_context
 from tests.e2e.test_jobs_e2e import submit, wait
 
 pytestmark = pytest.mark.e2e
+# The local runtime serves cdk.json's app: its name is in the callback headers (lower-case, as received).
+APP = AppName(default_context()["app_name"])
+SIGNATURE_HEADER = signature_header(APP).lower()
+DELIVERY_HEADER = delivery_header(APP).lower()
 
 
 @dataclass
@@ -89,11 +95,11 @@ def test_a_finished_job_is_posted_to_its_callback_url_signed(runtime, alice, rec
     job_id = response.body["job_id"]
 
     [(headers, body)] = receiver.wait_for(1)
-    assert verify_signature(signing_secret(runtime), headers[SIGNATURE_HEADER.lower()], body)
-    assert not verify_signature(b"another secret", headers[SIGNATURE_HEADER.lower()], body)
-    assert not verify_signature(signing_secret(runtime), headers[SIGNATURE_HEADER.lower()], body + b" ")
+    assert verify_signature(signing_secret(runtime), headers[SIGNATURE_HEADER], body)
+    assert not verify_signature(b"another secret", headers[SIGNATURE_HEADER], body)
+    assert not verify_signature(signing_secret(runtime), headers[SIGNATURE_HEADER], body + b" ")
     assert headers["content-type"] == "application/json"
-    assert headers[DELIVERY_HEADER.lower()]
+    assert headers[DELIVERY_HEADER]
     document = json.loads(body)
     assert document["job_id"] == job_id
     assert document["status"] == "COMPLETED"
@@ -122,7 +128,7 @@ def test_a_receiver_error_is_retried_with_backoff_and_the_delivery_id_kept(alice
     job_id = alice.submit("sleep", {"seconds": 0}, callback_url=receiver.url).body["job_id"]
     received = receiver.wait_for(3)
     assert len(received) == 3
-    assert len({headers[DELIVERY_HEADER.lower()] for headers, _ in received}) == 1
+    assert len({headers[DELIVERY_HEADER] for headers, _ in received}) == 1
     job = wait_for_callback_outcome(alice, job_id)
     assert job["callback"]["status"] == "DELIVERED"
     assert job["callback"]["attempts"] == 3

@@ -14,10 +14,13 @@ from jobs.callbacks import (
     CallbackTarget,
     UnsafeCallbackUrl,
     check_callback_url,
+    delivery_header,
     resolve_public,
     sign,
+    signature_header,
     verify_signature,
 )
+from jobs.naming import AppName
 
 DEPLOYED = CallbackPolicy()
 LOCAL = CallbackPolicy(require_https=False, allow_private_networks=True)
@@ -102,6 +105,7 @@ class ScriptedSender(CallbackSender):
     def __init__(self, script: list[Any], **kwargs: Any) -> None:
         self.sleeps: list[float] = []
         super().__init__(
+            app=AppName("acme-reports"),
             secret=lambda: b"secret",
             policy=LOCAL,
             max_attempts=kwargs.pop("max_attempts", 4),
@@ -155,3 +159,8 @@ def test_an_unsafe_url_is_never_requested():
     assert outcome.status == "FAILED"
     assert "public" in str(outcome.error)
     assert sender.sent == []
+
+
+def test_the_headers_carry_the_apps_name():
+    assert signature_header(AppName("async-jobs")) == "X-Async-Jobs-Signature"
+    assert delivery_header(AppName("acme-reports")) == "X-Acme-Reports-Delivery"

@@ -44,6 +44,7 @@ def signing_secret() -> bytes:
 
 
 sender = CallbackSender(
+    app=settings.app,
     secret=signing_secret,
     policy=settings.callback_policy,
     max_attempts=settings.callback_max_attempts,
