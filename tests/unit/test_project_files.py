@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,24 @@ def test_every_json_and_yaml_file_of_the_project_parses():
             continue
         checked += 1
     assert checked >= 6  # cdk.json, package*.json, docs/*.json, the workflow, dependabot, pre-commit
+
+
+def test_the_readme_fits_on_a_screen_and_reaches_every_page():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    pages = {path.name for path in (ROOT / "docs").glob("*.md")}
+    linked = set(re.findall(r"\]\(docs/([a-z0-9-]+\.md)", readme))
+    assert pages and pages == linked, f"not linked from the README: {pages - linked}; missing: {linked - pages}"
+
+
+def test_every_relative_link_in_the_readme_and_docs_leads_somewhere():
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    checked = 0
+    for document in documents:
+        for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text()):
+            if target.startswith(("http://", "https://", "mailto:", "#")):
+                continue
+            path = (document.parent / target.split("#", 1)[0]).resolve()
+            assert path.exists(), f"{document.relative_to(ROOT)} links to {target}, which does not exist"
+            checked += 1
+    assert checked > 20
