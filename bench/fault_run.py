@@ -164,12 +164,15 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     from local.faults import FaultPlan  # noqa: PLC0415
     from local.server import LocalRuntime  # noqa: PLC0415
     from local.synth import ROOT, synthesize  # noqa: PLC0415
+    from tests.support import TEST_TASKS  # noqa: PLC0415
 
     plan = FaultPlan((JOB_RUNNERS[args.dispatch],), crash=args.crash, hang=args.hang, throttle=args.throttle, seed=7)
     with tempfile.TemporaryDirectory() as folder:
         quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
         cdk_out = synthesize(ROOT / "app.py", Path(folder), {**CONTEXT, "dispatch": args.dispatch})
-        runtime = LocalRuntime(cdk_out, port=0, extra_environment=quiet, retry_base_delay=0.2, faults=plan).start()
+        runtime = LocalRuntime(
+            cdk_out, port=0, extra_environment=quiet, retry_base_delay=0.2, faults=plan, preload=TEST_TASKS
+        ).start()
         try:
             client = JobsClient(runtime.api_url, credentials=Credentials("BENCH", "local"))
             report = run_fault_scenario(runtime, client, args.jobs, args.clients)

@@ -40,11 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     from jobs_cli.client import JobsClient  # noqa: PLC0415
     from local.server import LocalRuntime  # noqa: PLC0415
     from local.synth import ROOT, synthesize  # noqa: PLC0415
+    from tests.support import TEST_TASKS  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as out:
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}  # keep the figures readable
         cdk_out = synthesize(ROOT / "app.py", Path(out), CONTEXT)
-        runtime = LocalRuntime(cdk_out, port=0, extra_environment=quiet).start()
+        runtime = LocalRuntime(cdk_out, port=0, extra_environment=quiet, preload=TEST_TASKS).start()
         try:
             assert runtime.lambdas is not None
             client = JobsClient(runtime.api_url, credentials=Credentials("BENCH", "local"))

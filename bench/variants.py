@@ -41,9 +41,10 @@ def _seconds_since(iso_timestamp: str) -> float:
 def _runtime(context: dict[str, str], out: Path) -> Any:
     from local.server import LocalRuntime  # noqa: PLC0415
     from local.synth import ROOT, synthesize  # noqa: PLC0415
+    from tests.support import TEST_TASKS  # noqa: PLC0415
 
     cdk_out = synthesize(ROOT / "app.py", out, {**CONTEXT, **context})
-    return LocalRuntime(cdk_out, port=0, extra_environment=QUIET).start()
+    return LocalRuntime(cdk_out, port=0, extra_environment=QUIET, preload=TEST_TASKS).start()
 
 
 def _client(runtime: Any) -> Any:

@@ -41,9 +41,16 @@ class FunctionNotFound(KeyError):
 class FunctionRuntime:
     """The warm sandboxes of one function and the limit on how many run at once."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str], faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: dict[str, str],
+        faults: FaultPlan | None = None,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         self.spec = spec
         self.environment = environment
+        self._preload = preload
         self._faults = faults if faults is not None and faults.applies_to(spec.handler) else None
         self.concurrency = spec.reserved_concurrency or DEFAULT_CONCURRENCY
         self._slots = threading.BoundedSemaphore(self.concurrency)
@@ -98,7 +105,12 @@ class FunctionRuntime:
                 if sandbox.alive:
                     return sandbox
                 self._all.remove(sandbox)  # died while idle: never hand out a dead environment
-        function = {"name": self.spec.name, "arn": self.spec.arn, "memory_mb": self.spec.memory_mb}
+        function = {
+            "name": self.spec.name,
+            "arn": self.spec.arn,
+            "memory_mb": self.spec.memory_mb,
+            "preload": self._preload,
+        }
         sandbox = Sandbox(self.spec.code_dir, self.spec.handler, self.environment, function)
         with self._lock:
             self._all.append(sandbox)

@@ -82,6 +82,8 @@ def _serve(
     started = time.monotonic()
     module_name, function_name = handler.rsplit(".", 1)
     try:
+        for module in function.get("preload", ()):  # before the handler, as if part of the code
+            importlib.import_module(module)
         entry = getattr(importlib.import_module(module_name.replace("/", ".")), function_name)
         init_error = None
     except Exception as error:  # an init error fails every invocation, as in Lambda

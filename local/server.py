@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -101,10 +102,14 @@ class LocalRuntime:
         extra_environment: dict[str, str] | None = None,
         schedule_interval: float | None = None,
         faults: FaultPlan | None = None,
+        preload: Sequence[str] = (),
     ) -> None:
         """``schedule_interval`` replaces every EventBridge rule's rate (tests use seconds);
-        ``faults`` injects crashes, hangs and DynamoDB throttling (``local/faults.py``)."""
+        ``faults`` injects crashes, hangs and DynamoDB throttling (``local/faults.py``);
+        ``preload`` names modules each sandbox imports before its handler (the tests'
+        own tasks, ``tests/support/tasks.py``, in place of the app's)."""
         self.faults = faults
+        self._preload = tuple(preload)
         self._throttling_proxy: ThrottlingProxy | None = None
         self.template: AppTemplate = load(cdk_out, stack_name)
         self._schedule_interval = schedule_interval
@@ -152,7 +157,7 @@ class LocalRuntime:
             merged = {**self._base_environment(spec.name, spec.memory_mb), **environment, **self._extra_environment}
             if self._throttling_proxy is not None and self.faults is not None and self.faults.applies_to(spec.handler):
                 merged["AWS_ENDPOINT_URL_DYNAMODB"] = self._throttling_proxy.url  # boto3's per-service endpoint
-            runtimes[name] = FunctionRuntime(spec, merged, self.faults)
+            runtimes[name] = FunctionRuntime(spec, merged, self.faults, self._preload)
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)

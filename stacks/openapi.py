@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from jobs.model import JobStatus  # stacks/__init__.py puts lambdas/ on the path
+from jobs.registry import load_tasks
 from jobs.schemas import submit_request_schema
 from jobs.service import MAX_LIST_LIMIT
-from jobs.tasks import REGISTRY
 from stacks.config import AppConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def _submit_body() -> dict[str, Any]:
     """One alternative per registered task: its name, and its own input schema."""
     envelope = submit_request_schema()
     alternatives = []
-    for name, definition in sorted(REGISTRY.items()):
+    for name, definition in sorted(load_tasks().items()):
         alternatives.append(
             {
                 "title": name,

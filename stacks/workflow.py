@@ -45,7 +45,7 @@ LAMBDA_SERVICE_ERRORS = [
 # backoff (stacks/config.py: THROTTLE_*), instead of failing jobs after six quick retries.
 THROTTLED = ["Lambda.TooManyRequestsException"]
 # Retried on Process: what the other dispatchers retry too. Lambda reports a raised
-# exception as its class name (errorType): jobs.tasks.TransientTaskError and
+# exception as its class name (errorType): jobs.registry.TransientTaskError and
 # jobs.steps.TimedOut; States.Timeout is the task state's own timeout. A process that dies
 # (killed, out of memory) or outlives the function's timeout answers Runtime.ExitError,
 # Runtime.OutOfMemory or Sandbox.Timedout (Lambda Developer Guide, "Troubleshoot invocation

@@ -53,6 +53,8 @@ from local.moto_server import reject_empty_expression_maps_as_dynamodb_does  # n
 
 reject_empty_expression_maps_as_dynamodb_does()  # in-process moto as strict as DynamoDB, like the server's
 
+import tests.support.tasks  # noqa: E402,F401  the tests' own tasks replace the app's (its examples may be deleted)
+
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
 

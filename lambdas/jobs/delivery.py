@@ -17,7 +17,7 @@ from jobs.runner import AttemptFailed, JobRunner, Outcome, RunReport
 from jobs.settings import Settings
 
 if TYPE_CHECKING:
-    from jobs.tasks import TaskDefinition
+    from jobs.registry import TaskDefinition
 
 
 def build_runner(settings: Settings, tasks: Mapping[str, TaskDefinition]) -> JobRunner:

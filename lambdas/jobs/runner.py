@@ -25,7 +25,7 @@ from aws_lambda_powertools import Logger
 from jobs.deadline import AttemptTimedOut, deadline
 from jobs.model import Job, JobError, Progress, StoredResult
 from jobs.progress import JobNoLongerOwned, ProgressReporter
-from jobs.tasks import TaskDefinition, TaskFailed, TransientTaskError
+from jobs.registry import TaskDefinition, TaskFailed, TransientTaskError
 
 logger = Logger(child=True)
 

@@ -13,7 +13,7 @@ from jobs.model import Job, JobError, JobStatus, is_job_id, new_job_id
 
 if TYPE_CHECKING:
     from jobs.callbacks import CallbackPolicy
-    from jobs.tasks import TaskDefinition
+    from jobs.registry import TaskDefinition
 
 
 class JobsError(Exception):

@@ -27,8 +27,8 @@ from aws_lambda_powertools import Logger
 from jobs.deadline import AttemptTimedOut
 from jobs.model import Job, JobError, StoredResult
 from jobs.progress import JobNoLongerOwned
+from jobs.registry import TaskDefinition, TransientTaskError
 from jobs.runner import JobRunner, Outcome, ResultRejected, WorkerStore, task_failure, unknown_task
-from jobs.tasks import TaskDefinition, TransientTaskError
 
 logger = Logger(child=True)
 

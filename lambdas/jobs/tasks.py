@@ -21,54 +21,19 @@ A task is a plain function ``(input, progress) -> result``:
 To add a task: write the function below, decorate it with ``@task("name", schema)``,
 and submit ``{"task": "name", "input": {...}}``. Keep heavy imports inside the function:
 this module is also imported by the submit function, which only needs the names.
+
+The four tasks below are examples: delete them and keep only yours. Nothing else uses
+them (the tests and benchmarks bring their own, ``tests/support/tasks.py``); the
+machinery they use is in ``jobs/registry.py``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-
-class ProgressSink(Protocol):
-    def report(self, percent: float, message: str | None = None) -> None: ...
-
-
-TaskFunction = Callable[[dict[str, Any], ProgressSink], Any]
-
-
-class TaskFailed(Exception):
-    """The task cannot succeed with this input; the job fails with this message."""
-
-
-class TransientTaskError(Exception):
-    """A failure that may pass: the attempt ends and Lambda retries the job."""
-
-
-@dataclass(frozen=True)
-class TaskDefinition:
-    name: str
-    function: TaskFunction
-    input_schema: dict[str, Any]
-    description: str
-
-
-REGISTRY: dict[str, TaskDefinition] = {}
-
-
-def task(name: str, input_schema: dict[str, Any]) -> Callable[[TaskFunction], TaskFunction]:
-    """Register ``function`` as the task ``name`` whose input must match ``input_schema``."""
-
-    def register(function: TaskFunction) -> TaskFunction:
-        if name in REGISTRY:
-            raise ValueError(f"task {name!r} is registered twice")
-        REGISTRY[name] = TaskDefinition(name, function, input_schema, (function.__doc__ or "").strip())
-        return function
-
-    return register
-
+from jobs.registry import ProgressSink, TaskFailed, task  # and TransientTaskError, for retryable failures
 
 # -- example tasks ----------------------------------------------------------------------
 

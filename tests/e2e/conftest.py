@@ -13,6 +13,7 @@ from jobs_cli.client import JobsClient
 from local.lambda_service import FunctionRuntime
 from local.server import LocalRuntime
 from tests.conftest import synthesize_app
+from tests.support import TEST_TASKS
 
 JOB_RUNNERS = {"jobs.handlers.worker.handler", "jobs.handlers.queue_worker.handler", "jobs.handlers.steps.process"}
 
@@ -28,7 +29,7 @@ def runtime(dispatch: str, cdk_out: Path, tmp_path_factory: pytest.TempPathFacto
     if dispatch != "lambda":
         cdk_out = synthesize_app(tmp_path_factory.mktemp(f"cdk.out.{dispatch}"), dispatch=dispatch)
     # Scheduled rules (the reaper) every 2 s instead of every few minutes.
-    local = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, schedule_interval=2).start()
+    local = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, schedule_interval=2, preload=TEST_TASKS).start()
     yield local
     local.stop()
 

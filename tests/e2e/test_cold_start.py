@@ -18,6 +18,7 @@ from local.server import LocalRuntime
 from local.template import invoked_function, load
 from tests.conftest import synthesize_app
 from tests.e2e.conftest import client_for
+from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ def snapstart_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def snapstart_runtime(snapstart_out: Path) -> Iterator[LocalRuntime]:
-    local = LocalRuntime(snapstart_out, port=0, retry_base_delay=0.2).start()
+    local = LocalRuntime(snapstart_out, port=0, retry_base_delay=0.2, preload=TEST_TASKS).start()
     yield local
     local.stop()
 

@@ -20,6 +20,7 @@ from jobs_cli.client import JobsClient
 from local.faults import FaultPlan
 from local.server import LocalRuntime
 from tests.conftest import synthesize_app
+from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 JOBS = {"lambda": 1000, "sqs": 200, "stepfunctions": 300}
@@ -48,7 +49,9 @@ def faulty_runtime(
     if dispatch != "lambda":
         cdk_out = synthesize_app(tmp_path_factory.mktemp(f"cdk.out.faults.{dispatch}"), dispatch=dispatch)
     quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-    runtime = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, faults=plan, extra_environment=quiet).start()
+    runtime = LocalRuntime(
+        cdk_out, port=0, retry_base_delay=0.2, faults=plan, extra_environment=quiet, preload=TEST_TASKS
+    ).start()
     yield runtime
     runtime.stop()
 

@@ -14,6 +14,7 @@ import pytest
 
 from local.server import LocalRuntime
 from local.synth import synthesize
+from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def slow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     cdk_out = synthesize(Path(__file__).parent / "slow_app" / "app.py", tmp_path_factory.mktemp("slow-app"))
-    runtime = LocalRuntime(cdk_out, port=0, stack_name="SlowApp").start()
+    runtime = LocalRuntime(cdk_out, port=0, stack_name="SlowApp", preload=TEST_TASKS).start()
     yield runtime
     runtime.stop()
 

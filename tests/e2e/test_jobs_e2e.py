@@ -51,6 +51,13 @@ def test_submit_poll_complete(alice):
     assert job["attempts"] == 1
 
 
+def test_the_functions_run_the_tests_own_tasks(alice):
+    # "echo" exists only in tests/support/tasks.py, which the sandboxes preload: the suite
+    # does not depend on the app's example tasks, which a fork deletes.
+    job = wait(alice, submit(alice, "echo", {"any": ["thing", 1]}))
+    assert (job["status"], job["result"]) == ("COMPLETED", {"echo": {"any": ["thing", 1]}})
+
+
 def test_progress_is_reported_while_running(alice):
     job_id = submit(alice, "sleep", {"seconds": 2})
     out = io.StringIO()

@@ -16,6 +16,7 @@ from jobs_cli.watch import monitor_url
 from local.server import LocalRuntime
 from tests.conftest import synthesize_app
 from tests.e2e.conftest import client_for
+from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def pushing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     out = synthesize_app(tmp_path_factory.mktemp("cdk.out.ws"), notify="websocket")
-    runtime = LocalRuntime(out, port=0, retry_base_delay=0.2).start()
+    runtime = LocalRuntime(out, port=0, retry_base_delay=0.2, preload=TEST_TASKS).start()
     yield runtime
     runtime.stop()
 

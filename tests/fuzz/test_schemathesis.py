@@ -20,6 +20,7 @@ from schemathesis.core.result import Ok
 
 from local.server import LocalRuntime
 from local.template import REGION
+from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,7 @@ class SignedSession(requests.Session):
 def fuzz_runtime(cdk_out: Path) -> Iterator[LocalRuntime]:
     """A runtime of its own: fuzzed jobs (an hour of sleep, millions of rows) must not
     queue up in front of other tests' jobs."""
-    runtime = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2).start()
+    runtime = LocalRuntime(cdk_out, port=0, retry_base_delay=0.2, preload=TEST_TASKS).start()
     yield runtime
     runtime.stop()
 

@@ -21,9 +21,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import jobs.observability  # noqa: F401  (the parent logger the runner's child logger needs, as in Lambda)
 from jobs.model import Job, JobError, JobStatus, StoredResult, new_job_id
+from jobs.registry import TaskDefinition, TaskFailed, TransientTaskError
 from jobs.repository import JobRepository
 from jobs.runner import AttemptFailed, JobRunner, Outcome
-from jobs.tasks import TaskDefinition, TaskFailed, TransientTaskError
 from tests.conftest import TEST_ENVIRONMENT
 
 OWNER = "arn:aws:iam::123456789012:user/alice"

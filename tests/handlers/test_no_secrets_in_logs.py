@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from jobs import tasks
+from jobs import registry
 from jobs.handlers import cancel, on_failure, reaper, status
 from tests.events import LambdaContext, cancel_event, list_event, status_event, submit_event
 from tests.handlers.test_on_failure import invocation_record
@@ -32,7 +32,7 @@ def test_a_whole_life_cycle_logs_no_secret_and_no_trace_at_info(info_logs, monke
     def buggy(task_input, progress):
         raise KeyError("missing")  # an unexpected error inside a task
 
-    monkeypatch.setitem(tasks.REGISTRY, "fail", tasks.TaskDefinition("fail", buggy, {"type": "object"}, ""))
+    monkeypatch.setitem(registry.REGISTRY, "fail", registry.TaskDefinition("fail", buggy, {"type": "object"}, ""))
     answers = []
     for task in ("sleep", "fail"):
         event = submit_event({"task": task, "input": {"seconds": 0}}, headers=SIGNED)

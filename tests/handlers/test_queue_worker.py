@@ -54,12 +54,12 @@ def run(event: dict) -> list[str]:
 
 
 def test_a_batch_runs_each_job_and_reports_only_the_failed_message(monkeypatch):
-    from jobs import tasks
+    from jobs import registry
 
     def flaky(task_input, progress):
-        raise tasks.TransientTaskError("downstream busy")
+        raise registry.TransientTaskError("downstream busy")
 
-    monkeypatch.setitem(tasks.REGISTRY, "flaky", tasks.TaskDefinition("flaky", flaky, {"type": "object"}, ""))
+    monkeypatch.setitem(registry.REGISTRY, "flaky", registry.TaskDefinition("flaky", flaky, {"type": "object"}, ""))
     done, retried = submit_job("sleep", {"seconds": 0}), submit_job("flaky", {})
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
     assert run(sqs_event(message(done), message(retried), message_ids=ids)) == [ids[1]]

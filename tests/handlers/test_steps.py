@@ -11,7 +11,7 @@ import pytest
 
 from jobs.dispatcher import StateMachineDispatcher
 from jobs.handlers import steps
-from jobs.tasks import REGISTRY, TaskDefinition, TransientTaskError
+from jobs.registry import REGISTRY, TaskDefinition, TransientTaskError
 from tests.events import LambdaContext
 from tests.handlers.conftest import job_item
 from tests.handlers.test_worker import get_status, submit_job

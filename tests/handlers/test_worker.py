@@ -148,17 +148,17 @@ def test_a_task_that_outlives_its_time_is_retried_then_failed_as_timed_out():
 
 
 def test_a_transient_error_is_retried(monkeypatch):
-    from jobs import tasks
+    from jobs import registry
 
     calls = []
 
     def flaky(task_input, progress):
         calls.append(1)
         if len(calls) == 1:
-            raise tasks.TransientTaskError("downstream busy")
+            raise registry.TransientTaskError("downstream busy")
         return {"ok": True}
 
-    monkeypatch.setitem(tasks.REGISTRY, "sleep", tasks.TaskDefinition("sleep", flaky, {"type": "object"}, ""))
+    monkeypatch.setitem(registry.REGISTRY, "sleep", registry.TaskDefinition("sleep", flaky, {"type": "object"}, ""))
     job_id = submit_job("sleep", {"seconds": 1})
     request_id = "req-flaky"
     with pytest.raises(AttemptFailed):
@@ -172,10 +172,10 @@ def test_a_transient_error_is_retried(monkeypatch):
     [({"blob": "x" * 9000}, "ResultTooLarge"), ({"not_json": {1, 2}}, "ResultNotSerializable")],
 )
 def test_results_must_be_json_and_within_the_limit(monkeypatch, result, error_type):
-    from jobs import tasks
+    from jobs import registry
 
     monkeypatch.setitem(
-        tasks.REGISTRY, "sleep", tasks.TaskDefinition("sleep", lambda i, p: result, {"type": "object"}, "")
+        registry.REGISTRY, "sleep", registry.TaskDefinition("sleep", lambda i, p: result, {"type": "object"}, "")
     )
     job_id = submit_job("sleep", {"seconds": 1})
     assert run_worker(job_id)["outcome"] == "FAILED"
@@ -204,12 +204,12 @@ def test_a_small_result_is_inline_and_a_large_one_is_a_presigned_link():
 
 
 def test_an_unexpected_exception_fails_the_job_without_leaking_a_trace(monkeypatch):
-    from jobs import tasks
+    from jobs import registry
 
     def buggy(task_input, progress):
         return dict[str, int]()["missing"]
 
-    monkeypatch.setitem(tasks.REGISTRY, "sleep", tasks.TaskDefinition("sleep", buggy, {"type": "object"}, ""))
+    monkeypatch.setitem(registry.REGISTRY, "sleep", registry.TaskDefinition("sleep", buggy, {"type": "object"}, ""))
     job_id = submit_job("sleep", {"seconds": 1})
     assert run_worker(job_id)["outcome"] == "FAILED"
     error = get_status(job_id)[0]["error"]

@@ -692,8 +692,8 @@ def test_stepfunctions_dispatch_runs_prepare_process_finalise_with_timeouts_retr
         assert throttled["MaxAttempts"] == 12 and throttled["MaxDelaySeconds"] == 60
     [task_retry] = [r for r in states["Process"]["Retry"] if "TransientTaskError" in r["ErrorEquals"]]
     # Lambda reports a raised exception by its class name: the names the process step raises.
+    from jobs.registry import TransientTaskError
     from jobs.steps import TimedOut
-    from jobs.tasks import TransientTaskError
 
     # And a process that died or outlived the function: Lambda's names, and Step Functions' documented one.
     crashed = {"Runtime.ExitError", "Runtime.OutOfMemory", "Sandbox.Timedout", "Lambda.Unknown"}

@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs.delivery import build_runner, run_job
 from jobs.dispatcher import read_worker_event
 from jobs.observability import logger, metrics
+from jobs.registry import load_tasks
 from jobs.settings import Settings
-from jobs.tasks import REGISTRY
 
 settings = Settings.from_env()
-runner = build_runner(settings, REGISTRY)
+runner = build_runner(settings, load_tasks())
 
 # A batch whose every message must be retried is still a normal answer (all of them as
 # batch item failures), not a function error that would set off the Errors alarm.

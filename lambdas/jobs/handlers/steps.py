@@ -13,16 +13,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.delivery import build_runner, count_outcome
 from jobs.observability import logger, metrics
+from jobs.registry import load_tasks
 from jobs.repository import JobRepository
 from jobs.settings import Settings
 from jobs.steps import StepRunner
-from jobs.tasks import REGISTRY
 
 settings = Settings.from_env()
+tasks = load_tasks()
 steps = StepRunner(
-    build_runner(settings, REGISTRY),
+    build_runner(settings, tasks),
     JobRepository.from_settings(settings),
-    REGISTRY,
+    tasks,
     lease_seconds=settings.stuck_after_seconds,
     timeout_margin_seconds=settings.timeout_margin_seconds,
 )

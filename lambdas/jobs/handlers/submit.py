@@ -25,18 +25,18 @@ from jobs import clients
 from jobs.api import ApiError, build_resolver, caller_identity, follow_headers, job_url, json_response
 from jobs.dispatcher import dispatcher_for
 from jobs.observability import logger, metrics
+from jobs.registry import load_tasks
 from jobs.repository import JobRepository
 from jobs.schemas import submit_request_schema
 from jobs.service import JobService
 from jobs.settings import Settings
-from jobs.tasks import REGISTRY
 
 settings = Settings.from_env()
 service = JobService(
     JobRepository.from_settings(settings),
     dispatcher_for(settings),
     callback_policy=settings.callback_policy,
-    tasks=REGISTRY,
+    tasks=load_tasks(),
 )
 app = build_resolver(settings.retry_after_seconds)
 

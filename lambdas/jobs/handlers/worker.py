@@ -15,12 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from jobs.delivery import build_runner, run_job
 from jobs.dispatcher import read_worker_event
 from jobs.observability import logger, metrics
+from jobs.registry import load_tasks
 from jobs.runner import Outcome
 from jobs.settings import Settings
-from jobs.tasks import REGISTRY
 
 settings = Settings.from_env()
-runner = build_runner(settings, REGISTRY)
+runner = build_runner(settings, load_tasks())
 
 
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
