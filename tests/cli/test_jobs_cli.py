@@ -13,6 +13,7 @@ from jobs.naming import AppName
 from jobs_cli import main as cli
 from jobs_cli.app_name import api_url_variable, api_url_variable_for
 from jobs_cli.client import ApiError, JobsClient, Response, is_loopback
+from stacks.config import default_context
 
 
 def job(status: str, percent: int | None = None, **extra: Any) -> Response:
@@ -185,7 +186,7 @@ def test_main_needs_an_api_url(monkeypatch):
 
 
 def test_the_api_url_variable_is_named_after_the_app(tmp_path):
-    assert api_url_variable() == "ASYNC_JOBS_API_URL"  # this checkout's cdk.json
+    assert api_url_variable() == AppName(default_context()["app_name"]).api_url_variable  # this checkout's cdk.json
     renamed = tmp_path / "cdk.json"
     renamed.write_text(json.dumps({"context": {"settings": {"app_name": "acme-reports"}}}))
     assert api_url_variable(renamed) == "ACME_REPORTS_API_URL"

@@ -35,8 +35,8 @@ def test_port_in_use_is_a_clear_error(cdk_out, capsys):
 def test_missing_synthesis_is_a_clear_error(tmp_path, capsys):
     assert main(["--cdk-out", str(tmp_path)]) == 2
     assert "expected one stack template in" in capsys.readouterr().err
-    assert main(["--cdk-out", str(tmp_path), "--stack", "AsyncJobs-dev"]) == 2
-    assert "AsyncJobs-dev.template.json not found; synthesize first" in capsys.readouterr().err
+    assert main(["--cdk-out", str(tmp_path), "--stack", "Elsewhere-dev"]) == 2
+    assert "Elsewhere-dev.template.json not found; synthesize first" in capsys.readouterr().err
 
 
 def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp_path, capsys):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from stacks.config import AppConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
 
@@ -31,7 +33,8 @@ def cdk_synth(out: Path, *options: str) -> None:
 @pytest.mark.skipif(not CLI.exists() or not shutil.which("node"), reason="run `make install` for the CDK CLI")
 def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: Path):
     cdk_synth(tmp_path, "-c", "stage=prod", "-c", "alarm_email=ops@example.com")
-    template = json.loads((tmp_path / "AsyncJobs-prod.template.json").read_text())  # the stage names the stack
+    stack = AppConfig.from_mapping({"stage": "prod"}).stack_name  # the stage names the stack
+    template = json.loads((tmp_path / f"{stack}.template.json").read_text())
     types = {resource["Type"] for resource in template["Resources"].values()}
     assert {
         "AWS::ApiGateway::RestApi",
@@ -61,6 +64,6 @@ def test_cdk_synth_produces_the_stack_with_a_clean_validation_report(tmp_path: P
 )
 def test_each_variant_synthesizes_from_the_command_line(tmp_path: Path, options: tuple[str, ...], expected: set[str]):
     cdk_synth(tmp_path, *options)
-    template = json.loads((tmp_path / "AsyncJobs-dev.template.json").read_text())
+    template = json.loads((tmp_path / f"{AppConfig.from_mapping({}).stack_name}.template.json").read_text())
     assert expected <= {resource["Type"] for resource in template["Resources"].values()}
     assert json.loads((tmp_path / "validation-report.json").read_text())["pluginReports"] == []

@@ -427,9 +427,10 @@ def test_failed_jobs_rate_alarm(template: Template):
     expression = next(m for m in alarm["Metrics"] if "Expression" in m)
     assert expression["Expression"] == "IF(completed + failed >= 5, 100 * failed / (completed + failed), 0)"
     used = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+    namespace = AppConfig.from_mapping({}).name.pascal  # the app's name: AsyncJobs unless renamed
     assert {k: (v["Namespace"], v["MetricName"]) for k, v in used.items()} == {
-        "completed": ("AsyncJobs", "JobsCompleted"),
-        "failed": ("AsyncJobs", "JobsFailed"),
+        "completed": (namespace, "JobsCompleted"),
+        "failed": (namespace, "JobsFailed"),
     }
     assert used["failed"]["Dimensions"] == [{"Name": "service", "Value": "AsyncJobs"}]  # as Powertools emits
 

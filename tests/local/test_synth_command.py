@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from local.synth import main, parse_context
+from stacks.config import AppConfig
 
 
 def test_context_pairs_are_parsed_like_the_cdk_cli():
@@ -22,7 +23,7 @@ def test_context_pairs_are_parsed_like_the_cdk_cli():
 
 def test_a_variant_is_synthesized_for_make_run(tmp_path: Path):
     assert main(["--out", str(tmp_path), "-c", "notify=websocket"]) == 0
-    template = json.loads((tmp_path / "AsyncJobs-dev.template.json").read_text())
+    template = json.loads((tmp_path / f"{AppConfig.from_mapping({}).stack_name}.template.json").read_text())
     assert any(r["Type"] == "AWS::ApiGatewayV2::Api" for r in template["Resources"].values())
 
 
