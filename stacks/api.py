@@ -16,6 +16,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from jobs.settings import Settings
 from stacks.api_account import ApiGatewayAccount
 from stacks.config import AppConfig
 from stacks.job_store import OWNER_INDEX, JobStore
@@ -82,7 +83,7 @@ class JobsApi(Construct):
             "Submit",
             "jobs.handlers.submit.handler",
             "POST /jobs: stores a job and hands it to the worker",
-            IDEMPOTENCY_TABLE_NAME=store.idempotency_table.table_name,
+            **Settings.variables(idempotency_table_name=store.idempotency_table.table_name),
             **worker.dispatch_environment(),
         )
         self.submit_function = submit.function

@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Acknowledgment, Annotations, CfnOutput, Stack, Tags, Validations
 from constructs import Construct
 
+from jobs.settings import Settings
 from stacks.api import JobsApi
 from stacks.api_account import ApiGatewayAccount
 from stacks.callbacks import Callbacks
@@ -32,22 +33,18 @@ class AsyncJobsStack(Stack):
         Tags.of(self).add("stage", config.stage)
 
         self.store = JobStore(self, "JobStore", config=config)
+        # What every function gets: the values chosen in cdk.json and the ones derived from
+        # them. Each construct adds the variables of the resources it owns.
         environment = {
-            "JOBS_TABLE_NAME": self.store.jobs_table.table_name,
-            "JOB_RETENTION_SECONDS": str(config.job_retention_days * 86_400),
-            "MAX_ATTEMPTS": str(config.max_attempts),
-            "RETRY_AFTER_SECONDS": str(config.retry_after_seconds),
-            "MAX_REQUEST_BYTES": str(config.max_request_bytes),
-            "MAX_RESULT_BYTES": str(config.max_result_bytes),
-            "MAX_INLINE_RESULT_BYTES": str(config.max_inline_result_bytes),
-            "RESULTS_BUCKET_NAME": self.store.results_bucket.bucket_name,
-            "RESULT_URL_EXPIRY_SECONDS": str(config.result_url_expiry_seconds),
-            "PROGRESS_MIN_INTERVAL_MS": str(config.progress_min_interval_ms),
-            "TIMEOUT_MARGIN_SECONDS": str(timeout_margin_seconds(config.worker_timeout_seconds)),
-            "IDEMPOTENCY_WINDOW_SECONDS": str(config.idempotency_window_seconds),
-            "STUCK_AFTER_SECONDS": str(config.stuck_after_seconds),
-            "CALLBACK_MAX_ATTEMPTS": str(config.callback_max_attempts),
-            "CALLBACK_TIMEOUT_SECONDS": str(config.callback_timeout_seconds),
+            **config.tuning.environment(),
+            **Settings.variables(
+                jobs_table_name=self.store.jobs_table.table_name,
+                results_bucket_name=self.store.results_bucket.bucket_name,
+                job_retention_seconds=config.job_retention_days * 86_400,
+                max_attempts=config.max_attempts,
+                timeout_margin_seconds=timeout_margin_seconds(config.worker_timeout_seconds),
+                stuck_after_seconds=config.stuck_after_seconds,
+            ),
         }
         self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
         self.notifications: JobNotifications | None = None
@@ -58,7 +55,7 @@ class AsyncJobsStack(Stack):
                 self, "Notifications", config=config, store=self.store, environment=environment, account=account
             )
             # The API's answers point clients at the WebSocket (a Link header, rel="monitor").
-            api_environment = {**environment, "WEBSOCKET_URL": self.notifications.url}
+            api_environment = {**environment, **Settings.variables(websocket_url=self.notifications.url)}
         self.api = JobsApi(
             self,
             "Api",

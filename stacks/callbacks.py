@@ -16,6 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from jobs.settings import Settings
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
 from stacks.python_function import PythonFunction, acknowledge
@@ -70,14 +71,17 @@ class Callbacks(Construct):
             "that hand-over is the receivers' to plan, so rotation is manual (put a new value; the function "
             "picks it up within 5 minutes).",
         )
-        worst_case = config.callback_max_attempts * config.callback_timeout_seconds + 2**config.callback_max_attempts
+        worst_case = (
+            config.tuning.callback_max_attempts * config.tuning.callback_timeout_seconds
+            + 2**config.tuning.callback_max_attempts
+        )
         self.function = PythonFunction(
             self,
             "Sender",
             config=config,
             handler="jobs.handlers.callbacks.handler",
             description="POSTs finished jobs to their callback_url, signed, with retries",
-            environment={**environment, "CALLBACK_SECRET_ARN": self.signing_secret.secret_arn},
+            environment={**environment, **Settings.variables(callback_secret_arn=self.signing_secret.secret_arn)},
             # Every record of a batch is delivered at once, so one record's worst case bounds the batch.
             timeout=Duration.seconds(min(900, worst_case + 30)),
             memory_size=256,

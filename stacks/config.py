@@ -1,6 +1,8 @@
 """Every deployment setting of the app, in one place.
 
-``cdk.json`` → ``context`` holds them: ``settings`` (the defaults), ``stages`` (the
+``cdk.json`` → ``context`` holds them: ``settings`` (the defaults; those of the runtime
+values in ``Tuning``, such as ``retry_after_seconds``, are declared with their bounds in
+``lambdas/jobs/settings.py`` instead, and may be overridden here too), ``stages`` (the
 ``dev`` and ``prod`` presets, each overriding some defaults) and ``stage`` (the preset
 used when none is chosen: ``dev``). Pick a stage with ``-c stage=prod``; override any
 single setting with ``-c name=value`` (or ``make deploy CDK_ARGS="-c stage=prod -c
@@ -20,7 +22,10 @@ from typing import Any
 
 from aws_cdk import RemovalPolicy
 
+from jobs import values
 from jobs.naming import AppName
+from jobs.settings import Tuning
+from jobs.values import InvalidValue
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
@@ -39,51 +44,6 @@ def default_context() -> dict[str, Any]:
 
 class ConfigError(ValueError):
     """A context value is missing, malformed or out of range."""
-
-
-def _to_int(name: str, raw: Any, minimum: int, maximum: int) -> int:
-    try:
-        value = int(raw)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"context '{name}' must be an integer, got {raw!r}") from error
-    if isinstance(raw, float) and raw != value:
-        raise ConfigError(f"context '{name}' must be an integer, got {raw!r}")
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"context '{name}' must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
-def _int(minimum: int, maximum: int) -> Callable[[str, Any], int]:
-    return lambda name, raw: _to_int(name, raw, minimum, maximum)
-
-
-def _optional_int(minimum: int, maximum: int) -> Callable[[str, Any], int | None]:
-    def parse(name: str, raw: Any) -> int | None:
-        if raw is None or raw == "" or str(raw).lower() in {"none", "null"}:
-            return None
-        return _to_int(name, raw, minimum, maximum)
-
-    return parse
-
-
-def _choice(*choices: str) -> Callable[[str, Any], str]:
-    def parse(name: str, raw: Any) -> str:
-        value = str(raw).lower()
-        if value not in choices:
-            raise ConfigError(f"context '{name}' must be one of {', '.join(choices)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _one_of(*choices: int) -> Callable[[str, Any], int]:
-    def parse(name: str, raw: Any) -> int:
-        value = _to_int(name, raw, min(choices), max(choices))
-        if value not in choices:
-            raise ConfigError(f"context '{name}' must be one of {', '.join(map(str, choices))}, got {raw!r}")
-        return value
-
-    return parse
 
 
 # The retention periods CloudWatch Logs accepts, in days.
@@ -112,90 +72,51 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-
-def _bool(name: str, raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    value = str(raw).lower()
-    if value not in {"true", "false"}:
-        raise ConfigError(f"context '{name}' must be true or false, got {raw!r}")
-    return value == "true"
-
-
-def _email(name: str, raw: Any) -> str | None:
-    if raw is None or raw == "":
-        return None
-    value = str(raw)
-    if not EMAIL.match(value):
-        raise ConfigError(f"context '{name}' must be an e-mail address, got {raw!r}")
-    return value
-
-
-def _stage(name: str, raw: Any) -> str:
-    value = str(raw)
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
-        raise ConfigError(f"context '{name}' must be letters, digits or underscores, got {raw!r}")
-    return value
-
-
-def _app_name(name: str, raw: Any) -> str:
-    try:
-        return AppName(str(raw)).value
-    except ValueError as error:
-        raise ConfigError(f"context '{name}': {error}") from error
+def _app_name(label: str, raw: Any) -> str:
+    return values.app_name(label, raw).value
 
 
 # name -> parser. The order is the order of the README's configuration table.
 PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "app_name": _app_name,
-    "dispatch": _choice("lambda", "sqs", "stepfunctions"),
-    "notify": _choice("none", "websocket"),
-    "api_stage_name": _stage,
-    "api_throttle_rate_limit": _int(1, 10_000),
-    "api_throttle_burst_limit": _int(1, 5_000),
-    "api_integration_timeout_seconds": _int(1, 29),
-    "worker_timeout_seconds": _int(3, 900),
-    "worker_memory_mb": _int(128, 10_240),
-    "worker_reserved_concurrency": _optional_int(1, 10_000),
-    "worker_retry_attempts": _int(0, 2),
-    "worker_max_event_age_seconds": _int(60, 21_600),
-    "worker_batch_size": _int(1, 10),
-    "worker_max_concurrency": _int(2, 1000),
-    "api_function_memory_mb": _int(128, 10_240),
-    "api_cold_start": _choice("none", "snapstart", "provisioned"),
-    "api_provisioned_concurrency": _int(1, 10_000),
-    "worker_cold_start": _choice("none", "snapstart", "provisioned"),
-    "worker_provisioned_concurrency": _int(1, 10_000),
-    "job_retention_days": _int(1, 3650),
-    "idempotency_window_seconds": _int(60, 7 * 86_400),
-    "max_request_bytes": _int(1024, 256 * 1024),
-    "max_result_bytes": _int(1024, 1024 * 1024 * 1024),
-    "max_inline_result_bytes": _int(1024, 300 * 1024),
-    "result_url_expiry_seconds": _int(1, 7 * 86_400),
-    "retry_after_seconds": _int(1, 3600),
-    "progress_min_interval_ms": _int(0, 600_000),
-    "log_level": _choice("debug", "info", "warning", "error"),
-    "log_retention_days": _one_of(*LOG_RETENTION_DAYS),
-    "removal_policy": _choice("retain", "destroy"),
-    "alarm_email": _email,
-    "alarm_5xx_threshold": _int(1, 1_000_000),
-    "alarm_latency_p99_ms": _int(1000, 29_000),
-    "alarm_function_errors_threshold": _int(1, 1_000_000),
-    "alarm_function_throttles_threshold": _int(1, 1_000_000),
-    "alarm_failed_jobs_percent": _int(1, 100),
-    "alarm_period_minutes": _int(1, 60),
-    "alarm_evaluation_periods": _int(1, 100),
-    "reaper_interval_minutes": _int(1, 1440),
-    "reaper_slack_seconds": _int(0, 86_400),
-    "callback_max_attempts": _int(1, 10),
-    "callback_timeout_seconds": _int(1, 60),
-    "waf_enabled": _bool,
-    "waf_rate_limit_per_5_minutes": _int(10, 2_000_000_000),
-    "powertools_layer_version": _int(1, 10_000),
-    "apigateway_cloudwatch_role": _bool,
-    "lambda_account_concurrency": _int(10, 1_000_000),
+    "dispatch": values.choice("lambda", "sqs", "stepfunctions"),
+    "notify": values.choice("none", "websocket"),
+    "api_stage_name": values.stage_name,
+    "api_throttle_rate_limit": values.integer(1, 10_000),
+    "api_throttle_burst_limit": values.integer(1, 5_000),
+    "api_integration_timeout_seconds": values.integer(1, 29),
+    "worker_timeout_seconds": values.integer(3, 900),
+    "worker_memory_mb": values.integer(128, 10_240),
+    "worker_reserved_concurrency": values.optional_integer(1, 10_000),
+    "worker_retry_attempts": values.integer(0, 2),
+    "worker_max_event_age_seconds": values.integer(60, 21_600),
+    "worker_batch_size": values.integer(1, 10),
+    "worker_max_concurrency": values.integer(2, 1000),
+    "api_function_memory_mb": values.integer(128, 10_240),
+    "api_cold_start": values.choice("none", "snapstart", "provisioned"),
+    "api_provisioned_concurrency": values.integer(1, 10_000),
+    "worker_cold_start": values.choice("none", "snapstart", "provisioned"),
+    "worker_provisioned_concurrency": values.integer(1, 10_000),
+    "job_retention_days": values.integer(1, 3650),
+    "log_level": values.choice("debug", "info", "warning", "error"),
+    "log_retention_days": values.one_of(*LOG_RETENTION_DAYS),
+    "removal_policy": values.choice("retain", "destroy"),
+    "alarm_email": values.email,
+    "alarm_5xx_threshold": values.integer(1, 1_000_000),
+    "alarm_latency_p99_ms": values.integer(1000, 29_000),
+    "alarm_function_errors_threshold": values.integer(1, 1_000_000),
+    "alarm_function_throttles_threshold": values.integer(1, 1_000_000),
+    "alarm_failed_jobs_percent": values.integer(1, 100),
+    "alarm_period_minutes": values.integer(1, 60),
+    "alarm_evaluation_periods": values.integer(1, 100),
+    "reaper_interval_minutes": values.integer(1, 1440),
+    "reaper_slack_seconds": values.integer(0, 86_400),
+    "waf_enabled": values.boolean,
+    "waf_rate_limit_per_5_minutes": values.integer(10, 2_000_000_000),
+    "powertools_layer_version": values.integer(1, 10_000),
+    "apigateway_cloudwatch_role": values.boolean,
+    "lambda_account_concurrency": values.integer(10, 1_000_000),
 }
 # Lambda keeps this much of an account's concurrency unreserved, always: a function's
 # reserved concurrency may not eat into it (Lambda Developer Guide, "Configuring reserved
@@ -228,6 +149,9 @@ class AppConfig:
 
     stage: str
     app_name: str
+    # The runtime values chosen in cdk.json (retry_after_seconds, max_request_bytes...): each
+    # declared once, with its environment variable, bounds and default, in jobs/settings.py.
+    tuning: Tuning
     dispatch: str
     notify: str
     api_stage_name: str
@@ -247,13 +171,6 @@ class AppConfig:
     worker_cold_start: str
     worker_provisioned_concurrency: int
     job_retention_days: int
-    idempotency_window_seconds: int
-    max_request_bytes: int
-    max_result_bytes: int
-    max_inline_result_bytes: int
-    result_url_expiry_seconds: int
-    retry_after_seconds: int
-    progress_min_interval_ms: int
     log_level: str
     log_retention_days: int
     removal_policy: str
@@ -267,8 +184,6 @@ class AppConfig:
     alarm_evaluation_periods: int
     reaper_interval_minutes: int
     reaper_slack_seconds: int
-    callback_max_attempts: int
-    callback_timeout_seconds: int
     waf_enabled: bool
     waf_rate_limit_per_5_minutes: int
     powertools_layer_version: int
@@ -288,17 +203,27 @@ class AppConfig:
         if not STAGE.match(stage) or stage not in presets:
             raise ConfigError(f"context 'stage' must be one of {', '.join(presets)}, got {stage!r}")
         defaults = {**(lookup("settings") or file["settings"]), **presets[stage]}
-        values: dict[str, Any] = {"stage": stage}
+
+        def chosen(name: str) -> Any:
+            raw = lookup(name)
+            return defaults.get(name) if raw is None else raw
+
+        parsed: dict[str, Any] = {"stage": stage}
+        try:
+            parsed["tuning"] = Tuning.from_context(chosen)
+        except InvalidValue as error:
+            raise ConfigError(str(error)) from error
         for field in fields(cls):
-            if field.name == "stage":
+            if field.name in ("stage", "tuning"):
                 continue
-            raw = lookup(field.name)
-            if raw is None:
-                raw = defaults.get(field.name)
+            raw = chosen(field.name)
             if raw is None and field.name not in {"worker_reserved_concurrency", "alarm_email"}:
                 raise ConfigError(f"context '{field.name}' is not set (see cdk.json)")
-            values[field.name] = PARSERS[field.name](field.name, raw)
-        config = cls(**values)
+            try:
+                parsed[field.name] = PARSERS[field.name](f"context '{field.name}'", raw)
+            except InvalidValue as error:
+                raise ConfigError(str(error)) from error
+        config = cls(**parsed)
         config._check_consistency()
         return config
 
@@ -382,12 +307,12 @@ class AppConfig:
             )
 
     def _check_consistency(self) -> None:
-        if self.max_request_bytes + self.max_inline_result_bytes > 380 * 1024:
+        if self.tuning.max_request_bytes + self.tuning.max_inline_result_bytes > 380 * 1024:
             # Both live on one DynamoDB item, which holds at most 400 KB.
             raise ConfigError(
                 "max_request_bytes + max_inline_result_bytes must stay under 380 KiB (DynamoDB item limit)"
             )
-        if self.max_inline_result_bytes > self.max_result_bytes:
+        if self.tuning.max_inline_result_bytes > self.tuning.max_result_bytes:
             raise ConfigError("max_inline_result_bytes must not exceed max_result_bytes")
         if self.alarm_latency_p99_ms > self.api_integration_timeout_seconds * 1000:
             raise ConfigError("alarm_latency_p99_ms must not exceed the integration timeout")
@@ -415,13 +340,13 @@ class AppConfig:
             )
         self._check_provisioned_concurrency(most_reservable)
         largest_pushed = WEBSOCKET_MESSAGE_BYTES - WEBSOCKET_OVERHEAD_BYTES
-        if self.notify == "websocket" and self.max_inline_result_bytes > largest_pushed:
+        if self.notify == "websocket" and self.tuning.max_inline_result_bytes > largest_pushed:
             raise ConfigError(
                 f"with notify=websocket, max_inline_result_bytes must be at most {largest_pushed}: a pushed job "
                 "change carries its inline result, and API Gateway sends no WebSocket message over 128 KB"
             )
         largest_inline = (STATE_PAYLOAD_BYTES - STATE_OVERHEAD_BYTES) // 2
-        if self.dispatch == "stepfunctions" and self.max_inline_result_bytes > largest_inline:
+        if self.dispatch == "stepfunctions" and self.tuning.max_inline_result_bytes > largest_inline:
             raise ConfigError(
                 f"with dispatch=stepfunctions, max_inline_result_bytes must be at most {largest_inline}: an inline "
                 "result travels between steps inside the state, which Step Functions caps at 256 KiB (escaped "

@@ -53,7 +53,7 @@ class ApiFirewall(Construct):
                 visibility_config=_visibility("RateLimitPerIp"),
             )
         ]
-        inspection_kb = next((kb for kb in INSPECTION_LIMITS_KB if kb * 1024 >= config.max_request_bytes), None)
+        inspection_kb = next((kb for kb in INSPECTION_LIMITS_KB if kb * 1024 >= config.tuning.max_request_bytes), None)
         if inspection_kb is not None:
             # The whole allowed body fits the inspection window, so anything beyond it is too large.
             rules.append(
@@ -67,7 +67,7 @@ class ApiFirewall(Construct):
                                 body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
                             ),
                             comparison_operator="GT",
-                            size=config.max_request_bytes,
+                            size=config.tuning.max_request_bytes,
                             text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
                         )
                     ),
@@ -96,7 +96,7 @@ class ApiFirewall(Construct):
         )
         message = {
             "throttled": "Too Many Requests",
-            "too_large": f"request body is larger than {config.max_request_bytes} bytes: pass large inputs "
+            "too_large": f"request body is larger than {config.tuning.max_request_bytes} bytes: pass large inputs "
             "by reference (upload them to S3 and put the object's URI in the input)",
         }
         self.web_acl = wafv2.CfnWebACL(

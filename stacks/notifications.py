@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
+from jobs.settings import Settings
 from stacks.api_account import ApiGatewayAccount
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
@@ -72,7 +73,7 @@ class JobNotifications(Construct):
             partition_key=dynamodb.Attribute(name="job_id", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
-        table_env = {**environment, "CONNECTIONS_TABLE_NAME": self.connections_table.table_name}
+        table_env = {**environment, **Settings.variables(connections_table_name=self.connections_table.table_name)}
 
         def function(name: str, handler: str, description: str, extra: dict[str, str]) -> lambda_.Function:
             return PythonFunction(
@@ -129,7 +130,7 @@ class JobNotifications(Construct):
             "Push",
             "push",
             "Pushes each job change to the job's WebSocket subscribers",
-            {"WEBSOCKET_CALLBACK_URL": self.stage.callback_url},
+            Settings.variables(websocket_callback_url=self.stage.callback_url),
         )
         self.push_function.add_event_source(
             event_sources.DynamoEventSource(

@@ -108,6 +108,7 @@ def _submit_body() -> dict[str, Any]:
 def build(config: AppConfig | None = None) -> dict[str, Any]:
     """The document, for ``config`` (the cdk.json defaults when None)."""
     config = config or AppConfig.from_mapping({})
+    window = config.tuning.idempotency_window_seconds
     job_id = {
         "name": "job_id",
         "in": "path",
@@ -145,14 +146,14 @@ def build(config: AppConfig | None = None) -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "description": f"Same key, caller and body within {config.idempotency_window_seconds} s: "
+                            "description": f"Same key, caller and body within {window} s: "
                             "the same job, never a second one",
                             "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"},
                         }
                     ],
                     "requestBody": {
                         "required": True,
-                        "description": f"At most {config.max_request_bytes} bytes",
+                        "description": f"At most {config.tuning.max_request_bytes} bytes",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitJobRequest"}}},
                     },
                     "responses": {

@@ -28,6 +28,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
+from jobs.settings import Settings
 from stacks.config import AppConfig, ConfigError
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
@@ -133,7 +134,7 @@ class PythonFunction(Construct):
                 "POWERTOOLS_SERVICE_NAME": service_name(self),
                 # The app's name (AsyncJobs), shared by its stages; ``service`` tells them apart.
                 "POWERTOOLS_METRICS_NAMESPACE": config.name.pascal,
-                "APP_NAME": config.app_name,
+                **Settings.variables(app=config.name),
                 "POWERTOOLS_LOG_LEVEL": config.log_level.upper(),
                 **environment,
             },

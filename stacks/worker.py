@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from jobs.settings import Settings
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
 from stacks.python_function import PythonFunction, acknowledge
@@ -74,11 +75,13 @@ class Worker(Construct):
     def dispatch_environment(self) -> dict[str, str]:
         """What the submit function needs to know to hand a job over."""
         if self.jobs_queue is not None:
-            return {"DISPATCH": "sqs", "JOBS_QUEUE_URL": self.jobs_queue.queue_url}
+            return Settings.variables(dispatch="sqs", jobs_queue_url=self.jobs_queue.queue_url)
         if self.workflow is not None:
-            return {"DISPATCH": "stepfunctions", "STATE_MACHINE_ARN": self.workflow.state_machine.state_machine_arn}
+            return Settings.variables(
+                dispatch="stepfunctions", state_machine_arn=self.workflow.state_machine.state_machine_arn
+            )
         # With worker_cold_start, the alias's qualified name (<function>:live).
-        return {"DISPATCH": "lambda", "WORKER_FUNCTION_NAME": self.invoked.function_name}
+        return Settings.variables(dispatch="lambda", worker_function_name=self.invoked.function_name)
 
     def grant_dispatch(self, submit: PythonFunction) -> None:
         """Let the submit function hand jobs over, and nothing more."""
@@ -115,7 +118,7 @@ class Worker(Construct):
             config=config,
             handler="jobs.handlers.on_failure.handler",
             description="Records jobs whose worker events failed for good, then dead-letters the events",
-            environment={**environment, "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url},
+            environment={**environment, **Settings.variables(dead_letter_queue_url=self.dead_letter_queue.queue_url)},
             timeout=Duration.seconds(30),
             memory_size=256,
         ).function

@@ -1,139 +1,170 @@
-"""Runtime configuration of the Lambda functions, read from environment variables once.
+"""Runtime configuration of the Lambda functions: every setting declared once, here.
 
-The CDK stack (``stacks/config.py``) is the one place where these values are chosen; it
-passes them to every function as environment variables. A missing or malformed value
-fails the cold start with a clear message instead of failing the first request.
+Each field below is declared with :func:`setting`: its environment variable, its parser
+(type and bounds, shared with the CDK config: ``jobs/values.py``) and its default.
+
+* :class:`Tuning` holds what you choose in ``cdk.json`` under the field's own name
+  (``-c retry_after_seconds=5``); the default here is the deployed default. The stack
+  checks the choice at synth (``stacks/config.py``) and hands it to every function.
+* :class:`Settings` adds what the constructs wire in: the resources each one owns and the
+  values derived from other settings, each through :meth:`Settings.variables`, so no
+  construct spells a variable's name.
+
+``Settings.from_env`` reads and checks them all once, at cold start; a missing or
+malformed value fails there with its name, not at the first request. Adding a setting:
+declare it here (in ``Tuning`` if it is chosen in cdk.json) and use it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from jobs.naming import AppName
+from jobs.values import InvalidValue, Parser, app_name, boolean, choice, integer, text
 
 if TYPE_CHECKING:
     from jobs.callbacks import CallbackPolicy
+
+T = TypeVar("T")
+REQUIRED: Any = object()  # a setting without a default
+CDK_TOKEN = "${Token["  # noqa: S105  a value CloudFormation resolves at deploy time: not checkable at synth
 
 
 class ConfigurationError(RuntimeError):
     """An environment variable is missing or out of range."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as error:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from error
-    if not minimum <= value <= maximum:
-        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
+@dataclass(frozen=True)
+class Declaration:
+    """One setting: where it is read from, how it is checked, what it is when unset."""
+
+    env: str
+    parse: Parser[Any]
+    default: Any
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        raw = env.get(self.env)
+        if raw is None or raw == "":
+            if self.default is REQUIRED:
+                raise ConfigurationError(f"environment variable {self.env} is required")
+            return self.default
+        try:
+            return self.parse(self.env, raw)
+        except InvalidValue as error:
+            raise ConfigurationError(str(error)) from error
+
+    def format(self, value: Any) -> str:
+        """The value as an environment variable holds it."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name) or default
-    if value not in choices:
-        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+def setting(env: str, parse: Parser[T], default: T = REQUIRED) -> T:
+    """A field of :class:`Tuning` or :class:`Settings`, read from ``env`` with ``parse``."""
+    return cast(T, field(metadata={"setting": Declaration(env, parse, default)}))
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").lower()
-    if raw == "":
-        return default
-    if raw not in {"true", "false"}:
-        raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-    return raw == "true"
+def _optional(label: str, raw: Any) -> str | None:
+    return text(label, raw) if raw else None
 
 
-def _app_name(env: Mapping[str, str], name: str) -> AppName:
-    try:
-        return AppName(_required(env, name))
-    except ValueError as error:
-        raise ConfigurationError(f"{name}: {error}") from error
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "")
-    if not value:
-        raise ConfigurationError(f"environment variable {name} is required")
-    return value
+def declarations(cls: type) -> dict[str, Declaration]:
+    """Each setting of ``cls`` (a field name) and its declaration."""
+    return {item.name: item.metadata["setting"] for item in fields(cls)}
 
 
 @dataclass(frozen=True)
-class Settings:
+class Tuning:
+    """The runtime values you choose in ``cdk.json`` (each under its field's name)."""
+
+    retry_after_seconds: int = setting("RETRY_AFTER_SECONDS", integer(1, 3600), 2)
+    max_request_bytes: int = setting("MAX_REQUEST_BYTES", integer(1024, 256 * 1024), 64 * 1024)
+    max_result_bytes: int = setting("MAX_RESULT_BYTES", integer(1024, 1024 * 1024 * 1024), 50 * 1024 * 1024)
+    max_inline_result_bytes: int = setting("MAX_INLINE_RESULT_BYTES", integer(1024, 300 * 1024), 64 * 1024)
+    result_url_expiry_seconds: int = setting("RESULT_URL_EXPIRY_SECONDS", integer(1, 7 * 86_400), 300)
+    progress_min_interval_ms: int = setting("PROGRESS_MIN_INTERVAL_MS", integer(0, 600_000), 2000)
+    idempotency_window_seconds: int = setting("IDEMPOTENCY_WINDOW_SECONDS", integer(60, 7 * 86_400), 3600)
+    callback_max_attempts: int = setting("CALLBACK_MAX_ATTEMPTS", integer(1, 10), 4)
+    callback_timeout_seconds: int = setting("CALLBACK_TIMEOUT_SECONDS", integer(1, 60), 5)
+
+    @classmethod
+    def from_context(cls, lookup: Callable[[str], Any]) -> Tuning:
+        """The choices in ``lookup`` (cdk.json's context, by field name), checked with the
+        same parsers as at run time; the declared default where there is none. Raises
+        :class:`InvalidValue` naming the context key."""
+        chosen = {}
+        for name, declaration in declarations(Tuning).items():
+            raw = lookup(name)
+            chosen[name] = declaration.default if raw is None else declaration.parse(f"context '{name}'", raw)
+        return cls(**chosen)
+
+    def environment(self) -> dict[str, str]:
+        """These values as the functions' environment variables."""
+        return {
+            declaration.env: declaration.format(getattr(self, name))
+            for name, declaration in declarations(Tuning).items()
+        }
+
+    @property
+    def progress_min_interval_seconds(self) -> float:
+        return self.progress_min_interval_ms / 1000
+
+
+@dataclass(frozen=True)
+class Settings(Tuning):
     """Everything the handlers need to know about their deployment."""
 
-    app: AppName
-    jobs_table_name: str
-    idempotency_table_name: str | None
-    worker_function_name: str | None
-    dispatch: str
-    jobs_queue_url: str | None
-    state_machine_arn: str | None
-    connections_table_name: str | None
-    websocket_callback_url: str | None
-    websocket_url: str | None
-    dead_letter_queue_url: str | None
-    job_retention_seconds: int
-    max_attempts: int
-    retry_after_seconds: int
-    max_request_bytes: int
-    max_result_bytes: int
-    max_inline_result_bytes: int
-    results_bucket_name: str | None
-    result_url_expiry_seconds: int
-    progress_min_interval_seconds: float
-    timeout_margin_seconds: int
-    idempotency_window_seconds: int
-    stuck_after_seconds: int
-    callback_secret_arn: str | None
-    callback_max_attempts: int
-    callback_timeout_seconds: int
+    app: AppName = setting("APP_NAME", app_name)
+    jobs_table_name: str = setting("JOBS_TABLE_NAME", text)
+    dispatch: str = setting("DISPATCH", choice("lambda", "sqs", "stepfunctions"), "lambda")
+    # Resources, each wired in by the construct that owns it (None: this function has none).
+    idempotency_table_name: str | None = setting("IDEMPOTENCY_TABLE_NAME", _optional, None)
+    worker_function_name: str | None = setting("WORKER_FUNCTION_NAME", _optional, None)
+    jobs_queue_url: str | None = setting("JOBS_QUEUE_URL", _optional, None)
+    state_machine_arn: str | None = setting("STATE_MACHINE_ARN", _optional, None)
+    connections_table_name: str | None = setting("CONNECTIONS_TABLE_NAME", _optional, None)
+    websocket_callback_url: str | None = setting("WEBSOCKET_CALLBACK_URL", _optional, None)
+    websocket_url: str | None = setting("WEBSOCKET_URL", _optional, None)
+    dead_letter_queue_url: str | None = setting("DEAD_LETTER_QUEUE_URL", _optional, None)
+    results_bucket_name: str | None = setting("RESULTS_BUCKET_NAME", _optional, None)
+    callback_secret_arn: str | None = setting("CALLBACK_SECRET_ARN", _optional, None)
+    # Derived by the stack from other settings (stacks/config.py says how).
+    job_retention_seconds: int = setting("JOB_RETENTION_SECONDS", integer(3600, 3650 * 86_400), 7 * 86_400)
+    max_attempts: int = setting("MAX_ATTEMPTS", integer(1, 3), 3)
+    timeout_margin_seconds: int = setting("TIMEOUT_MARGIN_SECONDS", integer(1, 120), 10)
+    # Default: Lambda's longest event age (1 h) + the longest attempt (15 min) + 5 min.
+    stuck_after_seconds: int = setting("STUCK_AFTER_SECONDS", integer(10, 30 * 86_400), 4800)
     # Deployed stacks never set these two: https and public addresses only. The local
     # runtime, whose only network is loopback, relaxes them.
-    callback_require_https: bool
-    callback_allow_private_networks: bool
+    callback_require_https: bool = setting("CALLBACK_REQUIRE_HTTPS", boolean, True)
+    callback_allow_private_networks: bool = setting("CALLBACK_ALLOW_PRIVATE_NETWORKS", boolean, False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        return cls(
-            app=_app_name(env, "APP_NAME"),
-            jobs_table_name=_required(env, "JOBS_TABLE_NAME"),
-            idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
-            worker_function_name=env.get("WORKER_FUNCTION_NAME") or None,
-            dispatch=_choice(env, "DISPATCH", "lambda", ("lambda", "sqs", "stepfunctions")),
-            state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
-            connections_table_name=env.get("CONNECTIONS_TABLE_NAME") or None,
-            websocket_callback_url=env.get("WEBSOCKET_CALLBACK_URL") or None,
-            websocket_url=env.get("WEBSOCKET_URL") or None,
-            jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
-            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL") or None,
-            job_retention_seconds=_int(env, "JOB_RETENTION_SECONDS", 7 * 86400, 3600, 3650 * 86400),
-            max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1, 3),
-            retry_after_seconds=_int(env, "RETRY_AFTER_SECONDS", 2, 1, 3600),
-            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 256 * 1024),
-            max_result_bytes=_int(env, "MAX_RESULT_BYTES", 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-            max_inline_result_bytes=_int(env, "MAX_INLINE_RESULT_BYTES", 64 * 1024, 1024, 300 * 1024),
-            results_bucket_name=env.get("RESULTS_BUCKET_NAME") or None,
-            result_url_expiry_seconds=_int(env, "RESULT_URL_EXPIRY_SECONDS", 300, 1, 7 * 86400),
-            progress_min_interval_seconds=_int(env, "PROGRESS_MIN_INTERVAL_MS", 2000, 0, 600_000) / 1000,
-            timeout_margin_seconds=_int(env, "TIMEOUT_MARGIN_SECONDS", 10, 1, 120),
-            idempotency_window_seconds=_int(env, "IDEMPOTENCY_WINDOW_SECONDS", 3600, 60, 7 * 86400),
-            # Default: Lambda's longest event age (1 h) + the longest attempt (15 min) + 5 min.
-            stuck_after_seconds=_int(env, "STUCK_AFTER_SECONDS", 4800, 10, 7 * 86400),
-            callback_secret_arn=env.get("CALLBACK_SECRET_ARN") or None,
-            callback_max_attempts=_int(env, "CALLBACK_MAX_ATTEMPTS", 4, 1, 10),
-            callback_timeout_seconds=_int(env, "CALLBACK_TIMEOUT_SECONDS", 5, 1, 60),
-            callback_require_https=_bool(env, "CALLBACK_REQUIRE_HTTPS", True),
-            callback_allow_private_networks=_bool(env, "CALLBACK_ALLOW_PRIVATE_NETWORKS", False),
-        )
+        return cls(**{name: declaration.read(env) for name, declaration in declarations(cls).items()})
+
+    @staticmethod
+    def variables(**chosen: Any) -> dict[str, str]:
+        """``Settings.variables(jobs_table_name=table.table_name)``: the environment variables
+        that set these settings (for the constructs). A value known at synth is checked
+        with the setting's parser; a token CloudFormation resolves later cannot be."""
+        known = declarations(Settings)
+        unknown = sorted(set(chosen) - set(known))
+        if unknown:
+            raise ConfigurationError(f"no such setting: {', '.join(unknown)}")
+        variables = {}
+        for name, value in chosen.items():
+            declaration = known[name]
+            formatted = declaration.format(value)
+            if CDK_TOKEN not in formatted:
+                declaration.read({declaration.env: formatted})
+            variables[declaration.env] = formatted
+        return variables
 
     @property
     def callback_policy(self) -> CallbackPolicy:

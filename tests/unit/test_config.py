@@ -66,23 +66,36 @@ def test_every_setting_has_a_default_in_cdk_json():
     defaults = default_context()
     from dataclasses import fields
 
-    assert {f.name for f in fields(AppConfig)} - {"stage"} <= set(defaults)
+    assert {f.name for f in fields(AppConfig)} - {"stage", "tuning"} <= set(defaults)  # tuning: jobs/settings.py
 
 
 def test_every_setting_is_in_cdk_json_and_documented_in_the_configuration_page():
     import re
     from pathlib import Path
 
+    from jobs.settings import Tuning, declarations
     from stacks.config import PARSERS
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     table = page.split("| setting | default | meaning |", 1)[1].split("\n\n", 1)[0]
-    first_cells = [row.split("|")[1] for row in table.strip().splitlines()[1:]]
-    documented = [name for cell in first_cells for name in re.findall(r"`([a-z0-9_]+)`", cell)]
+    rows = {row.split("|")[1]: row.split("|")[2] for row in table.strip().splitlines()[1:]}
+    documented = {name: default for cell, default in rows.items() for name in re.findall(r"`([a-z0-9_]+)`", cell)}
+    tuning = declarations(Tuning)
     for name in PARSERS:
-        assert name in default_context(), name
+        assert name in default_context(), name  # its default's one home
         assert name in documented, f"{name} is not in docs/configuration.md's table"
-    assert set(documented) <= set(PARSERS), f"documented but not settings: {set(documented) - set(PARSERS)}"
+    for name, declaration in tuning.items():
+        assert name not in default_context(), f"{name}'s default is declared in jobs/settings.py, not cdk.json"
+        assert name in documented, f"{name} is not in docs/configuration.md's table"
+        assert f"{declaration.default:,}".replace(",", "") in documented[name].replace(",", ""), name
+    assert set(documented) <= set(PARSERS) | set(tuning), set(documented) - set(PARSERS) - set(tuning)
+
+
+def test_a_tuning_choice_is_checked_at_synth_with_the_runtimes_bounds():
+    assert AppConfig.from_mapping({"retry_after_seconds": "7"}).tuning.retry_after_seconds == 7
+    assert AppConfig.from_mapping({}).tuning.retry_after_seconds == 2  # the declared default
+    with pytest.raises(ConfigError, match="context 'retry_after_seconds' must be between 1 and 3600, got 0"):
+        AppConfig.from_mapping({"retry_after_seconds": 0})
 
 
 def test_the_reapers_deadline_outlasts_any_live_attempt():
@@ -99,11 +112,11 @@ def test_reserved_concurrency_leaves_lambdas_unreserved_minimum():
 
 
 def test_stepfunctions_inline_results_fit_a_state():
-    assert AppConfig.from_mapping({"max_inline_result_bytes": 200 * 1024}).max_inline_result_bytes == 200 * 1024
+    assert AppConfig.from_mapping({"max_inline_result_bytes": 200 * 1024}).tuning.max_inline_result_bytes == 200 * 1024
     with pytest.raises(ConfigError, match="256 KiB"):
         AppConfig.from_mapping({"dispatch": "stepfunctions", "max_inline_result_bytes": 200 * 1024})
     largest = {"dispatch": "stepfunctions", "max_inline_result_bytes": 126_976}
-    assert AppConfig.from_mapping(largest).max_inline_result_bytes == 126_976
+    assert AppConfig.from_mapping(largest).tuning.max_inline_result_bytes == 126_976
 
 
 def test_sqs_mapping_never_polls_more_than_the_worker_may_run():
@@ -117,7 +130,7 @@ def test_sqs_mapping_never_polls_more_than_the_worker_may_run():
 def test_websocket_pushes_fit_one_message():
     with pytest.raises(ConfigError, match="128 KB"):
         AppConfig.from_mapping({"notify": "websocket", "max_inline_result_bytes": 200_000})
-    assert AppConfig.from_mapping({"notify": "websocket"}).max_inline_result_bytes == 65536
+    assert AppConfig.from_mapping({"notify": "websocket"}).tuning.max_inline_result_bytes == 65536
 
 
 def test_provisioned_api_concurrency_leaves_lambdas_unreserved_minimum():

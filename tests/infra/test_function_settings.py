@@ -1,0 +1,68 @@
+"""Every function's environment, as synthesized, in every variant, is one its code starts
+with: ``Settings.from_env`` reads it without error, and no variable of ours is one the
+settings do not declare (a misspelled name would otherwise just be ignored). A missing or
+misspelled variable fails here, not at a cold start in AWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobs.settings import Settings, declarations
+from tests.infra.conftest import synth
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "lambda": {},
+    "sqs": {"dispatch": "sqs"},
+    "stepfunctions": {"dispatch": "stepfunctions"},
+    "websocket": {"notify": "websocket"},
+    "snapstart": {"api_cold_start": "snapstart", "worker_cold_start": "snapstart"},
+    "prod": {"stage": "prod", "retry_after_seconds": 5},
+}
+DECLARED = {declaration.env for declaration in declarations(Settings).values()}
+
+
+def deploy_time_value(value: Any) -> str:
+    """A Ref, GetAtt or Join stands for a name, ARN or URL CloudFormation fills in."""
+    return value if isinstance(value, str) else "resolved-at-deploy-time"
+
+
+def function_environments(context: dict[str, Any]) -> dict[str, dict[str, str]]:
+    _, template = synth(context)
+    environments = {}
+    for logical_id, resource in template.find_resources("AWS::Lambda::Function").items():
+        variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+        if "APP_NAME" in variables:  # ours; CDK's own helper functions are not
+            environments[logical_id] = {name: deploy_time_value(value) for name, value in variables.items()}
+    return environments
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_function_starts_with_its_synthesized_environment(variant: str):
+    environments = function_environments(VARIANTS[variant])
+    assert len(environments) >= 6  # submit, status, cancel, worker, reaper, callbacks, and the variant's own
+    for logical_id, environment in environments.items():
+        settings = Settings.from_env(environment)
+        ours = {name for name in environment if not name.startswith("POWERTOOLS_")}
+        assert ours <= DECLARED, f"{logical_id}: {sorted(ours - DECLARED)} are not settings"
+        if "DISPATCH" in environment:  # the submit function: it hands jobs over the variant's way
+            assert settings.dispatch == VARIANTS[variant].get("dispatch", "lambda")
+    if variant == "prod":
+        assert {env["RETRY_AFTER_SECONDS"] for env in environments.values()} == {"5"}  # a cdk.json choice reaches all
+
+
+def test_the_check_notices_a_misspelled_or_missing_variable():
+    [environment, *_] = function_environments({}).values()
+    misspelled = {**environment, "RETRY_AFTER_SECOND": "3"}
+    assert set(misspelled) - DECLARED - {n for n in misspelled if n.startswith("POWERTOOLS_")} == {"RETRY_AFTER_SECOND"}
+    with pytest.raises(Exception, match="JOBS_TABLE_NAME"):
+        Settings.from_env({name: value for name, value in environment.items() if name != "JOBS_TABLE_NAME"})
+
+
+def test_a_construct_cannot_set_an_undeclared_or_out_of_range_setting():
+    with pytest.raises(Exception, match="no such setting: retry_after"):
+        Settings.variables(retry_after=3)
+    with pytest.raises(Exception, match="MAX_ATTEMPTS must be between 1 and 3"):
+        Settings.variables(max_attempts=4)
+    assert Settings.variables(jobs_table_name="${Token[TOKEN.123]}") == {"JOBS_TABLE_NAME": "${Token[TOKEN.123]}"}
