@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jobs import clients
+from jobs.items import from_attributes, to_attributes
 from jobs.model import utc_now
-from jobs.repository import from_attributes, to_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -23,9 +23,10 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.callbacks import CallbackSender
+from jobs.items import job_in_stream_record
 from jobs.model import CallbackRecord, iso, utc_now
 from jobs.observability import logger, metrics
-from jobs.repository import JobRepository, job_in_stream_record
+from jobs.repository import JobRepository
 from jobs.results import S3ResultStore
 from jobs.service import job_view
 from jobs.settings import Settings

@@ -22,9 +22,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import clients
 from jobs.connections import ConnectionRepository
+from jobs.items import job_in_stream_record
 from jobs.model import is_job_id
 from jobs.observability import logger, metrics
-from jobs.repository import JobRepository, job_in_stream_record
+from jobs.repository import JobRepository
 from jobs.results import S3ResultStore
 from jobs.service import job_view
 from jobs.settings import Settings
