@@ -1,11 +1,11 @@
 """The local runtime: the synthesized app served on 127.0.0.1 with AWS emulated.
 
 moto's server plays DynamoDB (with streams), SQS, S3, Secrets Manager and the other AWS
-APIs the handlers call; this module creates the template's tables, queues, buckets and
-secrets in it, serves Lambda's ``Invoke`` API itself, plays the event source mappings
-(SQS queues, DynamoDB streams) and scheduled rules, and puts each REST API stage on
-``PORT``. The handlers run unchanged: they only see environment variables
-(``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_LAMBDA``) that point boto3 at the emulated endpoints.
+APIs the handlers call (``provisioning.py`` creates the template's resources in it); this
+module serves Lambda's ``Invoke`` API itself, starts the event source mappings and
+scheduled rules (``event_sources.py``), and puts each REST API stage on ``PORT``. The
+handlers run unchanged: they only see environment variables (``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_LAMBDA``) that point boto3 at the emulated endpoints.
 """
 
 from __future__ import annotations
@@ -13,16 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Event, Thread
@@ -32,23 +24,20 @@ from urllib.parse import unquote
 import boto3
 
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
-from local.event_filter import passes
+from local.event_sources import EventSources
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
+from local.provisioning import HOST, bucket_name, create_state_machines, provision, queue_arn, start_moto
 from local.template import (
     ACCOUNT_ID,
     REGION,
     AppTemplate,
-    QueueMappingSpec,
     Resolver,
-    ScheduleSpec,
-    StreamMappingSpec,
     load,
 )
 from local.websocket import LocalWebSocketApi, aws_host, local_api_id
 
 log = logging.getLogger("local")
-HOST = "127.0.0.1"
 # The API's OpenAPI document (make openapi), served at /openapi.json beside the stage.
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 # Credentials the emulated services accept; real ones never leave this machine.
@@ -142,10 +131,17 @@ class LocalRuntime:
         self.lambda_endpoint = f"http://{HOST}:{lambda_server.server_address[1]}"
         # moto's Step Functions interpreter runs a Task by calling Lambda's Invoke API on
         # localhost:$MOTO_PORT; pointed at the Lambda front door, it invokes our functions.
-        self._moto, self.aws_endpoint = _start_moto(lambda_port=lambda_server.server_address[1])
+        self._moto, self.aws_endpoint = start_moto(lambda_port=lambda_server.server_address[1])
 
-        self._provision()
-        self._create_state_machines()
+        created = provision(self.template, self.aws_client)
+        self.queue_urls, self.stream_arns, self.secret_arns = (
+            created.queue_urls,
+            created.stream_arns,
+            created.secret_arns,
+        )
+        self.state_machine_arns = create_state_machines(
+            self.template, self.aws_endpoint, self.aws_client, self._resolver()
+        )
         self._start_websocket_apis()
         if self.faults is not None and self.faults.throttle > 0:
             self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults)
@@ -161,15 +157,16 @@ class LocalRuntime:
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
-        for mapping in self.template.queue_mappings:
-            for poller in range(mapping.max_concurrency):
-                Thread(
-                    target=self._poll_queue, args=(mapping,), name=f"esm-{mapping.queue}-{poller}", daemon=True
-                ).start()
-        for stream in self.template.stream_mappings:
-            Thread(target=self._poll_stream, args=(stream,), name=f"esm-{stream.table}", daemon=True).start()
-        for schedule in self.template.schedules:
-            Thread(target=self._run_schedule, args=(schedule,), name=f"rule-{schedule.logical_id}", daemon=True).start()
+        EventSources(
+            self.lambdas,
+            self.aws_client,
+            self._stopping,
+            self.queue_urls,
+            self.stream_arns,
+            self._send_to_queue,
+            self._retry_base_delay,
+            self._schedule_interval,
+        ).start(self.template)
         return self
 
     def stop(self) -> None:
@@ -260,55 +257,6 @@ class LocalRuntime:
             **LOCAL_CALLBACK_POLICY,
         }
 
-    def _create_state_machines(self) -> None:
-        """Each state machine of the template in moto, with moto's ASL interpreter on: a
-        started execution really runs, its Task states invoking the local functions."""
-        if not self.template.state_machines:
-            return
-        config = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
-        request = urllib.request.Request(f"{self.aws_endpoint}/moto-api/config", data=config, method="POST")  # noqa: S310
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310  loopback
-        stepfunctions = self.aws_client("stepfunctions")
-        resolver = self._resolver()
-        for logical_id, properties in self.template.state_machines.items():
-            definition = resolver.resolve(properties["DefinitionString"])
-            self.state_machine_arns[logical_id] = stepfunctions.create_state_machine(
-                name=logical_id,
-                definition=definition,
-                roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{logical_id}",  # not checked locally
-                type=str(properties.get("StateMachineType", "STANDARD")),
-            )["stateMachineArn"]
-
-    def _provision(self) -> None:
-        dynamodb = self.aws_client("dynamodb")
-        for name, table in self.template.tables.items():
-            create_table(dynamodb, name, table.properties)
-            stream = dynamodb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
-            if stream:
-                self.stream_arns[name] = stream
-        secretsmanager = self.aws_client("secretsmanager")
-        for name, properties in self.template.secrets.items():
-            value = properties.get("SecretString") or secrets.token_urlsafe(48)  # as GenerateSecretString would
-            self.secret_arns[name] = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
-        s3 = self.aws_client("s3")
-        for name in self.template.buckets:
-            s3.create_bucket(Bucket=bucket_name(name))
-        sqs = self.aws_client("sqs")
-        # Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
-        ordered = sorted(self.template.queues.items(), key=lambda item: item[1].dead_letter_queue is not None)
-        for name, queue in ordered:
-            attributes: dict[str, str] = {
-                key: str(queue.properties[key])
-                for key in ("MessageRetentionPeriod", "VisibilityTimeout", "DelaySeconds")
-                if key in queue.properties
-            }
-            if queue.dead_letter_queue is not None:
-                receives = int(queue.properties["RedrivePolicy"]["maxReceiveCount"])
-                attributes["RedrivePolicy"] = json.dumps(
-                    {"deadLetterTargetArn": queue_arn(queue.dead_letter_queue), "maxReceiveCount": receives}
-                )
-            self.queue_urls[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-
     def _resolver(self) -> Resolver:
         refs: dict[str, str] = {}
         attributes: dict[tuple[str, str], str] = {}
@@ -343,110 +291,6 @@ class LocalRuntime:
             "AWS::URLSuffix": "amazonaws.com",
         }
         return Resolver(refs, attributes, pseudo)
-
-    def _run_schedule(self, schedule: ScheduleSpec) -> None:
-        """EventBridge's scheduled rule: an asynchronous invoke of each target, every interval."""
-        interval = self._schedule_interval or schedule.interval_seconds
-        while not self._stopping.wait(interval):
-            assert self.lambdas is not None
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": ACCOUNT_ID,
-                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": REGION,
-                "resources": [schedule.arn],
-                "detail": {},
-            }
-            for function in schedule.functions:
-                self.lambdas.invoke_async(function, event)
-
-    def _poll_queue(self, mapping: QueueMappingSpec) -> None:
-        """An SQS event source mapping: receive a batch, invoke the function with it, delete
-        what succeeded (all of it, or all but the reported batch item failures). Messages
-        not deleted come back after the queue's visibility timeout; the queue's redrive
-        policy moves them to its dead-letter queue after ``maxReceiveCount`` receives."""
-        sqs = self.aws_client("sqs")
-        url = self.queue_urls[mapping.queue]
-        arn = queue_arn(mapping.queue)
-        while not self._stopping.is_set():
-            try:
-                batch = sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=mapping.batch_size,
-                    WaitTimeSeconds=1,
-                    MessageSystemAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:  # the emulator is stopping or busy: try again
-                if not self._stopping.wait(0.5):
-                    log.debug("receive from %s failed; retrying", mapping.queue, exc_info=True)
-                continue
-            if not batch or self.lambdas is None:
-                continue
-            event = {"Records": [sqs_record(message, arn) for message in batch]}
-            result = self.lambdas.invoke(mapping.function, event)
-            if result is None or not result.ok:
-                continue  # the whole batch comes back after the visibility timeout
-            failed: set[str] = set()
-            if mapping.report_batch_item_failures and isinstance(result.payload, dict):
-                failed = {str(f.get("itemIdentifier")) for f in result.payload.get("batchItemFailures") or []}
-            done = [m for m in batch if m["MessageId"] not in failed]
-            for start in range(0, len(done), 10):
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
-                ]
-                sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-
-    def _poll_stream(self, mapping: StreamMappingSpec) -> None:
-        """A DynamoDB stream event source mapping: read the shard in order, drop records the
-        filter criteria reject, invoke the function with batches of the rest. A failed batch
-        is retried (from the first reported batch item failure, if the function reports
-        them) up to the mapping's retry limit; then a pointer to it goes to the on-failure
-        queue and reading goes on, as in AWS."""
-        streams = self.aws_client("dynamodbstreams")
-        arn = self.stream_arns[mapping.table]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard, ShardIteratorType=mapping.starting_position
-        )["ShardIterator"]
-        while not self._stopping.is_set():
-            try:
-                page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            except Exception:  # the emulator is stopping or busy: try again
-                if not self._stopping.wait(0.5):
-                    log.debug("reading the stream of %s failed; retrying", mapping.table, exc_info=True)
-                continue
-            iterator = page["NextShardIterator"]
-            records = [stream_record(record, arn) for record in page.get("Records", [])]
-            wanted = [record for record in records if passes(mapping.filters, record)]
-            for start in range(0, len(wanted), mapping.batch_size):
-                self._deliver_stream_batch(mapping, wanted[start : start + mapping.batch_size], shard, arn)
-            if not records:
-                self._stopping.wait(0.2)
-
-    def _deliver_stream_batch(
-        self, mapping: StreamMappingSpec, batch: list[dict[str, Any]], shard: str, arn: str
-    ) -> None:
-        retries = 0
-        while batch and not self._stopping.is_set() and self.lambdas is not None:
-            result = self.lambdas.invoke(mapping.function, {"Records": batch})
-            if result is not None and result.ok:
-                failed = []
-                if mapping.report_batch_item_failures and isinstance(result.payload, dict):
-                    failed = [str(f.get("itemIdentifier")) for f in result.payload.get("batchItemFailures") or []]
-                if not failed:
-                    return
-                first = min(int(sequence) for sequence in failed)
-                batch = [r for r in batch if int(r["dynamodb"]["SequenceNumber"]) >= first]
-            retries += 1
-            if 0 <= mapping.max_retry_attempts < retries:
-                log.warning("stream batch for %s given up after %d retries", mapping.function, retries - 1)
-                if mapping.on_failure in self.queue_urls:
-                    self._send_to_queue(mapping.on_failure, json.dumps(stream_failure(batch, shard, arn)))
-                return
-            self._stopping.wait(self._retry_base_delay * retries)
 
     def _send_to_queue(self, queue: str, body: str) -> None:
         self.aws_client("sqs").send_message(QueueUrl=self.queue_urls[queue], MessageBody=body)
@@ -498,109 +342,6 @@ class LocalRuntime:
         if not result.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
-
-
-def queue_arn(logical_id: str) -> str:
-    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{logical_id}"
-
-
-def sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
-    """One record of the event an SQS event source mapping sends."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": REGION,
-    }
-
-
-def stream_record(record: dict[str, Any], arn: str) -> dict[str, Any]:
-    """A stream record as the event source mapping hands it to a function (JSON-ready)."""
-    dynamodb = dict(record["dynamodb"])
-    created = dynamodb.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {**record, "dynamodb": dynamodb, "eventSourceARN": arn}
-
-
-def stream_failure(batch: list[dict[str, Any]], shard: str, arn: str) -> dict[str, Any]:
-    """The on-failure destination's message for a stream batch: where to find its records."""
-    sequences = [r["dynamodb"]["SequenceNumber"] for r in batch]
-    return {
-        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
-        "DDBStreamBatchInfo": {
-            "shardId": shard,
-            "startSequenceNumber": min(sequences, key=int),
-            "endSequenceNumber": max(sequences, key=int),
-            "batchSize": len(batch),
-            "streamArn": arn,
-        },
-    }
-
-
-def bucket_name(logical_id: str) -> str:
-    """A valid S3 bucket name for a template bucket (lower case, at most 63 characters)."""
-    return logical_id.lower()[:63]
-
-
-def create_table(dynamodb: Any, name: str, properties: dict[str, Any]) -> None:
-    """Create a table as the template declares it (keys, indexes, TTL), on demand."""
-    request: dict[str, Any] = {
-        "TableName": name,
-        "KeySchema": properties["KeySchema"],
-        "AttributeDefinitions": properties["AttributeDefinitions"],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-    if properties.get("GlobalSecondaryIndexes"):
-        request["GlobalSecondaryIndexes"] = [
-            {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
-            for index in properties["GlobalSecondaryIndexes"]
-        ]
-    if properties.get("StreamSpecification"):
-        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
-    dynamodb.create_table(**request)
-    ttl = properties.get("TimeToLiveSpecification")
-    if ttl and ttl.get("Enabled"):
-        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-
-
-def _with_root(python_path: str | None) -> str:
-    """``PYTHONPATH`` with this repository first, so ``python -m local.moto_server`` runs from anywhere."""
-    root = str(Path(__file__).resolve().parent.parent)
-    return os.pathsep.join([root, *([python_path] if python_path else [])])
-
-
-def _start_moto(lambda_port: int, attempts: int = 3) -> tuple[subprocess.Popen[bytes], str]:
-    """moto's server in a process of its own, so it has a core to itself rather than sharing
-    this process's GIL with the API and Lambda front doors. Returns the process and its URL.
-
-    ``lambda_port``: where moto's own calls to Lambda go (``MOTO_PORT``: its Step Functions
-    interpreter invokes functions there)."""
-    for _ in range(attempts):
-        with socket.socket() as probe:  # a free port; the tiny race with other programs is retried
-            probe.bind((HOST, 0))
-            port = probe.getsockname()[1]
-        process = subprocess.Popen(  # noqa: S603  fixed arguments
-            [sys.executable, "-m", "local.moto_server", "-H", HOST, "-p", str(port)],
-            env={**os.environ, "MOTO_PORT": str(lambda_port), "PYTHONPATH": _with_root(os.environ.get("PYTHONPATH"))},
-            stdout=subprocess.DEVNULL,  # its stderr is ours: what it logs there went wrong (local/moto_server.py)
-        )
-        endpoint = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).close()  # noqa: S310  loopback
-                return process, endpoint
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        process.kill()
-        process.wait()
-    raise RuntimeError("moto's server did not start")
 
 
 def _lambda_error(status: int, code: str, message: str) -> HttpResponse:

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 import jobs.observability
-from local.server import create_table
+from local.provisioning import create_table
 from local.template import load
 from tests.conftest import TEST_ENVIRONMENT
 

@@ -12,7 +12,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from jobs.handlers import websocket
-from local.server import create_table
+from local.provisioning import create_table
 from tests.conftest import TEST_ENVIRONMENT
 from tests.events import ALICE, BOB, LambdaContext
 from tests.handlers.test_worker import run_worker, submit_job
