@@ -86,37 +86,17 @@ class JobWorkflow(Construct):
         environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._config, self._store, self._environment = config, store, environment
+        self._build_step_functions()
+        self._build_state_machine(self._build_definition())
 
-        def step_function(
-            name: str,
-            handler: str,
-            description: str,
-            timeout: int,
-            memory: int,
-            reserved: int | None = None,
-            cold_start: str = "none",
-            provisioned: int = 0,
-        ) -> PythonFunction:
-            function = PythonFunction(
-                self,
-                f"{name}Step",
-                config=config,
-                handler=f"jobs.handlers.steps.{handler}",
-                description=description,
-                environment=environment,
-                timeout=Duration.seconds(timeout),
-                memory_size=memory,
-                reserved_concurrency=reserved,
-                cold_start=cold_start,
-                provisioned_concurrency=provisioned,
-            )
-            store.grant_jobs(function.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
-            return function
-
-        self.prepare = step_function(
+    def _build_step_functions(self) -> None:
+        """One function per step; the process step is the worker and takes its settings."""
+        config = self._config
+        self.prepare = self._step_function(
             "Prepare", "prepare", "Workflow step: claims the job", SHORT_STEP_SECONDS, 256
         ).function
-        process_function = step_function(
+        process_function = self._step_function(
             "Process",
             "process",
             "Workflow step: runs the job's task",
@@ -130,11 +110,11 @@ class JobWorkflow(Construct):
             provisioned=config.worker_provisioned_concurrency,
         )
         self.process, self.process_invoked = process_function.function, process_function.invoked
-        store.grant_results(self.process, "s3:PutObject")
-        self.finalise = step_function(
+        self._store.grant_results(self.process, "s3:PutObject")
+        self.finalise = self._step_function(
             "Finalise", "finalise", "Workflow step: records the result", SHORT_STEP_SECONDS, 256
         ).function
-        self.record_failure = step_function(
+        self.record_failure = self._step_function(
             "RecordFailure",
             "record_failure",
             "Workflow step: records the failing step's error",
@@ -142,41 +122,75 @@ class JobWorkflow(Construct):
             256,
         ).function
 
-        def invoke(name: str, function: lambda_.IFunction, timeout: int, **payload: str) -> tasks.LambdaInvoke:
-            step = tasks.LambdaInvoke(
-                self,
-                name,
-                lambda_function=function,
-                payload=sfn.TaskInput.from_object(
-                    {
-                        "job_id": sfn.JsonPath.string_at("$.job_id"),
-                        "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
-                        **{key: sfn.JsonPath.string_at(path) for key, path in payload.items()},
-                    }
-                ),
-                payload_response_only=True,
-                result_path=f"$.{name.lower()}",
-                task_timeout=sfn.Timeout.duration(Duration.seconds(timeout + 30)),
-                retry_on_service_exceptions=False,  # declared below, explicitly
-            )
-            step.add_retry(
-                errors=LAMBDA_SERVICE_ERRORS,
-                interval=Duration.seconds(2),
-                max_attempts=6,
-                backoff_rate=2,
-                jitter_strategy=sfn.JitterType.FULL,
-            )
-            step.add_retry(
-                errors=THROTTLED,
-                interval=Duration.seconds(2),
-                max_attempts=THROTTLE_RETRY_ATTEMPTS,
-                backoff_rate=2,
-                max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
-                jitter_strategy=sfn.JitterType.FULL,
-            )
-            return step
+    def _step_function(
+        self,
+        name: str,
+        handler: str,
+        description: str,
+        timeout: int,
+        memory: int,
+        reserved: int | None = None,
+        cold_start: str = "none",
+        provisioned: int = 0,
+    ) -> PythonFunction:
+        function = PythonFunction(
+            self,
+            f"{name}Step",
+            config=self._config,
+            handler=f"jobs.handlers.steps.{handler}",
+            description=description,
+            environment=self._environment,
+            timeout=Duration.seconds(timeout),
+            memory_size=memory,
+            reserved_concurrency=reserved,
+            cold_start=cold_start,
+            provisioned_concurrency=provisioned,
+        )
+        self._store.grant_jobs(function.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        return function
 
-        record = invoke("RecordFailure", self.record_failure, SHORT_STEP_SECONDS, step="$.step", failure="$.failure")
+    def _invoke(self, name: str, function: lambda_.IFunction, timeout: int, **payload: str) -> tasks.LambdaInvoke:
+        """A Task state invoking ``function`` with the job id, the execution's name and
+        ``payload`` (state paths), retrying Lambda's own errors and throttles explicitly."""
+        step = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "job_id": sfn.JsonPath.string_at("$.job_id"),
+                    "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    **{key: sfn.JsonPath.string_at(path) for key, path in payload.items()},
+                }
+            ),
+            payload_response_only=True,
+            result_path=f"$.{name.lower()}",
+            task_timeout=sfn.Timeout.duration(Duration.seconds(timeout + 30)),
+            retry_on_service_exceptions=False,  # declared below, explicitly
+        )
+        step.add_retry(
+            errors=LAMBDA_SERVICE_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        step.add_retry(
+            errors=THROTTLED,
+            interval=Duration.seconds(2),
+            max_attempts=THROTTLE_RETRY_ATTEMPTS,
+            backoff_rate=2,
+            max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return step
+
+    def _build_definition(self) -> sfn.IChainable:
+        """Prepare → Process → Finalise; a step's error is recorded by RecordFailure."""
+        config = self._config
+        record = self._invoke(
+            "RecordFailure", self.record_failure, SHORT_STEP_SECONDS, step="$.step", failure="$.failure"
+        )
         record.add_retry(errors=["States.ALL"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
         job_failed = sfn.Fail(self, "Failed", error="JobFailed", cause="the job failed; its error is on the job")
         failed = record.next(job_failed)
@@ -185,8 +199,8 @@ class JobWorkflow(Construct):
             mark = sfn.Pass(self, f"{name}Failed", result=sfn.Result.from_string(name.lower()), result_path="$.step")
             step.add_catch(mark.next(failed), errors=["States.ALL"], result_path="$.failure")
 
-        prepare = invoke("Prepare", self.prepare, SHORT_STEP_SECONDS, correlation_id="$.correlation_id")
-        process = invoke("Process", self.process_invoked, config.worker_timeout_seconds)
+        prepare = self._invoke("Prepare", self.prepare, SHORT_STEP_SECONDS, correlation_id="$.correlation_id")
+        process = self._invoke("Process", self.process_invoked, config.worker_timeout_seconds)
         process.add_retry(
             errors=RETRYABLE_TASK_ERRORS,
             interval=Duration.seconds(PROCESS_RETRY_INTERVAL_SECONDS),
@@ -194,11 +208,11 @@ class JobWorkflow(Construct):
             backoff_rate=2,
             jitter_strategy=sfn.JitterType.FULL,
         )
-        finalise = invoke("Finalise", self.finalise, SHORT_STEP_SECONDS, result="$.process.result")
+        finalise = self._invoke("Finalise", self.finalise, SHORT_STEP_SECONDS, result="$.process.result")
         for step, name in ((prepare, "Prepare"), (process, "Process"), (finalise, "Finalise")):
             on_error(step, name)
 
-        definition = prepare.next(
+        return prepare.next(
             sfn.Choice(self, "Ready?")
             .when(sfn.Condition.string_equals("$.prepare.outcome", "FAILED"), job_failed)
             .when(
@@ -215,6 +229,9 @@ class JobWorkflow(Construct):
             )
             .otherwise(sfn.Succeed(self, "NotRun", comment="finished, cancelled or owned elsewhere already"))
         )
+
+    def _build_state_machine(self, definition: sfn.IChainable) -> None:
+        config = self._config
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
