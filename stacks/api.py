@@ -62,23 +62,32 @@ class JobsApi(Construct):
         account: ApiGatewayAccount,
     ) -> None:
         super().__init__(scope, construct_id)
-        timeout = Duration.seconds(config.api_integration_timeout_seconds)
+        self._config, self._environment = config, environment
+        self._timeout = Duration.seconds(config.api_integration_timeout_seconds)
+        self._build_functions(store, worker)
+        self._build_rest_api(account)
+        self._build_routes()
+        self._acknowledge_findings(config)
 
-        def api_function(construct_id: str, handler: str, description: str, **extra: str) -> PythonFunction:
-            """A function behind the API: the integration timeout, API memory, the shared environment."""
-            return PythonFunction(
-                self,
-                construct_id,
-                config=config,
-                handler=handler,
-                description=description,
-                environment={**environment, **extra},
-                timeout=timeout,
-                memory_size=config.api_function_memory_mb,
-                cold_start=config.api_cold_start,
-                provisioned_concurrency=config.api_provisioned_concurrency,
-            )
+    def _api_function(self, construct_id: str, handler: str, description: str, **extra: str) -> PythonFunction:
+        """A function behind the API: the integration timeout, API memory, the shared environment."""
+        config = self._config
+        return PythonFunction(
+            self,
+            construct_id,
+            config=config,
+            handler=handler,
+            description=description,
+            environment={**self._environment, **extra},
+            timeout=self._timeout,
+            memory_size=config.api_function_memory_mb,
+            cold_start=config.api_cold_start,
+            provisioned_concurrency=config.api_provisioned_concurrency,
+        )
 
+    def _build_functions(self, store: JobStore, worker: Worker) -> None:
+        """Submit, status and cancel, each with only the permissions it uses."""
+        api_function = self._api_function
         submit = api_function(
             "Submit",
             "jobs.handlers.submit.handler",
@@ -120,6 +129,9 @@ class JobsApi(Construct):
         invoked["Cancel"] = cancel.invoked
         store.grant_jobs(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
 
+    def _build_rest_api(self, account: ApiGatewayAccount) -> None:
+        """The Regional REST API and its stage: IAM auth, throttling, tracing, access logs."""
+        config = self._config
         access_logs = log_group(self, "AccessLogs", config)
         self.rest_api = apigw.RestApi(
             self,
@@ -150,6 +162,9 @@ class JobsApi(Construct):
             templates={"application/json": '{"message": "$context.error.validationErrorString"}'},
         )
 
+    def _build_routes(self) -> None:
+        """POST and GET /jobs, GET and DELETE /jobs/{job_id}, validated before any function runs."""
+        invoked, timeout = self.invoked, self._timeout
         schema = json.loads(SUBMIT_REQUEST_SCHEMA.read_text())
         model = apigw.CfnModel(
             self,
@@ -194,7 +209,6 @@ class JobsApi(Construct):
             )
         # (HTTP method, resource path) of every method: the dashboard graphs each route.
         self.routes = [(method.http_method, method.resource.path) for method in self.rest_api.methods]
-        self._acknowledge_findings(config)
 
     def _acknowledge_findings(self, config: AppConfig) -> None:
         acknowledge(
