@@ -72,6 +72,16 @@ class Monitoring(Construct):
         ``state_machine``: the job workflow (``dispatch=stepfunctions``), if any;
         ``provisioned``: the aliases with provisioned concurrency, by function, if any."""
         super().__init__(scope, construct_id)
+        self._build_topic(config)
+        period = Duration.minutes(config.alarm_period_minutes)
+        self.alarms: list[cloudwatch.Alarm] = []
+        self._build_api_alarms(config, api, period)
+        self._build_function_alarms(config, functions, period)
+        self._build_job_alarms(config, dead_letter_queue, state_machine, period)
+        self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue, provisioned or {})
+
+    def _build_topic(self, config: AppConfig) -> None:
+        """The encrypted SNS topic every alarm notifies (and the e-mail subscription, if any)."""
         # CloudWatch can only publish to an encrypted topic whose key lets it; the AWS
         # managed SNS key does not, so the topic gets a customer managed key.
         key = kms.Key(
@@ -104,8 +114,8 @@ class Monitoring(Construct):
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
-        period = Duration.minutes(config.alarm_period_minutes)
-        self.alarms: list[cloudwatch.Alarm] = []
+    def _build_api_alarms(self, config: AppConfig, api: apigw.RestApi, period: Duration) -> None:
+        """5XX answers first: what a client of the 504 problem feels. Then latency near the cut-off."""
         # Stage metrics: AWS publishes API Gateway's per-stage figures under ApiName + Stage.
         stage = api.deployment_stage
         self._alarm(
@@ -123,6 +133,11 @@ class Monitoring(Construct):
             config,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
+
+    def _build_function_alarms(
+        self, config: AppConfig, functions: dict[str, lambda_.IFunction], period: Duration
+    ) -> None:
+        """Errors and throttles of every function."""
         for name, function in functions.items():
             self._alarm(
                 f"{name}Errors",
@@ -138,6 +153,15 @@ class Monitoring(Construct):
                 f"{name} function invocations are being throttled",
                 config,
             )
+
+    def _build_job_alarms(
+        self,
+        config: AppConfig,
+        dead_letter_queue: sqs.IQueue,
+        state_machine: sfn.StateMachine | None,
+        period: Duration,
+    ) -> None:
+        """Jobs failing, events dead-lettered, workflow executions that never recorded their end."""
         completed, failed = (
             job_metric(self, config, "JobsCompleted", period),
             job_metric(self, config, "JobsFailed", period),
@@ -182,8 +206,6 @@ class Monitoring(Construct):
                 "Job workflow executions timed out or were aborted; their jobs end FAILED by the reaper",
                 config,
             )
-
-        self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue, provisioned or {})
 
     def _dashboard(
         self,
