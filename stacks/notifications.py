@@ -56,6 +56,20 @@ class JobNotifications(Construct):
         account: ApiGatewayAccount,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._config = config
+        self._build_connections_table()
+        self._environment = {
+            **environment,
+            **Settings.variables(connections_table_name=self.connections_table.table_name),
+        }
+        self.connect_function = self._function("Connect", "connect", "WebSocket $connect: subscribes to one job", {})
+        self.disconnect_function = self._function("Disconnect", "disconnect", "WebSocket $disconnect", {})
+        self._build_websocket_api(account)
+        self._build_push(store)
+
+    def _build_connections_table(self) -> None:
+        """Who listens to which job: one item per connection, found by job through an index."""
+        config = self._config
         self.connections_table = dynamodb.Table(
             self,
             "ConnectionsTable",
@@ -73,22 +87,22 @@ class JobNotifications(Construct):
             partition_key=dynamodb.Attribute(name="job_id", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
-        table_env = {**environment, **Settings.variables(connections_table_name=self.connections_table.table_name)}
 
-        def function(name: str, handler: str, description: str, extra: dict[str, str]) -> lambda_.Function:
-            return PythonFunction(
-                self,
-                name,
-                config=config,
-                handler=f"jobs.handlers.websocket.{handler}",
-                description=description,
-                environment={**table_env, **extra},
-                timeout=Duration.seconds(30),
-                memory_size=256,
-            ).function
+    def _function(self, name: str, handler: str, description: str, extra: dict[str, str]) -> lambda_.Function:
+        return PythonFunction(
+            self,
+            name,
+            config=self._config,
+            handler=f"jobs.handlers.websocket.{handler}",
+            description=description,
+            environment={**self._environment, **extra},
+            timeout=Duration.seconds(30),
+            memory_size=256,
+        ).function
 
-        self.connect_function = function("Connect", "connect", "WebSocket $connect: subscribes to one job", {})
-        self.disconnect_function = function("Disconnect", "disconnect", "WebSocket $disconnect", {})
+    def _build_websocket_api(self, account: ApiGatewayAccount) -> None:
+        """The WebSocket API (IAM on $connect) and its stage: throttling, access logs."""
+        config = self._config
         self.api = apigwv2.WebSocketApi(
             self,
             "WebSocketApi",
@@ -126,7 +140,11 @@ class JobNotifications(Construct):
             "API Gateway authorizes WebSocket APIs on $connect only (IAM here); $disconnect carries no request "
             "of the client's and cannot take an authorizer.",
         )
-        self.push_function = function(
+
+    def _build_push(self, store: JobStore) -> None:
+        """The function that reads the jobs table's stream and pushes each change to its subscribers."""
+        config = self._config
+        self.push_function = self._function(
             "Push",
             "push",
             "Pushes each job change to the job's WebSocket subscribers",
