@@ -108,6 +108,11 @@ class AsyncJobsStack(Stack):
             },
         )
 
+        self._build_outputs(config)
+        self._suppress_accepted_findings()
+
+    def _build_outputs(self, config: AppConfig) -> None:
+        """What a deployment prints: the API's URL and what an operator or a client needs next."""
         if config.stage == "prod" and not config.alarm_email:
             Annotations.of(self).add_warning_v2(
                 "app:no-alarm-email",
@@ -127,7 +132,6 @@ class AsyncJobsStack(Stack):
             value=self.callbacks.signing_secret.secret_arn,
             description=f"Secrets Manager secret that signs webhook callbacks (X-{config.name.header}-Signature)",
         )
-        self._suppress_accepted_findings()
 
     def _suppress_accepted_findings(self) -> None:
         """cdk-nag AwsSolutions findings this design accepts, each with its reason."""
