@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,47 +77,6 @@ def _app_name(label: str, raw: Any) -> str:
     return values.app_name(label, raw).value
 
 
-# name -> parser. The order is the order of the README's configuration table.
-PARSERS: dict[str, Callable[[str, Any], Any]] = {
-    "app_name": _app_name,
-    "dispatch": values.choice("lambda", "sqs", "stepfunctions"),
-    "notify": values.choice("none", "websocket"),
-    "api_stage_name": values.stage_name,
-    "api_throttle_rate_limit": values.integer(1, 10_000),
-    "api_throttle_burst_limit": values.integer(1, 5_000),
-    "api_integration_timeout_seconds": values.integer(1, 29),
-    "worker_timeout_seconds": values.integer(3, 900),
-    "worker_memory_mb": values.integer(128, 10_240),
-    "worker_reserved_concurrency": values.optional_integer(1, 10_000),
-    "worker_retry_attempts": values.integer(0, 2),
-    "worker_max_event_age_seconds": values.integer(60, 21_600),
-    "worker_batch_size": values.integer(1, 10),
-    "worker_max_concurrency": values.integer(2, 1000),
-    "api_function_memory_mb": values.integer(128, 10_240),
-    "api_cold_start": values.choice("none", "snapstart", "provisioned"),
-    "api_provisioned_concurrency": values.integer(1, 10_000),
-    "worker_cold_start": values.choice("none", "snapstart", "provisioned"),
-    "worker_provisioned_concurrency": values.integer(1, 10_000),
-    "job_retention_days": values.integer(1, 3650),
-    "log_level": values.choice("debug", "info", "warning", "error"),
-    "log_retention_days": values.one_of(*LOG_RETENTION_DAYS),
-    "removal_policy": values.choice("retain", "destroy"),
-    "alarm_email": values.email,
-    "alarm_5xx_threshold": values.integer(1, 1_000_000),
-    "alarm_latency_p99_ms": values.integer(1000, 29_000),
-    "alarm_function_errors_threshold": values.integer(1, 1_000_000),
-    "alarm_function_throttles_threshold": values.integer(1, 1_000_000),
-    "alarm_failed_jobs_percent": values.integer(1, 100),
-    "alarm_period_minutes": values.integer(1, 60),
-    "alarm_evaluation_periods": values.integer(1, 100),
-    "reaper_interval_minutes": values.integer(1, 1440),
-    "reaper_slack_seconds": values.integer(0, 86_400),
-    "waf_enabled": values.boolean,
-    "waf_rate_limit_per_5_minutes": values.integer(10, 2_000_000_000),
-    "powertools_layer_version": values.integer(1, 10_000),
-    "apigateway_cloudwatch_role": values.boolean,
-    "lambda_account_concurrency": values.integer(10, 1_000_000),
-}
 # Lambda keeps this much of an account's concurrency unreserved, always: a function's
 # reserved concurrency may not eat into it (Lambda Developer Guide, "Configuring reserved
 # concurrency"; PutFunctionConcurrency fails otherwise).
@@ -143,52 +102,61 @@ THROTTLE_WAIT_SECONDS = sum(min(2 << attempt, THROTTLE_MAX_DELAY_SECONDS) for at
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
+def checked(parse: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """A setting's field metadata: checked with ``parse`` (``jobs/values.py``); its default is
+    in cdk.json's ``settings``, its meaning in docs/configuration.md."""
+    return {"parse": parse}
+
+
 @dataclass(frozen=True)
 class AppConfig:
-    """Validated settings; see ``cdk.json`` for defaults and the README for meanings."""
+    """Validated settings; see ``cdk.json`` for defaults and docs/configuration.md for meanings.
+
+    Each field is one setting, declared with its parser; the order is the order of the
+    configuration page's table."""
 
     stage: str
-    app_name: str
+    app_name: str = field(metadata=checked(_app_name))
     # The runtime values chosen in cdk.json (retry_after_seconds, max_request_bytes...): each
     # declared once, with its environment variable, bounds and default, in jobs/settings.py.
     tuning: Tuning
-    dispatch: str
-    notify: str
-    api_stage_name: str
-    api_throttle_rate_limit: int
-    api_throttle_burst_limit: int
-    api_integration_timeout_seconds: int
-    worker_timeout_seconds: int
-    worker_memory_mb: int
-    worker_reserved_concurrency: int | None
-    worker_retry_attempts: int
-    worker_max_event_age_seconds: int
-    worker_batch_size: int
-    worker_max_concurrency: int
-    api_function_memory_mb: int
-    api_cold_start: str
-    api_provisioned_concurrency: int
-    worker_cold_start: str
-    worker_provisioned_concurrency: int
-    job_retention_days: int
-    log_level: str
-    log_retention_days: int
-    removal_policy: str
-    alarm_email: str | None
-    alarm_5xx_threshold: int
-    alarm_latency_p99_ms: int
-    alarm_function_errors_threshold: int
-    alarm_function_throttles_threshold: int
-    alarm_failed_jobs_percent: int
-    alarm_period_minutes: int
-    alarm_evaluation_periods: int
-    reaper_interval_minutes: int
-    reaper_slack_seconds: int
-    waf_enabled: bool
-    waf_rate_limit_per_5_minutes: int
-    powertools_layer_version: int
-    apigateway_cloudwatch_role: bool
-    lambda_account_concurrency: int
+    dispatch: str = field(metadata=checked(values.choice("lambda", "sqs", "stepfunctions")))
+    notify: str = field(metadata=checked(values.choice("none", "websocket")))
+    api_stage_name: str = field(metadata=checked(values.stage_name))
+    api_throttle_rate_limit: int = field(metadata=checked(values.integer(1, 10_000)))
+    api_throttle_burst_limit: int = field(metadata=checked(values.integer(1, 5_000)))
+    api_integration_timeout_seconds: int = field(metadata=checked(values.integer(1, 29)))
+    worker_timeout_seconds: int = field(metadata=checked(values.integer(3, 900)))
+    worker_memory_mb: int = field(metadata=checked(values.integer(128, 10_240)))
+    worker_reserved_concurrency: int | None = field(metadata=checked(values.optional_integer(1, 10_000)))
+    worker_retry_attempts: int = field(metadata=checked(values.integer(0, 2)))
+    worker_max_event_age_seconds: int = field(metadata=checked(values.integer(60, 21_600)))
+    worker_batch_size: int = field(metadata=checked(values.integer(1, 10)))
+    worker_max_concurrency: int = field(metadata=checked(values.integer(2, 1000)))
+    api_function_memory_mb: int = field(metadata=checked(values.integer(128, 10_240)))
+    api_cold_start: str = field(metadata=checked(values.choice("none", "snapstart", "provisioned")))
+    api_provisioned_concurrency: int = field(metadata=checked(values.integer(1, 10_000)))
+    worker_cold_start: str = field(metadata=checked(values.choice("none", "snapstart", "provisioned")))
+    worker_provisioned_concurrency: int = field(metadata=checked(values.integer(1, 10_000)))
+    job_retention_days: int = field(metadata=checked(values.integer(1, 3650)))
+    log_level: str = field(metadata=checked(values.choice("debug", "info", "warning", "error")))
+    log_retention_days: int = field(metadata=checked(values.one_of(*LOG_RETENTION_DAYS)))
+    removal_policy: str = field(metadata=checked(values.choice("retain", "destroy")))
+    alarm_email: str | None = field(metadata=checked(values.email))
+    alarm_5xx_threshold: int = field(metadata=checked(values.integer(1, 1_000_000)))
+    alarm_latency_p99_ms: int = field(metadata=checked(values.integer(1000, 29_000)))
+    alarm_function_errors_threshold: int = field(metadata=checked(values.integer(1, 1_000_000)))
+    alarm_function_throttles_threshold: int = field(metadata=checked(values.integer(1, 1_000_000)))
+    alarm_failed_jobs_percent: int = field(metadata=checked(values.integer(1, 100)))
+    alarm_period_minutes: int = field(metadata=checked(values.integer(1, 60)))
+    alarm_evaluation_periods: int = field(metadata=checked(values.integer(1, 100)))
+    reaper_interval_minutes: int = field(metadata=checked(values.integer(1, 1440)))
+    reaper_slack_seconds: int = field(metadata=checked(values.integer(0, 86_400)))
+    waf_enabled: bool = field(metadata=checked(values.boolean))
+    waf_rate_limit_per_5_minutes: int = field(metadata=checked(values.integer(10, 2_000_000_000)))
+    powertools_layer_version: int = field(metadata=checked(values.integer(1, 10_000)))
+    apigateway_cloudwatch_role: bool = field(metadata=checked(values.boolean))
+    lambda_account_concurrency: int = field(metadata=checked(values.integer(10, 1_000_000)))
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
@@ -213,14 +181,14 @@ class AppConfig:
             parsed["tuning"] = Tuning.from_context(chosen)
         except InvalidValue as error:
             raise ConfigError(str(error)) from error
-        for field in fields(cls):
-            if field.name in ("stage", "tuning"):
+        for setting in fields(cls):
+            if setting.name in ("stage", "tuning"):
                 continue
-            raw = chosen(field.name)
-            if raw is None and field.name not in {"worker_reserved_concurrency", "alarm_email"}:
-                raise ConfigError(f"context '{field.name}' is not set (see cdk.json)")
+            raw = chosen(setting.name)
+            if raw is None and setting.name not in {"worker_reserved_concurrency", "alarm_email"}:
+                raise ConfigError(f"context '{setting.name}' is not set (see cdk.json)")
             try:
-                parsed[field.name] = PARSERS[field.name](f"context '{field.name}'", raw)
+                parsed[setting.name] = setting.metadata["parse"](f"context '{setting.name}'", raw)
             except InvalidValue as error:
                 raise ConfigError(str(error)) from error
         config = cls(**parsed)
@@ -352,3 +320,9 @@ class AppConfig:
                 "result travels between steps inside the state, which Step Functions caps at 256 KiB (escaped "
                 "JSON may double it); larger results go to the results bucket anyway"
             )
+
+
+# Every CDK setting and its parser (the fields declared above), by name.
+PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    item.name: item.metadata["parse"] for item in fields(AppConfig) if "parse" in item.metadata
+}
