@@ -37,9 +37,8 @@ class AsyncJobsStack(Stack):
         # them. Each construct adds the variables of the resources it owns.
         environment = {
             **config.tuning.environment(),
+            **self.store.environment(),
             **Settings.variables(
-                jobs_table_name=self.store.jobs_table.table_name,
-                results_bucket_name=self.store.results_bucket.bucket_name,
                 job_retention_seconds=config.job_retention_days * 86_400,
                 max_attempts=config.max_attempts,
                 timeout_margin_seconds=timeout_margin_seconds(config.worker_timeout_seconds),

@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from jobs.settings import Settings
 from stacks.config import AppConfig
 from stacks.python_function import acknowledge, logical_id
 
@@ -114,6 +115,12 @@ class JobStore(Construct):
             "AwsSolutions-S1",
             "Objects are written by the worker and read only through short-lived presigned URLs issued to "
             "the job's owner; CloudTrail S3 data events give an audit trail if needed, without a log bucket.",
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The variables every function needs to find the jobs table and the results bucket."""
+        return Settings.variables(
+            jobs_table_name=self.jobs_table.table_name, results_bucket_name=self.results_bucket.bucket_name
         )
 
     def grant_results(self, function: lambda_.Function, action: str) -> None:
