@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-WORDS = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+# Each word starts with a letter: "acme-2go" and "acme2go" would otherwise both be
+# "Acme2go", one stack name for two apps (deploying one would update the other's stack).
+WORDS = re.compile(r"[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*")
 # Leaves room in CloudFormation's 128-character stack names, WAF's 128-character metric
 # names and the 255-character metrics namespace for everything appended to it.
 MAX_LENGTH = 32
@@ -27,8 +29,8 @@ class AppName:
     def __post_init__(self) -> None:
         if not (WORDS.fullmatch(self.value) and len(self.value) <= MAX_LENGTH):
             raise ValueError(
-                f"an app name is lower-case words (letters, digits) joined by hyphens, at most {MAX_LENGTH} "
-                f"characters, e.g. acme-reports; got {self.value!r}"
+                f"an app name is lower-case words (each a letter, then letters or digits) joined by hyphens, "
+                f"at most {MAX_LENGTH} characters, e.g. acme-reports; got {self.value!r}"
             )
 
     def __str__(self) -> str:

@@ -42,6 +42,12 @@ def test_a_renamed_app_leaves_no_trace_of_the_old_name(tmp_path: Path, variant: 
     assert "AcmeReports" in text and "acme-reports" in text and "X-Acme-Reports-Signature" in text
 
 
+def test_different_names_never_name_the_same_stack():
+    # "acme-2go" would be Acme2go like "acme2go": refused, so the pascal form stays one-to-one.
+    names = ["acme2go", "acme-go2", "acme-go", "acmego", "a-b-c", "ab-c", "abc"]
+    assert len({AppName(name).pascal for name in names}) == len(names)
+
+
 def test_the_derived_forms():
     name = AppName("acme-reports")
     assert (name.pascal, name.header, name.env_prefix, name.api_url_variable) == (
@@ -53,7 +59,9 @@ def test_the_derived_forms():
     assert AppConfig.from_mapping({"app_name": "acme-reports", "stage": "prod"}).stack_name == "AcmeReports-prod"
 
 
-@pytest.mark.parametrize("bad", ["", "Acme", "acme_reports", "-acme", "acme-", "acme--reports", "1acme", "a" * 33])
+@pytest.mark.parametrize(
+    "bad", ["", "Acme", "acme_reports", "-acme", "acme-", "acme--reports", "1acme", "acme-2go", "a" * 33]
+)
 def test_a_name_that_cannot_name_everything_is_refused(bad: str):
     with pytest.raises(ConfigError, match="app_name"):
         AppConfig.from_mapping({"app_name": bad})

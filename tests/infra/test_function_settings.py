@@ -1,10 +1,17 @@
 """Every function's environment, as synthesized, in every variant, is one its code starts
-with: ``Settings.from_env`` reads it without error, and no variable of ours is one the
-settings do not declare (a misspelled name would otherwise just be ignored). A missing or
-misspelled variable fails here, not at a cold start in AWS."""
+with: ``Settings.from_env`` reads it without error, no variable of ours is one the
+settings do not declare (a misspelled name would otherwise just be ignored), and each
+handler module, imported in a fresh interpreter with exactly that environment, loads (its
+``settings.require(...)`` calls run at import). A missing or misspelled variable fails
+here, not at a cold start in AWS."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,14 +35,43 @@ def deploy_time_value(value: Any) -> str:
     return value if isinstance(value, str) else "resolved-at-deploy-time"
 
 
-def function_environments(context: dict[str, Any]) -> dict[str, dict[str, str]]:
+LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
+# What the Lambda runtime itself adds to every environment; no AWS call happens at import.
+RUNTIME = {
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "x",
+    "PYTHONPATH": str(LAMBDAS),
+}
+
+
+def function_environments(context: dict[str, Any], with_handlers: bool = False) -> dict[str, Any]:
+    """Our functions' environments by logical id (with their handler, as (handler, environment))."""
     _, template = synth(context)
-    environments = {}
+    environments: dict[str, Any] = {}
     for logical_id, resource in template.find_resources("AWS::Lambda::Function").items():
         variables = resource["Properties"].get("Environment", {}).get("Variables", {})
         if "APP_NAME" in variables:  # ours; CDK's own helper functions are not
-            environments[logical_id] = {name: deploy_time_value(value) for name, value in variables.items()}
+            environment = {name: deploy_time_value(value) for name, value in variables.items()}
+            environments[logical_id] = (
+                (resource["Properties"]["Handler"], environment) if with_handlers else environment
+            )
     return environments
+
+
+def import_failure(handler: str, environment: dict[str, str]) -> str | None:
+    """The error of importing ``handler``'s module with only ``environment``, if any."""
+    module = handler.rsplit(".", 1)[0]
+    result = subprocess.run(  # noqa: S603  a fixed interpreter and module name
+        [sys.executable, "-c", f"import {module}"],
+        env={**environment, **RUNTIME, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return None if result.returncode == 0 else result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -50,6 +86,22 @@ def test_every_function_starts_with_its_synthesized_environment(variant: str):
             assert settings.dispatch == VARIANTS[variant].get("dispatch", "lambda")
     if variant == "prod":
         assert {env["RETRY_AFTER_SECONDS"] for env in environments.values()} == {"5"}  # a cdk.json choice reaches all
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_handler_loads_with_its_synthesized_environment(variant: str):
+    functions = function_environments(VARIANTS[variant], with_handlers=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = dict(zip(functions, pool.map(lambda item: import_failure(*item), functions.values()), strict=True))
+    assert {name: error for name, error in failures.items() if error} == {}
+
+
+def test_the_import_check_notices_a_setting_a_handler_requires():
+    functions = function_environments({}, with_handlers=True)
+    [(handler, environment)] = [item for item in functions.values() if item[0] == "jobs.handlers.submit.handler"]
+    assert import_failure(handler, environment) is None
+    without = {name: value for name, value in environment.items() if name != "WORKER_FUNCTION_NAME"}
+    assert "worker_function_name" in str(import_failure(handler, without))
 
 
 def test_the_check_notices_a_misspelled_or_missing_variable():
