@@ -1,1 +1,1 @@
-"""Benchmarks: ``make bench`` prints the figures recorded in the README (not timed tests)."""
+"""Benchmarks: ``make bench`` prints the figures recorded in docs/benchmarks.md (not timed tests)."""

@@ -10,7 +10,7 @@
 Each figure is the median and the worst of ``--jobs`` sequential jobs (``sleep`` 0.2 s,
 warm sandboxes). They measure the local emulation on this machine, where the SQS
 mapping's long poll and the stream's reads are local loops: compare variants with them,
-not AWS (the README's variant table gives AWS's typical figures).
+not AWS (docs/variants.md's table gives AWS's typical figures).
 
     python -m bench.variants [--jobs 20]
 """

@@ -7,7 +7,7 @@ values in ``Tuning``, such as ``retry_after_seconds``, are declared with their b
 used when none is chosen: ``dev``). Pick a stage with ``-c stage=prod``; override any
 single setting with ``-c name=value`` (or ``make deploy CDK_ARGS="-c stage=prod -c
 name=value"``), which wins over both. Values are checked here, once, before anything is
-synthesized, so a typo fails fast with its name. The README's configuration table
+synthesized, so a typo fails fast with its name. docs/configuration.md's table
 documents each setting.
 """
 
