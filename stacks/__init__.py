@@ -4,6 +4,7 @@
 * ``worker``     the worker function, its retries, the on-failure recorder and the DLQ
 * ``api``        the REST API with the submit and status functions
 * ``monitoring`` the alarm topic and the CloudWatch alarms
+* ``network``    ``vpc=new``: the worker's VPC, isolated subnets and gateway endpoints
 * ``config``     every setting, read from CDK context (``cdk.json``) and validated
 
 The Lambda code's package (``lambdas/jobs``) is importable from here: what the stack and

@@ -15,6 +15,7 @@ from stacks.config import AppConfig
 from stacks.firewall import ApiFirewall
 from stacks.job_store import JobStore
 from stacks.monitoring import Monitoring
+from stacks.network import JobNetwork
 from stacks.notifications import JobNotifications
 from stacks.reaper import Reaper
 from stacks.worker import Worker
@@ -45,7 +46,11 @@ class AsyncJobsStack(Stack):
                 stuck_after_seconds=config.stuck_after_seconds,
             ),
         }
-        self.worker = Worker(self, "Worker", config=config, store=self.store, environment=environment)
+        # vpc=new: the function that runs jobs in a VPC of its own, reaching AWS through endpoints.
+        self.network = JobNetwork(self, "Network", config=config, store=self.store) if config.vpc == "new" else None
+        self.worker = Worker(
+            self, "Worker", config=config, store=self.store, environment=environment, network=self.network
+        )
         self.notifications: JobNotifications | None = None
         api_environment = environment
         account = ApiGatewayAccount(self, "ApiGatewayAccount", create_role=config.apigateway_cloudwatch_role)

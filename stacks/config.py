@@ -122,6 +122,7 @@ class AppConfig:
     tuning: Tuning
     dispatch: str = field(metadata=checked(values.choice("lambda", "sqs", "stepfunctions")))
     notify: str = field(metadata=checked(values.choice("none", "websocket")))
+    vpc: str = field(metadata=checked(values.choice("none", "new")))
     api_stage_name: str = field(metadata=checked(values.stage_name))
     api_throttle_rate_limit: int = field(metadata=checked(values.integer(1, 10_000)))
     api_throttle_burst_limit: int = field(metadata=checked(values.integer(1, 5_000)))

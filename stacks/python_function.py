@@ -8,6 +8,7 @@ its own with the configured retention. The code asset is the ``lambdas/`` folder
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aws_cdk import (
     Acknowledgment,
@@ -30,6 +31,9 @@ from constructs import Construct, IConstruct
 
 from jobs.settings import Settings
 from stacks.config import AppConfig, ConfigError
+
+if TYPE_CHECKING:
+    from stacks.network import JobNetwork
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -94,10 +98,12 @@ class PythonFunction(Construct):
         reserved_concurrency: int | None = None,
         cold_start: str = "none",
         provisioned_concurrency: int = 0,
+        network: JobNetwork | None = None,
     ) -> None:
         """``cold_start``: ``none`` (callers invoke the function), ``snapstart`` or
         ``provisioned`` (callers invoke the ``live`` alias of the published version, restored
-        from a SnapStart snapshot or kept warm by ``provisioned_concurrency`` environments)."""
+        from a SnapStart snapshot or kept warm by ``provisioned_concurrency`` environments);
+        ``network``: the VPC subnets and security group to run in (``vpc``), if any."""
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
         if cold_start == "snapstart" and not Token.is_unresolved(region) and region in SNAPSTART_UNSUPPORTED_REGIONS:
@@ -130,6 +136,9 @@ class PythonFunction(Construct):
             # is billed for its cached snapshot while it exists (Lambda pricing, "SnapStart").
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if published else None,
             log_group=self.log_group,
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.subnets if network else None,
+            security_groups=[network.security_group] if network else None,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name(self),
                 # The app's name (AsyncJobs), shared by its stages; ``service`` tells them apart.
@@ -154,6 +163,14 @@ class PythonFunction(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
         )
+        if network is not None:
+            acknowledge(
+                self,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole]",
+                "Lambda's own policy for a function in a VPC: the network-interface actions it needs to attach "
+                "the function to its subnets (Lambda Developer Guide, 'Giving Lambda functions access to a VPC').",
+            )
 
     def acknowledge_invoke_wildcard(self, target: lambda_.IFunction) -> None:
         """Accept cdk-nag's finding for grant_invoke's ``<arn>:*`` (versions and aliases of ``target``)."""

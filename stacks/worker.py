@@ -22,6 +22,7 @@ from constructs import Construct
 from jobs.settings import Settings
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
+from stacks.network import JobNetwork
 from stacks.python_function import PythonFunction, acknowledge
 from stacks.workflow import JobWorkflow
 
@@ -35,8 +36,11 @@ class Worker(Construct):
         config: AppConfig,
         store: JobStore,
         environment: dict[str, str],
+        network: JobNetwork | None = None,
     ) -> None:
+        """``network``: where the function that runs jobs runs (``vpc``), if anywhere."""
         super().__init__(scope, construct_id)
+        self._network = network
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -57,7 +61,9 @@ class Worker(Construct):
         if config.dispatch == "sqs":
             self._queue_worker(config, store, environment)
         elif config.dispatch == "stepfunctions":
-            self.workflow = JobWorkflow(self, "Workflow", config=config, store=store, environment=environment)
+            self.workflow = JobWorkflow(
+                self, "Workflow", config=config, store=store, environment=environment, network=network
+            )
             self.function = self.workflow.process
             self.invoked = self.workflow.process_invoked
         else:
@@ -108,6 +114,7 @@ class Worker(Construct):
             reserved_concurrency=config.worker_reserved_concurrency,
             cold_start=config.worker_cold_start,
             provisioned_concurrency=config.worker_provisioned_concurrency,
+            network=self._network,
         )
 
     def _async_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:

@@ -24,6 +24,7 @@ from constructs import Construct
 
 from stacks.config import THROTTLE_MAX_DELAY_SECONDS, THROTTLE_RETRY_ATTEMPTS, AppConfig
 from stacks.job_store import JobStore
+from stacks.network import JobNetwork
 from stacks.python_function import PythonFunction, acknowledge, acknowledge_invoke_wildcard, log_group
 
 # Seconds a short step (prepare, finalise, record the failure) may run.
@@ -84,9 +85,11 @@ class JobWorkflow(Construct):
         config: AppConfig,
         store: JobStore,
         environment: dict[str, str],
+        network: JobNetwork | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config, self._store, self._environment = config, store, environment
+        self._network = network  # the process step's, which runs the task
         self._build_step_functions()
         self._build_state_machine(self._build_definition())
 
@@ -108,6 +111,7 @@ class JobWorkflow(Construct):
             # The step that runs the task is the worker: worker_cold_start is its choice too.
             cold_start=config.worker_cold_start,
             provisioned=config.worker_provisioned_concurrency,
+            network=self._network,
         )
         self.process, self.process_invoked = process_function.function, process_function.invoked
         self._store.grant_results(self.process, "s3:PutObject")
@@ -132,6 +136,7 @@ class JobWorkflow(Construct):
         reserved: int | None = None,
         cold_start: str = "none",
         provisioned: int = 0,
+        network: JobNetwork | None = None,
     ) -> PythonFunction:
         function = PythonFunction(
             self,
@@ -145,6 +150,7 @@ class JobWorkflow(Construct):
             reserved_concurrency=reserved,
             cold_start=cold_start,
             provisioned_concurrency=provisioned,
+            network=network,
         )
         self._store.grant_jobs(function.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
         return function

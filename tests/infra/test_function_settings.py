@@ -26,6 +26,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "websocket": {"notify": "websocket"},
     "snapstart": {"api_cold_start": "snapstart", "worker_cold_start": "snapstart"},
     "prod": {"stage": "prod", "retry_after_seconds": 5},
+    "vpc": {"vpc": "new", "dispatch": "sqs"},
 }
 DECLARED = {declaration.env for declaration in declarations(Settings).values()}
 

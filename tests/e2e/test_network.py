@@ -1,0 +1,44 @@
+"""``vpc=new`` runs locally as it deploys, minus the network (not emulated): the same
+template, with the job runner's VpcConfig, serves a job to the end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.credentials import Credentials
+
+from jobs_cli.client import JobsClient
+from local.server import LocalRuntime
+from local.template import find_stack
+from tests.conftest import synthesize_app
+from tests.e2e.test_jobs_e2e import submit, wait
+from tests.support import TEST_TASKS
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def vpc_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize_app(tmp_path_factory.mktemp("cdk.out.vpc"), vpc="new")
+
+
+@pytest.fixture(scope="module")
+def vpc_runtime(vpc_out: Path) -> Iterator[LocalRuntime]:
+    runtime = LocalRuntime(vpc_out, port=0, retry_base_delay=0.2, preload=TEST_TASKS).start()
+    yield runtime
+    runtime.stop()
+
+
+def test_the_served_template_puts_the_worker_in_the_vpc(vpc_out: Path):
+    resources = json.loads((vpc_out / f"{find_stack(vpc_out)}.template.json").read_text())["Resources"]
+    in_vpc = [r["Properties"]["Handler"] for r in resources.values() if "VpcConfig" in r.get("Properties", {})]
+    assert in_vpc == ["jobs.handlers.worker.handler"]
+
+
+def test_a_job_runs_with_the_worker_in_a_vpc(vpc_runtime: LocalRuntime):
+    client = JobsClient(vpc_runtime.api_url, credentials=Credentials("VPC", "secret"))
+    job = wait(client, submit(client, "primes", {"limit": 1000}))
+    assert (job["status"], job["result"]) == ("COMPLETED", {"limit": 1000, "prime_count": 168})
