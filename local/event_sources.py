@@ -38,7 +38,7 @@ class EventSources:
         retry_base_delay: float,
         schedule_interval: float | None,
     ) -> None:
-        self.lambdas: LambdaService | None = lambdas
+        self.lambdas = lambdas
         self.aws_client = aws_client
         self._stopping = stopping
         self.queue_urls = queue_urls
@@ -62,7 +62,6 @@ class EventSources:
         """EventBridge's scheduled rule: an asynchronous invoke of each target, every interval."""
         interval = self._schedule_interval or schedule.interval_seconds
         while not self._stopping.wait(interval):
-            assert self.lambdas is not None
             event = {
                 "version": "0",
                 "id": str(uuid.uuid4()),
@@ -97,7 +96,7 @@ class EventSources:
                 if not self._stopping.wait(0.5):
                     log.debug("receive from %s failed; retrying", mapping.queue, exc_info=True)
                 continue
-            if not batch or self.lambdas is None:
+            if not batch:
                 continue
             event = {"Records": [sqs_record(message, arn) for message in batch]}
             result = self.lambdas.invoke(mapping.function, event)
@@ -144,7 +143,7 @@ class EventSources:
         self, mapping: StreamMappingSpec, batch: list[dict[str, Any]], shard: str, arn: str
     ) -> None:
         retries = 0
-        while batch and not self._stopping.is_set() and self.lambdas is not None:
+        while batch and not self._stopping.is_set():
             result = self.lambdas.invoke(mapping.function, {"Records": batch})
             if result is not None and result.ok:
                 failed = []

@@ -149,9 +149,7 @@ class NotAFailState(logging.Filter):
     (``Exception=FailureEventException``): the execution's history holds it already."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg % record.args if record.args else record.msg).startswith(
-            "Exception=FailureEventException"
-        )
+        return not record.getMessage().startswith("Exception=FailureEventException")
 
 
 def keep_stderr_for_what_went_wrong() -> None:

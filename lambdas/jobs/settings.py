@@ -68,10 +68,6 @@ def setting(env: str, parse: Parser[T], default: T = REQUIRED) -> T:
     return cast(T, field(metadata={"setting": Declaration(env, parse, default)}))
 
 
-def _optional(label: str, raw: Any) -> str | None:
-    return text(label, raw) if raw else None
-
-
 def declarations(cls: type) -> dict[str, Declaration]:
     """Each setting of ``cls`` (a field name) and its declaration."""
     return {item.name: item.metadata["setting"] for item in fields(cls)}
@@ -122,16 +118,16 @@ class Settings(Tuning):
     jobs_table_name: str = setting("JOBS_TABLE_NAME", text)
     dispatch: str = setting("DISPATCH", choice("lambda", "sqs", "stepfunctions"), "lambda")
     # Resources, each wired in by the construct that owns it (None: this function has none).
-    idempotency_table_name: str | None = setting("IDEMPOTENCY_TABLE_NAME", _optional, None)
-    worker_function_name: str | None = setting("WORKER_FUNCTION_NAME", _optional, None)
-    jobs_queue_url: str | None = setting("JOBS_QUEUE_URL", _optional, None)
-    state_machine_arn: str | None = setting("STATE_MACHINE_ARN", _optional, None)
-    connections_table_name: str | None = setting("CONNECTIONS_TABLE_NAME", _optional, None)
-    websocket_callback_url: str | None = setting("WEBSOCKET_CALLBACK_URL", _optional, None)
-    websocket_url: str | None = setting("WEBSOCKET_URL", _optional, None)
-    dead_letter_queue_url: str | None = setting("DEAD_LETTER_QUEUE_URL", _optional, None)
-    results_bucket_name: str | None = setting("RESULTS_BUCKET_NAME", _optional, None)
-    callback_secret_arn: str | None = setting("CALLBACK_SECRET_ARN", _optional, None)
+    idempotency_table_name: str | None = setting("IDEMPOTENCY_TABLE_NAME", text, None)
+    worker_function_name: str | None = setting("WORKER_FUNCTION_NAME", text, None)
+    jobs_queue_url: str | None = setting("JOBS_QUEUE_URL", text, None)
+    state_machine_arn: str | None = setting("STATE_MACHINE_ARN", text, None)
+    connections_table_name: str | None = setting("CONNECTIONS_TABLE_NAME", text, None)
+    websocket_callback_url: str | None = setting("WEBSOCKET_CALLBACK_URL", text, None)
+    websocket_url: str | None = setting("WEBSOCKET_URL", text, None)
+    dead_letter_queue_url: str | None = setting("DEAD_LETTER_QUEUE_URL", text, None)
+    results_bucket_name: str | None = setting("RESULTS_BUCKET_NAME", text, None)
+    callback_secret_arn: str | None = setting("CALLBACK_SECRET_ARN", text, None)
     # Derived by the stack from other settings (stacks/config.py says how).
     job_retention_seconds: int = setting("JOB_RETENTION_SECONDS", integer(3600, 3650 * 86_400), 7 * 86_400)
     max_attempts: int = setting("MAX_ATTEMPTS", integer(1, 3), 3)
