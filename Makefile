@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,19,20,21
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install run test lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
+.PHONY: help install postgres-server run test lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
 
 help:
 	@echo "make run       the app on 127.0.0.1:$${PORT:-3000} with AWS emulated (Ctrl-C stops it)"
@@ -21,13 +21,21 @@ help:
 	@echo "make destroy   cdk destroy"
 	@echo "make test-deployed  run the tests against a deployed API (ASYNC_JOBS_API_URL)"
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed postgres-server
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt layers/postgres/requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# database=postgres runs a real PostgreSQL locally (local/postgres.py): Debian's server,
+# installed once if this machine has none.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "installing Debian's postgresql (for database=postgres)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -35,7 +43,7 @@ node_modules/.installed: package.json package-lock.json
 
 # Synthesize straight from app.py (no CDK CLI needed), then serve the template locally.
 # Variants: make run CDK_ARGS="-c dispatch=sqs -c notify=websocket"
-run: $(VENV)/.installed openapi
+run: $(VENV)/.installed postgres-server openapi
 	rm -rf cdk.out
 	$(PYTHON) -m local.synth --out cdk.out $(CDK_ARGS)
 	$(PYTHON) -m local --cdk-out cdk.out

@@ -27,12 +27,14 @@ from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
 from local.event_sources import EventSources
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
+from local.postgres import LocalPostgres
 from local.provisioning import HOST, bucket_name, create_state_machines, provision, queue_arn, start_moto
 from local.template import (
     ACCOUNT_ID,
     REGION,
     AppTemplate,
     Resolver,
+    UnsupportedTemplate,
     load,
 )
 from local.websocket import LocalWebSocketApi, aws_host, local_api_id
@@ -117,6 +119,7 @@ class LocalRuntime:
         self.stream_arns: dict[str, str] = {}
         self.secret_arns: dict[str, str] = {}
         self.state_machine_arns: dict[str, str] = {}
+        self.postgres: LocalPostgres | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class LocalRuntime:
             self.template, self.aws_endpoint, self.aws_client, self._resolver()
         )
         self._start_websocket_apis()
+        self._start_database()
         if self.faults is not None and self.faults.throttle > 0:
             self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults)
         resolver = self._resolver()
@@ -151,6 +155,8 @@ class LocalRuntime:
             environment = {key: self._localize(str(resolver.resolve(value))) for key, value in spec.environment.items()}
             # Template values win over the runtime's defaults; extra_environment (tools, benchmarks) wins over both.
             merged = {**self._base_environment(spec.name, spec.memory_mb), **environment, **self._extra_environment}
+            if self.postgres is not None and "DATABASE_HOST" in merged:  # the proxy's port and CA, here
+                merged.update(self.postgres.environment())
             if self._throttling_proxy is not None and self.faults is not None and self.faults.applies_to(spec.handler):
                 merged["AWS_ENDPOINT_URL_DYNAMODB"] = self._throttling_proxy.url  # boto3's per-service endpoint
             runtimes[name] = FunctionRuntime(spec, merged, self.faults, self._preload)
@@ -182,6 +188,8 @@ class LocalRuntime:
             self.lambdas.stop()
         if self._throttling_proxy:
             self._throttling_proxy.stop()
+        if self.postgres:
+            self.postgres.stop()
         if self._moto:
             self._moto.terminate()
             try:
@@ -232,6 +240,21 @@ class LocalRuntime:
             self._local_urls[f"https://{host}"] = f"http://{HOST}:{management.server_address[1]}"
             self.websockets.append(api)
 
+    def _start_database(self) -> None:
+        """``database=postgres``: a real PostgreSQL where the RDS Proxy would be, with the
+        database and user the functions are configured for (``local/postgres.py``)."""
+        if not self.template.database_proxies:
+            return
+        settings = {
+            (str(spec.environment["DATABASE_NAME"]), str(spec.environment["DATABASE_USER"]))
+            for spec in self.template.functions.values()
+            if "DATABASE_HOST" in spec.environment
+        }
+        if len(settings) != 1:
+            raise UnsupportedTemplate(f"expected one database and user on the functions, found {sorted(settings)}")
+        [(database, user)] = settings
+        self.postgres = LocalPostgres(database, user).start()
+
     def _localize(self, value: str) -> str:
         for aws_url, local_url in self._local_urls.items():
             value = value.replace(aws_url, local_url)
@@ -280,6 +303,8 @@ class LocalRuntime:
         for name, arn in self.state_machine_arns.items():
             refs[name] = arn  # a state machine's Ref is its ARN
             attributes[(name, "Name")] = arn.rsplit(":", 1)[-1]
+        for name in self.template.database_proxies:
+            attributes[(name, "Endpoint")] = "localhost"  # local/postgres.py listens there
         for name, url in self.queue_urls.items():
             refs[name] = url
             attributes[(name, "Arn")] = queue_arn(name)

@@ -12,6 +12,7 @@ from stacks.api import JobsApi
 from stacks.api_account import ApiGatewayAccount
 from stacks.callbacks import Callbacks
 from stacks.config import AppConfig
+from stacks.database import JobDatabase
 from stacks.firewall import ApiFirewall
 from stacks.job_store import JobStore
 from stacks.monitoring import Monitoring
@@ -30,8 +31,10 @@ def timeout_margin_seconds(worker_timeout_seconds: int) -> int:
 class AsyncJobsStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        Tags.of(self).add("app", config.app_name)
-        Tags.of(self).add("stage", config.stage)
+        # CloudFormation's AWS::RDS::DBProxyTargetGroup takes no Tags (CDK would add them).
+        untaggable = ["AWS::RDS::DBProxyTargetGroup"]
+        Tags.of(self).add("app", config.app_name, exclude_resource_types=untaggable)
+        Tags.of(self).add("stage", config.stage, exclude_resource_types=untaggable)
 
         self.store = JobStore(self, "JobStore", config=config)
         # What every function gets: the values chosen in cdk.json and the ones derived from
@@ -46,11 +49,20 @@ class AsyncJobsStack(Stack):
                 stuck_after_seconds=config.stuck_after_seconds,
             ),
         }
-        # vpc=new: the function that runs jobs in a VPC of its own, reaching AWS through endpoints.
-        self.network = JobNetwork(self, "Network", config=config, store=self.store) if config.vpc == "new" else None
+        # vpc (or database): the function that runs jobs in a VPC, reaching AWS through endpoints.
+        self.network = (
+            JobNetwork(self, "Network", config=config, store=self.store) if config.network != "none" else None
+        )
+        self.database = (
+            JobDatabase(self, "Database", config=config, network=self.network)
+            if config.database == "postgres" and self.network is not None
+            else None
+        )
         self.worker = Worker(
             self, "Worker", config=config, store=self.store, environment=environment, network=self.network
         )
+        if self.database is not None:
+            self.database.connect(self.worker.function)
         self.notifications: JobNotifications | None = None
         api_environment = environment
         account = ApiGatewayAccount(self, "ApiGatewayAccount", create_role=config.apigateway_cloudwatch_role)
@@ -128,6 +140,14 @@ class AsyncJobsStack(Stack):
         CfnOutput(self, "DeadLetterQueueUrl", value=self.worker.dead_letter_queue.queue_url)
         if self.notifications is not None:
             CfnOutput(self, "WebSocketUrl", value=self.notifications.url, description="wss:// URL; add ?job_id=<id>")
+        if self.database is not None:
+            CfnOutput(self, "DatabaseProxyEndpoint", value=self.database.proxy.endpoint)
+            CfnOutput(
+                self,
+                "DatabaseSecretArn",
+                value=self.database.cluster.secret.secret_arn if self.database.cluster.secret else "",
+                description="The master user's password (read by the proxy only; for migrations and psql)",
+            )
         if self.worker.workflow is not None:
             CfnOutput(self, "StateMachineArn", value=self.worker.workflow.state_machine.state_machine_arn)
         CfnOutput(

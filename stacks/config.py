@@ -123,6 +123,9 @@ class AppConfig:
     dispatch: str = field(metadata=checked(values.choice("lambda", "sqs", "stepfunctions")))
     notify: str = field(metadata=checked(values.choice("none", "websocket")))
     vpc: str = field(metadata=checked(values.choice("none", "new")))
+    database: str = field(metadata=checked(values.choice("none", "postgres")))
+    database_min_capacity: float = field(metadata=checked(values.capacity(0.5, 256)))
+    database_max_capacity: float = field(metadata=checked(values.capacity(1, 256)))
     api_stage_name: str = field(metadata=checked(values.stage_name))
     api_throttle_rate_limit: int = field(metadata=checked(values.integer(1, 10_000)))
     api_throttle_burst_limit: int = field(metadata=checked(values.integer(1, 5_000)))
@@ -212,6 +215,12 @@ class AppConfig:
         return f"{self.name.pascal}-{self.stage}"
 
     @property
+    def network(self) -> str:
+        """Where the job runner runs: ``vpc``, except that a database needs one (a new VPC
+        when ``vpc=none``)."""
+        return "new" if self.database != "none" and self.vpc == "none" else self.vpc
+
+    @property
     def max_attempts(self) -> int:
         return self.worker_retry_attempts + 1
 
@@ -281,6 +290,8 @@ class AppConfig:
             raise ConfigError(
                 "max_request_bytes + max_inline_result_bytes must stay under 380 KiB (DynamoDB item limit)"
             )
+        if self.database_min_capacity > self.database_max_capacity:
+            raise ConfigError("database_min_capacity must not exceed database_max_capacity")
         if self.tuning.max_inline_result_bytes > self.tuning.max_result_bytes:
             raise ConfigError("max_inline_result_bytes must not exceed max_result_bytes")
         if self.alarm_latency_p99_ms > self.api_integration_timeout_seconds * 1000:

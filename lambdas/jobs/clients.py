@@ -23,6 +23,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -70,6 +71,12 @@ def sqs() -> SQSClient:
 
 def stepfunctions() -> SFNClient:
     return _client("stepfunctions")  # type: ignore[no-any-return]
+
+
+def rds() -> RDSClient:
+    """For IAM database auth tokens only: a token is signed here, with the function's own
+    credentials, and makes no call (so needs no VPC endpoint)."""
+    return _client("rds")  # type: ignore[no-any-return]
 
 
 def s3() -> S3Client:

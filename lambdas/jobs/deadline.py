@@ -8,10 +8,15 @@ blocked inside a C call is interrupted when the call returns; the safety margin
 
 from __future__ import annotations
 
+import math
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+# When the running attempt's deadline passes (time.monotonic()); none outside an attempt.
+_ends_at: float | None = None
 
 
 class AttemptTimedOut(BaseException):
@@ -28,10 +33,22 @@ def deadline(seconds: float) -> Iterator[None]:
     def on_alarm(_signum: int, _frame: FrameType | None) -> None:
         raise AttemptTimedOut()
 
+    global _ends_at  # noqa: PLW0603  one attempt runs at a time per process
     previous = signal.signal(signal.SIGALRM, on_alarm)
+    _ends_at = time.monotonic() + seconds
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        _ends_at = None
+
+
+def remaining_seconds() -> float:
+    """Seconds left before the running attempt is stopped (``inf`` outside an attempt).
+
+    For a task's own timeouts (a database query, an HTTP call): set them below this, so
+    that a slow dependency fails the attempt with its own clear error rather than the
+    generic timeout."""
+    return math.inf if _ends_at is None else max(0.0, _ends_at - time.monotonic())

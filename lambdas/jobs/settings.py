@@ -86,6 +86,10 @@ class Tuning:
     idempotency_window_seconds: int = setting("IDEMPOTENCY_WINDOW_SECONDS", integer(60, 7 * 86_400), 3600)
     callback_max_attempts: int = setting("CALLBACK_MAX_ATTEMPTS", integer(1, 10), 4)
     callback_timeout_seconds: int = setting("CALLBACK_TIMEOUT_SECONDS", integer(1, 60), 5)
+    # database=postgres: how long a task waits to connect, and for one statement's answer
+    # (both also kept under the attempt's remaining time: jobs/database.py).
+    database_connect_timeout_seconds: int = setting("DATABASE_CONNECT_TIMEOUT_SECONDS", integer(1, 60), 5)
+    database_statement_timeout_seconds: int = setting("DATABASE_STATEMENT_TIMEOUT_SECONDS", integer(1, 900), 120)
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> Tuning:
@@ -128,6 +132,14 @@ class Settings(Tuning):
     dead_letter_queue_url: str | None = setting("DEAD_LETTER_QUEUE_URL", text, None)
     results_bucket_name: str | None = setting("RESULTS_BUCKET_NAME", text, None)
     callback_secret_arn: str | None = setting("CALLBACK_SECRET_ARN", text, None)
+    # database=postgres: the RDS Proxy endpoint and the database user its IAM token is for.
+    database_host: str | None = setting("DATABASE_HOST", text, None)
+    database_port: int = setting("DATABASE_PORT", integer(1, 65_535), 5432)
+    database_name: str | None = setting("DATABASE_NAME", text, None)
+    database_user: str | None = setting("DATABASE_USER", text, None)
+    # A CA bundle to trust instead of the system's (RDS Proxy's certificates come from ACM,
+    # which the system store already trusts; a database reached directly needs the RDS one).
+    database_ca_file: str | None = setting("DATABASE_CA_FILE", text, None)
     # Derived by the stack from other settings (stacks/config.py says how).
     job_retention_seconds: int = setting("JOB_RETENTION_SECONDS", integer(3600, 3650 * 86_400), 7 * 86_400)
     max_attempts: int = setting("MAX_ATTEMPTS", integer(1, 3), 3)

@@ -22,7 +22,7 @@ To add a task: write the function below, decorate it with ``@task("name", schema
 and submit ``{"task": "name", "input": {...}}``. Keep heavy imports inside the function:
 this module is also imported by the submit function, which only needs the names.
 
-The four tasks below are examples: delete them and keep only yours. Nothing else uses
+The five tasks below are examples: delete them and keep only yours. Nothing else uses
 them (the tests and benchmarks bring their own, ``tests/support/tasks.py``); the
 machinery they use is in ``jobs/registry.py``.
 """
@@ -130,3 +130,48 @@ def report(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
         if number % 10_000 == 0:
             progress.report(100 * number / count, f"{number:,} of {count:,} rows")
     return {"rows": rows}
+
+
+# The sample table ``sales_report`` reads: created and filled by the first job that needs it
+# (under a transaction-scoped advisory lock, so concurrent first jobs fill it once).
+SAMPLE_SALES_ROWS = 10_000
+SAMPLE_SALES_TABLE = """
+CREATE TABLE IF NOT EXISTS sample_sales (
+    id integer PRIMARY KEY,
+    region text NOT NULL,
+    amount numeric(10, 2) NOT NULL
+)"""
+SAMPLE_SALES_FILL = """
+INSERT INTO sample_sales (id, region, amount)
+SELECT n, (ARRAY['north', 'south', 'east', 'west'])[1 + n % 4], (n % 97) + 0.5
+FROM generate_series(1, :rows) AS n
+ON CONFLICT (id) DO NOTHING"""
+
+
+@task(
+    "sales_report",
+    {
+        "type": "object",
+        "properties": {"region": {"type": "string", "enum": ["north", "south", "east", "west"]}},
+        "additionalProperties": False,
+    },
+)
+def sales_report(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+    """Total the sample sales table by region (deployments with ``database=postgres``): a
+    database query as the slow part. Shows the reused connection of ``jobs/database.py``."""
+    from jobs.database import database  # noqa: PLC0415  only this task needs the driver
+
+    db = database()
+    progress.report(0, "preparing the sample table")
+    with db.transaction():
+        db.run("SELECT pg_advisory_xact_lock(hashtext('sample_sales'))")
+        db.run(SAMPLE_SALES_TABLE)
+        if not db.run("SELECT EXISTS (SELECT 1 FROM sample_sales)")[0][0]:
+            db.run(SAMPLE_SALES_FILL, rows=SAMPLE_SALES_ROWS)
+    progress.report(50, "totalling")
+    rows = db.run(
+        "SELECT region, count(*), sum(amount)::text FROM sample_sales"
+        " WHERE CAST(:region AS text) IS NULL OR region = :region GROUP BY region ORDER BY region",
+        region=input.get("region"),
+    )
+    return {"regions": [{"region": region, "sales": count, "total": total} for region, count, total in rows]}

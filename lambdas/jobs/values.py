@@ -50,6 +50,21 @@ def optional_integer(minimum: int, maximum: int) -> Parser[int | None]:
     return parse
 
 
+def capacity(minimum: float, maximum: float) -> Parser[float]:
+    """A number of Aurora capacity units: ``minimum`` to ``maximum`` in steps of 0.5."""
+
+    def parse(label: str, raw: Any) -> float:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError) as error:
+            raise InvalidValue(f"{label} must be a number of ACUs, got {raw!r}") from error
+        if isinstance(raw, bool) or not minimum <= value <= maximum or (value * 2) % 1:
+            raise InvalidValue(f"{label} must be between {minimum:g} and {maximum:g} in steps of 0.5, got {raw!r}")
+        return value
+
+    return parse
+
+
 def choice(*choices: str) -> Parser[str]:
     def parse(label: str, raw: Any) -> str:
         value = str(raw).lower()
