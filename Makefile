@@ -93,6 +93,7 @@ bench: $(VENV)/.installed
 	$(PYTHON) -m bench.throughput
 	$(PYTHON) -m bench.fault_run
 	$(PYTHON) -m bench.variants
+	$(PYTHON) -m bench.database
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -102,6 +102,10 @@ THROTTLE_WAIT_SECONDS = sum(min(2 << attempt, THROTTLE_MAX_DELAY_SECONDS) for at
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
+# Settings that may be left null in cdk.json.
+OPTIONAL = frozenset({"worker_reserved_concurrency", "alarm_email", "vpc_id", "vpc_security_group_id"})
+
+
 def checked(parse: Callable[[str, Any], Any]) -> dict[str, Any]:
     """A setting's field metadata: checked with ``parse`` (``jobs/values.py``); its default is
     in cdk.json's ``settings``, its meaning in docs/configuration.md."""
@@ -122,7 +126,12 @@ class AppConfig:
     tuning: Tuning
     dispatch: str = field(metadata=checked(values.choice("lambda", "sqs", "stepfunctions")))
     notify: str = field(metadata=checked(values.choice("none", "websocket")))
-    vpc: str = field(metadata=checked(values.choice("none", "new")))
+    vpc: str = field(metadata=checked(values.choice("none", "new", "existing")))
+    vpc_id: str | None = field(metadata=checked(values.aws_id("vpc")))
+    vpc_subnet_ids: list[str] = field(metadata=checked(values.aws_ids("subnet")))
+    vpc_security_group_id: str | None = field(metadata=checked(values.aws_id("sg")))
+    vpc_gateway_endpoints: str = field(metadata=checked(values.choice("create", "existing")))
+    vpc_route_table_ids: list[str] = field(metadata=checked(values.aws_ids("rtb")))
     database: str = field(metadata=checked(values.choice("none", "postgres")))
     database_min_capacity: float = field(metadata=checked(values.capacity(0.5, 256)))
     database_max_capacity: float = field(metadata=checked(values.capacity(1, 256)))
@@ -189,7 +198,7 @@ class AppConfig:
             if setting.name in ("stage", "tuning"):
                 continue
             raw = chosen(setting.name)
-            if raw is None and setting.name not in {"worker_reserved_concurrency", "alarm_email"}:
+            if raw is None and setting.name not in OPTIONAL:
                 raise ConfigError(f"context '{setting.name}' is not set (see cdk.json)")
             try:
                 parsed[setting.name] = setting.metadata["parse"](f"context '{setting.name}'", raw)
@@ -284,12 +293,29 @@ class AppConfig:
                 f"of lambda_account_concurrency ({self.lambda_account_concurrency}) unreserved"
             )
 
+    def _check_network(self) -> None:
+        """``vpc=existing`` names everything it needs; nothing is looked up at synth."""
+        if self.vpc != "existing":
+            return
+        missing = [name for name in ("vpc_id", "vpc_subnet_ids", "vpc_security_group_id") if not getattr(self, name)]
+        if missing:
+            raise ConfigError(f"vpc=existing needs {', '.join(missing)} (see docs/variants.md)")
+        if self.database != "none" and len(self.vpc_subnet_ids) < 2:
+            # An Aurora DB subnet group spans at least two Availability Zones.
+            raise ConfigError("database=postgres in an existing VPC needs vpc_subnet_ids in two Availability Zones")
+        if self.vpc_gateway_endpoints == "create" and not self.vpc_route_table_ids:
+            raise ConfigError(
+                "vpc=existing with vpc_gateway_endpoints=create needs vpc_route_table_ids (the subnets' route "
+                "tables); or set vpc_gateway_endpoints=existing if the VPC already reaches DynamoDB and S3"
+            )
+
     def _check_consistency(self) -> None:
         if self.tuning.max_request_bytes + self.tuning.max_inline_result_bytes > 380 * 1024:
             # Both live on one DynamoDB item, which holds at most 400 KB.
             raise ConfigError(
                 "max_request_bytes + max_inline_result_bytes must stay under 380 KiB (DynamoDB item limit)"
             )
+        self._check_network()
         if self.database_min_capacity > self.database_max_capacity:
             raise ConfigError("database_min_capacity must not exceed database_max_capacity")
         if self.tuning.max_inline_result_bytes > self.tuning.max_result_bytes:

@@ -1,4 +1,5 @@
-"""The worker's network (``vpc=new``): a VPC of its own, no NAT gateway, VPC endpoints only.
+"""The worker's network (``vpc=new`` or ``vpc=existing``): private subnets, no NAT gateway,
+VPC endpoints only.
 
 The function that runs jobs (the worker, the queue worker or the workflow's process step)
 runs in two isolated private subnets, in two Availability Zones. Isolated subnets have no
@@ -9,10 +10,18 @@ endpoints": "There is no additional charge for using gateway endpoints"). Logs, 
 retries and destinations are the Lambda service's own traffic, outside the VPC. Each
 endpoint's policy admits this stack's table and bucket only. The API functions stay
 outside the VPC: they reach only AWS APIs and gain nothing from it.
+
+``vpc=existing`` uses your VPC, subnets and security group by id (``cdk.json``; nothing is
+looked up, so synth needs no credentials). Its gateway endpoints are created on the route
+tables you name (``vpc_route_table_ids``), or, with ``vpc_gateway_endpoints=existing``,
+left to the ones your VPC already has (a route table takes one gateway endpoint per
+service). Your security group is used as it is: it must let the worker out on 443 (and
+to the database proxy on 5432 with ``database=postgres``); nothing here changes it.
 """
 
 from __future__ import annotations
 
+from aws_cdk import Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -29,7 +38,17 @@ class JobNetwork(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, store: JobStore) -> None:
         super().__init__(scope, construct_id)
-        self.vpc = ec2.Vpc(
+        self.vpc: ec2.IVpc
+        self.subnets: ec2.SubnetSelection
+        self.security_group: ec2.ISecurityGroup
+        existing = config.network == "existing"
+        route_table_ids = self._use_existing(config) if existing else self._build_vpc(config)
+        if route_table_ids:
+            self._build_gateway_endpoints(store, route_table_ids)
+
+    def _build_vpc(self, config: AppConfig) -> list[str]:
+        """``vpc=new``: two isolated subnets and a worker security group allowing HTTPS out."""
+        vpc = ec2.Vpc(
             self,
             "Vpc",
             max_azs=AVAILABILITY_ZONES,
@@ -39,39 +58,78 @@ class JobNetwork(Construct):
             ],
         )
         # What was refused, for troubleshooting a blocked call (AwsSolutions-VPC7).
-        self.vpc.add_flow_log(
+        vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group(self, "FlowLogs", config)),
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
+        self.vpc = vpc
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        self.security_group = ec2.SecurityGroup(
+        security_group = ec2.SecurityGroup(
             self,
             "WorkerSecurityGroup",
-            vpc=self.vpc,
+            vpc=vpc,
             description="The job-running function: HTTPS out only (isolated subnets route to the endpoints alone)",
             allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(
+        security_group.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the gateway endpoints (DynamoDB, S3)"
         )
-        self._build_gateway_endpoints(store)
+        self.security_group = security_group
+        return [subnet.route_table.route_table_id for subnet in vpc.isolated_subnets]
 
-    def _build_gateway_endpoints(self, store: JobStore) -> None:
-        """DynamoDB and S3, each admitting only what this stack's worker uses."""
-        dynamodb = self.vpc.add_gateway_endpoint("DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
-        dynamodb.add_to_policy(
+    def _use_existing(self, config: AppConfig) -> list[str]:
+        """``vpc=existing``: the ids from cdk.json, imported as they are."""
+        assert config.vpc_id is not None and config.vpc_security_group_id is not None  # config.py checks
+        # Availability Zones are not needed (subnets are given by id), and not looked up.
+        self.vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=config.vpc_id, availability_zones=Fn.get_azs())
+        self.subnets = ec2.SubnetSelection(
+            subnets=[
+                ec2.Subnet.from_subnet_id(self, f"Subnet{index}", subnet_id)
+                for index, subnet_id in enumerate(config.vpc_subnet_ids)
+            ]
+        )
+        self.security_group = ec2.SecurityGroup.from_security_group_id(
+            self, "WorkerSecurityGroup", config.vpc_security_group_id, mutable=False
+        )
+        return config.vpc_route_table_ids if config.vpc_gateway_endpoints == "create" else []
+
+    def _build_gateway_endpoints(self, store: JobStore, route_table_ids: list[str]) -> None:
+        """DynamoDB and S3 on ``route_table_ids``, each admitting only what this stack's worker uses."""
+        self._gateway_endpoint(
+            "DynamoDbEndpoint",
+            ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+            route_table_ids,
             iam.PolicyStatement(
                 principals=[iam.AnyPrincipal()],
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[store.jobs_table.table_arn],
-            )
+            ),
         )
-        s3 = self.vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3)
-        s3.add_to_policy(
+        self._gateway_endpoint(
+            "S3Endpoint",
+            ec2.GatewayVpcEndpointAwsService.S3,
+            route_table_ids,
             iam.PolicyStatement(
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:PutObject"],
                 resources=[store.results_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
-            )
+            ),
+        )
+
+    def _gateway_endpoint(
+        self,
+        construct_id: str,
+        service: ec2.GatewayVpcEndpointAwsService,
+        route_table_ids: list[str],
+        statement: iam.PolicyStatement,
+    ) -> None:
+        ec2.CfnVPCEndpoint(
+            self,
+            construct_id,
+            vpc_id=self.vpc.vpc_id,
+            service_name=service.name,
+            vpc_endpoint_type="Gateway",
+            route_table_ids=route_table_ids,
+            policy_document=iam.PolicyDocument(statements=[statement]),
         )

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
 
+# A connection to an AWS endpoint takes milliseconds; botocore waits 60 s by default, and
+# then retries. A worker in a VPC whose route to a service is missing (no endpoint, no NAT)
+# would spend minutes of its attempt on one call; with 5 s it fails fast and says where.
+CONNECT_TIMEOUT_SECONDS = 5
+BASE_CONFIG = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS)
+
 # SigV4 (required by every region opened since 2014 and by SSE-KMS), addressed to the
 # bucket's regional endpoint. Left to its defaults, botocore presigns against the global
 # host (<bucket>.s3.amazonaws.com); outside us-east-1, S3 answers that host with a 307
@@ -52,7 +58,8 @@ def _client(service: str, endpoint_url: str | None = None, config: Config | None
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = boto3.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
+                merged = BASE_CONFIG.merge(config) if config is not None else BASE_CONFIG
+                client = boto3.client(service, endpoint_url=endpoint_url, config=merged)  # type: ignore[call-overload]
                 _clients[key] = client
     return client
 

@@ -87,6 +87,39 @@ def one_of(*choices: int) -> Parser[int]:
     return parse
 
 
+def aws_ids(prefix: str) -> Parser[list[str]]:
+    """A list of AWS resource ids (``subnet-0abc...``), from a JSON list or a comma-separated
+    string (``-c vpc_subnet_ids=subnet-1,subnet-2``); empty is an empty list."""
+    pattern = re.compile(rf"^{prefix}-[0-9a-f]{{8,17}}$")
+
+    def parse(label: str, raw: Any) -> list[str]:
+        if raw is None or raw == "":
+            return []
+        items = raw if isinstance(raw, list) else str(raw).split(",")
+        found = [str(item).strip() for item in items]
+        wrong = [item for item in found if not pattern.match(item)]
+        if wrong:
+            raise InvalidValue(f"{label} must be {prefix}-... ids, got {', '.join(map(repr, wrong))}")
+        if len(set(found)) != len(found):
+            raise InvalidValue(f"{label} lists an id twice")
+        return found
+
+    return parse
+
+
+def aws_id(prefix: str) -> Parser[str | None]:
+    """One AWS resource id (``vpc-0abc...``), or None when empty."""
+    parse_list = aws_ids(prefix)
+
+    def parse(label: str, raw: Any) -> str | None:
+        found = parse_list(label, raw)
+        if len(found) > 1:
+            raise InvalidValue(f"{label} must be one {prefix}-... id")
+        return found[0] if found else None
+
+    return parse
+
+
 def boolean(label: str, raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw

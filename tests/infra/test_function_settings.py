@@ -27,6 +27,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "snapstart": {"api_cold_start": "snapstart", "worker_cold_start": "snapstart"},
     "prod": {"stage": "prod", "retry_after_seconds": 5},
     "vpc": {"vpc": "new", "dispatch": "sqs"},
+    "database": {"database": "postgres", "dispatch": "stepfunctions"},
 }
 DECLARED = {declaration.env for declaration in declarations(Settings).values()}
 

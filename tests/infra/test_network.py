@@ -1,6 +1,7 @@
-"""``vpc=new``: the function that runs jobs in isolated subnets of a VPC of its own, with no
-NAT gateway and no route out; DynamoDB and S3 through gateway endpoints whose policies
-admit this stack's table and bucket only; every other function outside the VPC."""
+"""``vpc=new`` (``vpc=existing`` at the end): the function that runs jobs in isolated
+subnets of a VPC of its own, with no NAT gateway and no route out; DynamoDB and S3 through
+gateway endpoints whose policies admit this stack's table and bucket only; every other
+function outside the VPC."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from stacks.config import AppConfig, ConfigError
 from tests.infra.conftest import synth
 
 JOB_RUNNERS = {
@@ -93,3 +95,85 @@ def test_without_the_setting_there_is_no_vpc():
     _, template = synth({})
     assert resources(template, "AWS::EC2::VPC") == {}
     assert all("VpcConfig" not in f["Properties"] for f in resources(template, "AWS::Lambda::Function").values())
+
+
+EXISTING = {
+    "vpc": "existing",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
+    "vpc_security_group_id": "sg-0123456789abcdef0",
+    "vpc_route_table_ids": ["rtb-0123456789abcdef0"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(JOB_RUNNERS))
+def existing_vpc_stack(request: pytest.FixtureRequest) -> tuple[str, Template]:
+    dispatch = str(request.param)
+    _, template = synth({**EXISTING, "dispatch": dispatch, "database": "postgres"}, nag=True)
+    return dispatch, template
+
+
+def test_an_existing_vpc_is_used_by_id_and_left_as_it_is(existing_vpc_stack: tuple[str, Template]):
+    dispatch, template = existing_vpc_stack
+    for absent in ("AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::RouteTable", "AWS::EC2::NatGateway"):
+        assert resources(template, absent) == {}, absent
+    [runner] = [
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == JOB_RUNNERS[dispatch]
+    ]
+    assert runner["VpcConfig"] == {
+        "SubnetIds": EXISTING["vpc_subnet_ids"],
+        "SecurityGroupIds": [EXISTING["vpc_security_group_id"]],
+    }
+    # Your security group is not changed: no rule is added to it.
+    for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+        assert all(
+            r["Properties"]["GroupId"] != EXISTING["vpc_security_group_id"] for r in resources(template, kind).values()
+        )
+    # The database's own groups and subnet group are in your VPC and subnets.
+    [subnet_group] = resources(template, "AWS::RDS::DBSubnetGroup").values()
+    assert subnet_group["Properties"]["SubnetIds"] == EXISTING["vpc_subnet_ids"]
+    groups = resources(template, "AWS::EC2::SecurityGroup").values()
+    assert {g["Properties"]["VpcId"] for g in groups} == {EXISTING["vpc_id"]}
+
+
+def test_gateway_endpoints_go_on_the_named_route_tables(existing_vpc_stack: tuple[str, Template]):
+    _, template = existing_vpc_stack
+    endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
+    assert len(endpoints) == 2
+    for endpoint in endpoints:
+        assert endpoint["Properties"]["VpcId"] == EXISTING["vpc_id"]
+        assert endpoint["Properties"]["RouteTableIds"] == EXISTING["vpc_route_table_ids"]
+        assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
+
+
+def test_a_vpc_with_its_own_gateway_endpoints_gets_none_more():
+    # A route table takes one gateway endpoint per service: a second one would fail the deployment.
+    _, template = synth({**EXISTING, "vpc_gateway_endpoints": "existing", "vpc_route_table_ids": []})
+    assert resources(template, "AWS::EC2::VPCEndpoint") == {}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"vpc_id": None}, "needs vpc_id"),
+        ({"vpc_subnet_ids": []}, "needs vpc_subnet_ids"),
+        ({"vpc_security_group_id": ""}, "needs vpc_security_group_id"),
+        ({"vpc_route_table_ids": []}, "needs vpc_route_table_ids"),
+        ({"vpc_subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1"], "database": "postgres"}, "two Availability Zones"),
+        ({"vpc_subnet_ids": "subnet-1"}, "must be subnet-... ids"),
+        ({"vpc_id": "vpc-0123456789abcdef0,vpc-0123456789abcdef1"}, "must be one vpc-... id"),
+        ({"vpc_subnet_ids": "subnet-0aaaaaaaaaaaaaaa1,subnet-0aaaaaaaaaaaaaaa1"}, "lists an id twice"),
+    ],
+)
+def test_an_existing_vpc_needs_every_id_well_formed(changes: dict[str, Any], message: str):
+    with pytest.raises(ConfigError, match=message):
+        AppConfig.from_mapping({**EXISTING, **changes})
+
+
+def test_ids_may_be_given_on_the_command_line_as_comma_separated_lists():
+    config = AppConfig.from_mapping(
+        {**EXISTING, "vpc_subnet_ids": "subnet-0aaaaaaaaaaaaaaa1, subnet-0bbbbbbbbbbbbbbb2"}
+    )
+    assert config.vpc_subnet_ids == EXISTING["vpc_subnet_ids"]

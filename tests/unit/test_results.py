@@ -61,3 +61,16 @@ def test_an_endpoint_override_still_wins(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000")
     url = urlsplit(S3ResultStore("results", 60).presign("results/j/a.json"))
     assert (url.netloc, url.path) == ("127.0.0.1:5000", "/results/results/j/a.json")  # path style on an IP
+
+
+def test_every_client_gives_up_connecting_after_a_few_seconds(monkeypatch):
+    """A worker in a VPC without a route to a service fails the call in seconds, not in
+    botocore's default 60 s per attempt."""
+    from jobs import clients
+
+    monkeypatch.setattr(clients, "_clients", {})
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    for client in (clients.dynamodb(), clients.s3(), clients.sqs(), clients.lambda_(), clients.rds()):
+        assert client.meta.config.connect_timeout == clients.CONNECT_TIMEOUT_SECONDS  # type: ignore[attr-defined]
+    # Merged with S3's own settings.
+    assert clients.s3().meta.config.signature_version == "s3v4"  # type: ignore[attr-defined]
