@@ -1,5 +1,7 @@
-"""``database=postgres`` end to end: the app's own ``sales_report`` task, served by the local
-runtime, against a real PostgreSQL where the RDS Proxy would be (``local/postgres.py``).
+"""``database=postgres`` end to end: a task querying through ``jobs/database.py`` (the tests'
+``whoami``), served by the local runtime, against a real PostgreSQL where the RDS Proxy
+would be (``local/postgres.py``). The app's ``sales_report`` example is tested in-process
+(``tests/local/test_database.py``), so a fork may delete it.
 
 One connection per warm execution environment, counted on the server; a connection the
 server killed is replaced by the next job; a database that stops answering fails the job
@@ -18,11 +20,11 @@ from local.postgres import LocalPostgres
 from local.server import LocalRuntime
 from tests.conftest import synthesize_app
 from tests.e2e.test_jobs_e2e import submit, wait
+from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 
 WORKER_TIMEOUT_SECONDS = 20
-SAMPLE_ROWS = 10_000  # jobs.tasks.SAMPLE_SALES_ROWS
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,7 @@ def database_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
         worker_timeout_seconds=str(WORKER_TIMEOUT_SECONDS),
         worker_retry_attempts="0",
     )
-    # No preloaded test tasks: the app's own, sales_report among them.
-    runtime = LocalRuntime(out, port=0, retry_base_delay=0.2).start()
+    runtime = LocalRuntime(out, port=0, retry_base_delay=0.2, preload=TEST_TASKS).start()
     yield runtime
     runtime.stop()
 
@@ -49,23 +50,19 @@ def server(runtime: LocalRuntime) -> LocalPostgres:
     return runtime.postgres
 
 
-def test_the_sample_task_reports_from_the_database(client: JobsClient) -> None:
-    job = wait(client, submit(client, "sales_report", {}))
+def test_a_task_queries_the_database_as_the_apps_user_over_tls(client: JobsClient) -> None:
+    job = wait(client, submit(client, "whoami", {}))
     assert job["status"] == "COMPLETED", job
-    regions = job["result"]["regions"]
-    assert [region["region"] for region in regions] == ["east", "north", "south", "west"]
-    assert sum(region["sales"] for region in regions) == SAMPLE_ROWS
-    one = wait(client, submit(client, "sales_report", {"region": "west"}))
-    assert [region["region"] for region in one["result"]["regions"]] == ["west"]
+    assert (job["result"]["user"], job["result"]["tls"]) == ("jobs_admin", True)
 
 
 def test_jobs_in_one_warm_environment_share_one_connection(client: JobsClient, database_runtime: LocalRuntime) -> None:
     postgres = server(database_runtime)
-    wait(client, submit(client, "sales_report", {}))
+    wait(client, submit(client, "whoami", {}))
     before = postgres.app_connections()
     sessions_before = postgres.superuser_run("SELECT sessions FROM pg_stat_database WHERE datname = 'jobs'")
     for _ in range(5):  # one after another: the same warm environment runs each
-        assert wait(client, submit(client, "sales_report", {}))["status"] == "COMPLETED"
+        assert wait(client, submit(client, "whoami", {}))["status"] == "COMPLETED"
     after = postgres.app_connections()
     assert len(after) == 1 and after == before  # the same backend, so the same connection
     [(pid, application)] = after
@@ -83,10 +80,10 @@ def test_a_connection_the_database_killed_is_reopened_by_the_next_job(
     client: JobsClient, database_runtime: LocalRuntime
 ) -> None:
     postgres = server(database_runtime)
-    wait(client, submit(client, "sales_report", {}))
+    wait(client, submit(client, "whoami", {}))
     [(pid, _)] = postgres.app_connections()
     postgres.superuser_run(f"SELECT pg_terminate_backend({pid})")
-    job = wait(client, submit(client, "sales_report", {}))
+    job = wait(client, submit(client, "whoami", {}))
     assert job["status"] == "COMPLETED", job
     [(new_pid, _)] = postgres.app_connections()
     assert new_pid != pid
@@ -96,11 +93,11 @@ def test_a_database_that_does_not_answer_fails_the_job_before_the_deadline(
     client: JobsClient, database_runtime: LocalRuntime
 ) -> None:
     postgres = server(database_runtime)
-    wait(client, submit(client, "sales_report", {}))  # a warm environment with an open connection
+    wait(client, submit(client, "whoami", {}))  # a warm environment with an open connection
     postgres.freeze()
     try:
         started = time.monotonic()
-        job = wait(client, submit(client, "sales_report", {}), timeout=WORKER_TIMEOUT_SECONDS * 3)
+        job = wait(client, submit(client, "whoami", {}), timeout=WORKER_TIMEOUT_SECONDS * 3)
         elapsed = time.monotonic() - started
     finally:
         postgres.thaw()
@@ -109,4 +106,4 @@ def test_a_database_that_does_not_answer_fails_the_job_before_the_deadline(
     assert "database" in job["error"]["message"]
     assert elapsed < WORKER_TIMEOUT_SECONDS  # its own error, not the attempt's timeout
     # And once it answers again, so does the app.
-    assert wait(client, submit(client, "sales_report", {}))["status"] == "COMPLETED"
+    assert wait(client, submit(client, "whoami", {}))["status"] == "COMPLETED"

@@ -66,6 +66,16 @@ def install() -> None:
         """Return the input: a task only the tests have, to show whose tasks run."""
         return {"echo": input}
 
+    @task("whoami", _object({}))
+    def whoami(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+        """``database=postgres``: who and how this environment's connection is (jobs/database.py)."""
+        from jobs.database import database
+
+        [[pid, user, tls]] = database().run(
+            "SELECT pg_backend_pid(), current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        )
+        return {"backend_pid": pid, "user": user, "tls": tls}
+
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     schema = {"type": "object", "properties": properties, "additionalProperties": False}
