@@ -110,10 +110,15 @@ def _write_certificates(directory: Path) -> tuple[Path, Path, Path]:
 class LocalPostgres:
     """``start()`` a server with ``database`` owned by ``user``; ``stop()`` removes it all."""
 
-    def __init__(self, database: str, user: str, max_connections: int = 100) -> None:
+    def __init__(
+        self, database: str, user: str, max_connections: int = 100, parameters: dict[str, str] | None = None
+    ) -> None:
+        """``parameters``: the cluster parameter group's; PostgreSQL's own (``statement_timeout``)
+        are applied, Aurora's (``rds.*``) have no local meaning (TLS is required anyway)."""
         self.database = database
         self.user = user
         self.max_connections = max_connections
+        self.parameters = {k: v for k, v in (parameters or {}).items() if not k.startswith("rds.")}
         self.port = 0
         self._directory: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -175,6 +180,7 @@ class LocalPostgres:
                 "superuser_reserved_connections=3",
                 "-c",
                 "fsync=off",
+                *[option for name, value in self.parameters.items() for option in ("-c", f"{name}={value}")],
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self._directory / "server.log", "wb"),  # noqa: SIM115  kept open by the child

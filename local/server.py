@@ -253,7 +253,7 @@ class LocalRuntime:
         if len(settings) != 1:
             raise UnsupportedTemplate(f"expected one database and user on the functions, found {sorted(settings)}")
         [(database, user)] = settings
-        self.postgres = LocalPostgres(database, user).start()
+        self.postgres = LocalPostgres(database, user, parameters=self.template.database_parameters).start()
 
     def _localize(self, value: str) -> str:
         for aws_url, local_url in self._local_urls.items():

@@ -170,6 +170,7 @@ class AppTemplate:
     websocket_apis: list[WebSocketApiSpec] = field(default_factory=list)
     aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # logical id -> (function, alias name)
     database_proxies: list[str] = field(default_factory=list)  # logical ids (database=postgres)
+    database_parameters: dict[str, str] = field(default_factory=dict)  # the cluster parameter group's
 
     @property
     def app_name(self) -> str:
@@ -314,6 +315,11 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
         secrets={k: v.get("Properties", {}) for k, v in of_type("AWS::SecretsManager::Secret").items()},
         state_machines={k: v["Properties"] for k, v in of_type("AWS::StepFunctions::StateMachine").items()},
         database_proxies=list(of_type("AWS::RDS::DBProxy")),
+        database_parameters={
+            str(name): str(value)
+            for group in of_type("AWS::RDS::DBClusterParameterGroup").values()
+            for name, value in group["Properties"].get("Parameters", {}).items()
+        },
         websocket_apis=[
             _load_websocket_api(api_id, resources, functions)
             for api_id, api in of_type("AWS::ApiGatewayV2::Api").items()

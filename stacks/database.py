@@ -98,6 +98,35 @@ class InstalledDistributions:
         return True
 
 
+def cluster_parameters(config: AppConfig) -> dict[str, str]:
+    """The cluster's parameters: TLS only (``rds.force_ssl`` is 0 by default), and the
+    statement timeout the worker allows itself enforced by the server too. The worker's
+    own timeout drops its connection, but RDS Proxy cannot cancel a PostgreSQL query for a
+    client (Aurora User Guide, "Planning where to use RDS Proxy"), so the query would go on
+    holding a pooled connection."""
+    timeout_ms = config.tuning.database_statement_timeout_seconds * 1000
+    return {"rds.force_ssl": "1", "statement_timeout": str(timeout_ms)}
+
+
+def keep_no_traffic_placeholder(group: ec2.SecurityGroup) -> None:
+    """``group`` (``allow_all_outbound=False``) keeps CDK's "Disallow all traffic" egress
+    rule inline, whatever rules are added to it as separate resources."""
+    resource = group.node.default_child
+    assert isinstance(resource, ec2.CfnSecurityGroup)
+    resource.add_property_override(
+        "SecurityGroupEgress",
+        [
+            {
+                "CidrIp": "255.255.255.255/32",
+                "Description": "Disallow all traffic",
+                "IpProtocol": "icmp",
+                "FromPort": 252,
+                "ToPort": 86,
+            }
+        ],
+    )
+
+
 class JobDatabase(Construct):
     """The cluster, its proxy and their security groups; :meth:`connect` lets a function in."""
 
@@ -118,7 +147,11 @@ class JobDatabase(Construct):
             description="RDS Proxy: the worker in, the cluster out",
             allow_all_outbound=False,
         )
-        # The proxy -> cluster rules (both groups) come with add_proxy, below.
+        # The proxy -> cluster rules (both groups) come with add_proxy, below, as separate
+        # resources; CDK then drops the group's inline placeholder rule, and a group created
+        # without inline egress rules allows all outbound traffic (CloudFormation,
+        # AWS::EC2::SecurityGroup, SecurityGroupEgress). Keep the placeholder inline.
+        keep_no_traffic_placeholder(self.proxy_security_group)
         retained = config.removal == RemovalPolicy.RETAIN
         # Named, so its log group can be created here first, with the configured retention
         # (otherwise RDS creates one that never expires).
@@ -139,7 +172,7 @@ class JobDatabase(Construct):
             vpc_subnets=network.subnets,
             security_groups=[cluster_security_group],
             storage_encrypted=True,
-            parameters={"rds.force_ssl": "1"},
+            parameters=cluster_parameters(config),
             backup=rds.BackupProps(retention=BACKUP_RETENTION),
             cloudwatch_logs_exports=["postgresql"],
             deletion_protection=retained,

@@ -12,9 +12,10 @@ RDS Proxy pools the connections of every environment in front of Aurora.
   store (RDS Proxy presents ACM certificates) or ``DATABASE_CA_FILE``.
 * **Reuse**: before each job's first statement the connection is checked with ``SELECT 1``;
   a connection the server or the proxy closed meanwhile is replaced.
-* **Time**: connecting waits at most ``DATABASE_CONNECT_TIMEOUT_SECONDS``, a statement's
-  answer at most ``DATABASE_STATEMENT_TIMEOUT_SECONDS``, and both stay a second short of the
-  attempt's deadline, so a database that does not answer fails the attempt with its own
+* **Time**: connecting waits at most ``DATABASE_CONNECT_TIMEOUT_SECONDS``; a statement
+  runs at most ``DATABASE_STATEMENT_TIMEOUT_SECONDS`` (the server's ``statement_timeout``,
+  which fails the job), and the client waits a little longer for its answer; both waits
+  stay a second short of the attempt's deadline, so a database that does not answer fails the attempt with its own
   error (:class:`DatabaseUnavailable`, retried) instead of the generic timeout.
 * **Shutdown**: the connection is closed when the process ends (``atexit``; Lambda sends
   SIGTERM before shutdown only to functions with an extension registered, otherwise the
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 
 # Stop waiting this long before the attempt's deadline: enough to record the error.
 DEADLINE_GUARD_SECONDS = 1.0
+# The server ends a statement after DATABASE_STATEMENT_TIMEOUT_SECONDS itself (the cluster's
+# statement_timeout, stacks/database.py) with a clear error; the client waits this much
+# longer, so its own timeout means a server that does not answer at all.
+SERVER_ANSWERS_FIRST_SECONDS = 5.0
 # How long the check of a reused connection may take: a healthy one answers in milliseconds.
 CHECK_TIMEOUT_SECONDS = 2.0
 # SQLSTATE classes and codes that a later attempt may not meet: connection exceptions (08),
@@ -114,7 +119,8 @@ class Database:
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Run one statement (``:name`` placeholders) and return its rows (``[]`` for none)."""
-        with self._answer_within(self._settings.statement_timeout_seconds) as connection:
+        limit = self._settings.statement_timeout_seconds + SERVER_ANSWERS_FIRST_SECONDS
+        with self._answer_within(limit) as connection:
             return connection.run(sql, **params) or []
 
     @contextmanager

@@ -57,7 +57,9 @@ def test_aurora_serverless_v2_encrypted_tls_only_and_not_pausable(database_stack
     assert properties["MasterUsername"] == DATABASE_USER
     assert "resolve:secretsmanager" in json.dumps(properties["MasterUserPassword"])
     _, parameters = only_resource(template, "AWS::RDS::DBClusterParameterGroup")
-    assert parameters["Properties"]["Parameters"]["rds.force_ssl"] == "1"
+    assert parameters["Properties"]["Parameters"]["rds.force_ssl"] == "1"  # 0 by default
+    # The server ends a statement the worker stopped waiting for (the proxy cannot cancel it).
+    assert parameters["Properties"]["Parameters"]["statement_timeout"] == "120000"
     _, instance = only_resource(template, "AWS::RDS::DBInstance")
     assert instance["Properties"]["DBInstanceClass"] == "db.serverless"
     assert instance["Properties"]["PubliclyAccessible"] is False
@@ -103,6 +105,16 @@ def test_only_the_job_runner_reaches_the_proxy_and_only_the_proxy_the_cluster(
     # Functions outside the VPC cannot reach it; other functions in it: none.
     in_vpc = [k for k, f in resources(template, "AWS::Lambda::Function").items() if "VpcConfig" in f["Properties"]]
     assert in_vpc == [runner_id]
+
+
+def test_no_security_group_is_left_open_outbound(database_stack: tuple[str, Template]) -> None:
+    """A group created without inline egress rules allows all outbound traffic (CloudFormation,
+    AWS::EC2::SecurityGroup), even when rules to other groups are added as separate resources."""
+    _, template = database_stack
+    for logical_id, group in resources(template, "AWS::EC2::SecurityGroup").items():
+        egress = group["Properties"].get("SecurityGroupEgress")
+        assert egress, f"{logical_id} would allow all outbound traffic"
+        assert all(rule.get("CidrIp") != "0.0.0.0/0" or rule["FromPort"] == 443 for rule in egress)
 
 
 def test_the_job_runner_may_connect_as_the_apps_user_through_this_proxy_only(

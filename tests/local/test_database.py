@@ -155,6 +155,19 @@ def test_a_full_server_is_a_retryable_failure_naming_the_cause() -> None:
         small.stop()
 
 
+def test_the_cluster_parameters_apply_locally_except_auroras_own() -> None:
+    local = LocalPostgres("jobs", "jobs_admin", parameters={"rds.force_ssl": "1", "statement_timeout": "1500"})
+    assert local.parameters == {"statement_timeout": "1500"}
+    local.start()
+    db = Database(settings_for(local), password=no_password)
+    try:
+        with pytest.raises(Exception, match="statement timeout"):
+            db.run("SELECT pg_sleep(5)")
+    finally:
+        db.close()
+        local.stop()
+
+
 def test_a_failed_statement_rolls_the_transaction_back_and_keeps_the_connection(db: Database) -> None:
     db.run("CREATE TABLE IF NOT EXISTS rollback_probe (n integer)")
     with pytest.raises(Exception, match="division by zero"), db.transaction():
