@@ -118,6 +118,7 @@ class AsyncJobsStack(Stack):
             },
             dead_letter_queue=self.worker.dead_letter_queue,
             state_machine=self.worker.workflow.state_machine if self.worker.workflow is not None else None,
+            database=self.database.cluster if self.database is not None else None,
             provisioned={
                 **(self.api.invoked if config.api_cold_start == "provisioned" else {}),
                 **({"Worker": self.worker.invoked} if config.worker_cold_start == "provisioned" else {}),

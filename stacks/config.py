@@ -161,6 +161,7 @@ class AppConfig:
     alarm_function_errors_threshold: int = field(metadata=checked(values.integer(1, 1_000_000)))
     alarm_function_throttles_threshold: int = field(metadata=checked(values.integer(1, 1_000_000)))
     alarm_failed_jobs_percent: int = field(metadata=checked(values.integer(1, 100)))
+    alarm_database_capacity_percent: int = field(metadata=checked(values.integer(1, 100)))
     alarm_period_minutes: int = field(metadata=checked(values.integer(1, 60)))
     alarm_evaluation_periods: int = field(metadata=checked(values.integer(1, 100)))
     reaper_interval_minutes: int = field(metadata=checked(values.integer(1, 1440)))

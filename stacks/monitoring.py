@@ -15,6 +15,7 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -67,9 +68,11 @@ class Monitoring(Construct):
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.StateMachine | None = None,
         provisioned: dict[str, lambda_.IFunction] | None = None,
+        database: rds.DatabaseCluster | None = None,
     ) -> None:
         """``routes``: (HTTP method, resource path) of each API method, for per-route graphs;
         ``state_machine``: the job workflow (``dispatch=stepfunctions``), if any;
+        ``database``: the Aurora cluster (``database=postgres``), if any;
         ``provisioned``: the aliases with provisioned concurrency, by function, if any."""
         super().__init__(scope, construct_id)
         self._build_topic(config)
@@ -78,6 +81,8 @@ class Monitoring(Construct):
         self._build_api_alarms(config, api, period)
         self._build_function_alarms(config, functions, period)
         self._build_job_alarms(config, dead_letter_queue, state_machine, period)
+        if database is not None:
+            self._build_database_alarms(config, database, period)
         self.dashboard = self._dashboard(config, api, routes, functions, dead_letter_queue, provisioned or {})
 
     def _build_topic(self, config: AppConfig) -> None:
@@ -206,6 +211,20 @@ class Monitoring(Construct):
                 "Job workflow executions timed out or were aborted; their jobs end FAILED by the reaper",
                 config,
             )
+
+    def _build_database_alarms(self, config: AppConfig, database: rds.DatabaseCluster, period: Duration) -> None:
+        """The database near its maximum capacity: queries slow down, then jobs time out.
+        ``ACUUtilization`` is the capacity in use as a percentage of the cluster's maximum,
+        per cluster (``DBClusterIdentifier``) in AWS/RDS (Aurora User Guide, "Important
+        Amazon CloudWatch metrics for Aurora Serverless v2")."""
+        self._alarm(
+            "DatabaseNearMaximumCapacity",
+            database.metric("ACUUtilization", period=period, statistic="Maximum"),
+            config.alarm_database_capacity_percent,
+            f"The database used at least {config.alarm_database_capacity_percent}% of its maximum capacity "
+            f"({config.database_max_capacity:g} ACUs): raise database_max_capacity or make the queries cheaper",
+            config,
+        )
 
     def _dashboard(
         self,

@@ -198,3 +198,17 @@ def test_the_driver_layer_is_the_pinned_pure_python_copy_of_this_venv(tmp_path: 
     assert not list(tmp_path.rglob("*.so"))
     with pytest.raises(ConfigError, match=r"the layer pins 0\.0\.1"):
         InstalledDistributions({"pg8000": "0.0.1"}).try_bundle(str(tmp_path / "other"), None)
+
+
+def test_an_alarm_tells_when_the_database_nears_its_maximum_capacity(database_stack: tuple[str, Template]) -> None:
+    _, template = database_stack
+    cluster_id, _ = only_resource(template, "AWS::RDS::DBCluster")
+    [alarm] = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ACUUtilization"
+    ]
+    assert alarm["Namespace"] == "AWS/RDS"
+    assert alarm["Dimensions"] == [{"Name": "DBClusterIdentifier", "Value": {"Ref": cluster_id}}]
+    assert (alarm["Threshold"], alarm["Statistic"]) == (90, "Maximum")
+    assert alarm["AlarmActions"] and alarm["OKActions"]  # the alarm topic (tests/infra/test_wiring.py)

@@ -66,6 +66,25 @@ def test_every_edge_is_allowed_on_both_sides(dispatch: str, notify: str, stage: 
         print(f"\n  wiring {dispatch}/{notify}/{stage}: {len(edges)} edges checked, {dict(sorted(kinds.items()))}")
 
 
+def test_the_database_alarm_reads_a_metric_rds_publishes_for_this_cluster():
+    _, synthesized = synth({"database": "postgres", "stage": "prod"})
+    template = dict(synthesized.to_json())
+    edges = check_wiring(template, STACK, account_logging_role_exists=False)
+    assert problems_of(edges) == []
+    rds = [edge for edge in edges if edge.kind == "metric" and "AWS/RDS" in edge.description]
+    assert len(rds) == 1 and "ACUUtilization" in rds[0].description
+
+
+def test_caught_an_alarm_on_another_clusters_metric():
+    _, synthesized = synth({"database": "postgres"})
+    template = dict(synthesized.to_json())
+    [alarm] = [a for a in resources(template, "AWS::CloudWatch::Alarm").values() if "ACUUtilization" in json.dumps(a)]
+    [dimension] = alarm["Properties"]["Dimensions"]
+    dimension["Value"] = "someone-elses-cluster"
+    problems = problems_of(check_wiring(template, STACK, account_logging_role_exists=False))
+    assert any("someone-elses-cluster names no AWS::RDS::DBCluster" in problem for problem in problems)
+
+
 def test_without_the_account_role_the_stages_must_rely_on_the_accounts_own():
     _, synthesized = synth({"apigateway_cloudwatch_role": "false", "notify": "websocket"})
     template = dict(synthesized.to_json())

@@ -46,6 +46,8 @@ NAME_PROPERTY = {
     "AWS::IAM::Role": "RoleName",
     "AWS::SecretsManager::Secret": "Name",
     "AWS::ApiGateway::Stage": "StageName",
+    "AWS::RDS::DBCluster": "DBClusterIdentifier",  # a cluster's Ref is its identifier
+    "AWS::RDS::DBProxy": "DBProxyName",
     "AWS::ApiGatewayV2::Stage": "StageName",
 }
 
@@ -146,23 +148,28 @@ class Template:
         resource_type = self.type_of(logical_id)
         if attribute in {"Arn", "TopicArn"}:
             return self.arn(logical_id)
-        if resource_type == "AWS::DynamoDB::Table" and attribute == "StreamArn":
-            return f"{self.arn(logical_id)}/stream/2026-01-01T00:00:00.000"
-        if resource_type == "AWS::SQS::Queue" and attribute == "QueueName":
-            return self.name(logical_id)
-        if resource_type == "AWS::SQS::Queue" and attribute == "QueueUrl":
-            return self.ref(logical_id)
-        if resource_type == "AWS::StepFunctions::StateMachine" and attribute == "Name":
-            return self.name(logical_id)
-        if resource_type == "AWS::ApiGateway::RestApi" and attribute == "RootResourceId":
-            return f"root-{logical_id}"
-        if resource_type == "AWS::ApiGatewayV2::Api" and attribute == "ApiEndpoint":
-            return f"wss://{self.ref(logical_id)}.execute-api.{REGION}.amazonaws.com"
-        if resource_type == "AWS::ApiGateway::Resource" and attribute == "ResourceId":
-            return logical_id
-        if resource_type == "AWS::Lambda::Version" and attribute == "Version":
-            return VERSION
-        raise UnknownIntrinsic(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
+        name = self.name(logical_id)
+        short = logical_id.lower()[:17]
+        values: dict[tuple[str, str], Callable[[], str]] = {
+            ("AWS::DynamoDB::Table", "StreamArn"): lambda: f"{self.arn(logical_id)}/stream/2026-01-01T00:00:00.000",
+            ("AWS::SQS::Queue", "QueueName"): lambda: name,
+            ("AWS::SQS::Queue", "QueueUrl"): lambda: self.ref(logical_id),
+            ("AWS::StepFunctions::StateMachine", "Name"): lambda: name,
+            ("AWS::ApiGateway::RestApi", "RootResourceId"): lambda: f"root-{logical_id}",
+            ("AWS::ApiGatewayV2::Api", "ApiEndpoint"): lambda: (
+                f"wss://{self.ref(logical_id)}.execute-api.{REGION}.amazonaws.com"
+            ),
+            ("AWS::ApiGateway::Resource", "ResourceId"): lambda: logical_id,
+            ("AWS::Lambda::Version", "Version"): lambda: VERSION,
+            ("AWS::EC2::SecurityGroup", "GroupId"): lambda: f"sg-{short}",
+            ("AWS::RDS::DBProxy", "Endpoint"): lambda: f"{name}.proxy-example.{REGION}.rds.amazonaws.com",
+            ("AWS::RDS::DBProxy", "DBProxyArn"): lambda: f"arn:aws:rds:{REGION}:{ACCOUNT}:db-proxy:prx-{short}",
+            ("AWS::RDS::DBCluster", "Endpoint.Port"): lambda: "5432",
+        }
+        value = values.get((resource_type, attribute))
+        if value is None:
+            raise UnknownIntrinsic(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
+        return value()
 
     # -- intrinsics ----------------------------------------------------------------------
 
@@ -804,6 +811,7 @@ class Wiring:
         "AWS/Lambda": [{"FunctionName"}, {"FunctionName", "Resource"}],  # Resource: <function>:<alias>
         "AWS/SQS": [{"QueueName"}],
         "AWS/States": [{"StateMachineArn"}],
+        "AWS/RDS": [{"DBClusterIdentifier"}],  # Aurora Serverless v2's ACUUtilization, per cluster
     }
 
     def _metric_problems(self, namespace: str, dims: Mapping[str, str]) -> list[str]:
@@ -815,6 +823,10 @@ class Wiring:
                 "QueueName": ("AWS::SQS::Queue", self.t.name),
                 "StateMachineArn": ("AWS::StepFunctions::StateMachine", self.t.arn),
                 "ApiName": ("AWS::ApiGateway::RestApi", self.t.name),
+                "DBClusterIdentifier": (
+                    "AWS::RDS::DBCluster",
+                    lambda i: str(self.t.props(i).get("DBClusterIdentifier")),
+                ),
             }
             problems = [
                 f"{dim}={dims[dim]} names no {resource_type} of this stack"
