@@ -58,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     push = ""
     if runtime.websocket_url:
         push = f"\n  Push:  {runtime.websocket_url}?job_id=<id> (WebSocket; jobs watch uses it)"
+    if runtime.postgres is not None:
+        postgres = runtime.postgres
+        push += (
+            f"\n  Database: PostgreSQL on localhost:{postgres.port} in place of RDS Proxy (TLS); try"
+            "\n         .venv/bin/jobs submit sales_report --wait"
+            f"\n         psql 'host=localhost port={postgres.port} dbname={postgres.database} user={postgres.user}"
+            f" sslmode=verify-full sslrootcert={postgres.ca_file}'"
+        )
     for machine in runtime.state_machine_arns.values():
         push += (
             "\n  Workflow: one Step Functions execution per job (moto's interpreter); to see one:"
