@@ -200,9 +200,9 @@ class Database:
                 timeout=within_deadline(settings.connect_timeout_seconds),
                 application_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "jobs"),
             )
-        except ssl.SSLError as error:  # a certificate that does not verify will not start to
+        except ssl.SSLCertVerificationError as error:  # a certificate that does not verify will not start to
             raise TaskFailed(f"TLS to the database at {settings.host}:{settings.port} failed: {error}") from error
-        except (pg8000.native.InterfaceError, OSError) as error:  # OSError: timed out negotiating TLS
+        except (pg8000.native.InterfaceError, OSError) as error:  # OSError: TLS cut off or timed out
             raise DatabaseUnavailable(
                 f"cannot connect to the database at {settings.host}:{settings.port}: {_reason(error)}"
             ) from error

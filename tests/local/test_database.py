@@ -104,6 +104,24 @@ def test_a_server_that_accepts_but_never_answers_fails_the_connect_in_time(serve
     assert time.monotonic() - started < 3
 
 
+def test_a_server_that_cuts_the_tls_handshake_is_a_retryable_failure(server: LocalPostgres) -> None:
+    """An overloaded proxy dropping the connection mid-handshake: worth another attempt."""
+    with socket.socket() as cutting:
+        cutting.bind(("127.0.0.1", 0))
+        cutting.listen()
+
+        def accept_then_cut() -> None:
+            connection, _ = cutting.accept()
+            connection.recv(8)  # the SSLRequest
+            connection.sendall(b"S")  # "go ahead with TLS"...
+            connection.close()  # ...and gone
+
+        threading.Thread(target=accept_then_cut, daemon=True).start()
+        settings = settings_for(server, port=cutting.getsockname()[1])
+        with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+            Database(settings, password=no_password).run("SELECT 1")
+
+
 def test_nothing_listening_is_a_retryable_failure(server: LocalPostgres) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
