@@ -66,8 +66,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
     }
 
 
-def _job_answer(status: int, description: str, retry_after: bool) -> dict[str, Any]:
+def _job_answer(status: int, description: str, retry_after: bool, location: bool = False) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if location:
+        headers["Location"] = {
+            "description": "The job's path (/<stage>/jobs/<job_id>), to resolve against the URL called",
+            "schema": {"type": "string", "format": "uri-reference"},
+        }
     if retry_after:
         headers["Retry-After"] = {
             "description": "Seconds to wait before polling again (absent once the job is finished)",
@@ -157,7 +162,9 @@ def build(config: AppConfig | None = None) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitJobRequest"}}},
                     },
                     "responses": {
-                        **_job_answer(202, "Accepted: the job, PENDING; Location is its URL", retry_after=True),
+                        **_job_answer(
+                            202, "Accepted: the job, PENDING; Location is its path", retry_after=True, location=True
+                        ),
                         **_errors(400, 403, 409, 413, 415, 422, 429, 503),
                     },
                 },

@@ -6,7 +6,9 @@ is logged with its trace and answered with a plain 500, never with the trace its
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -24,6 +26,82 @@ from jobs.service import (
     JobsError,
     UnknownTask,
 )
+
+# The longest message an error answer carries: a validation error quoting the request
+# (up to 64 KiB of input) is cut to an excerpt.
+MAX_MESSAGE_CHARS = 500
+# The deepest JSON a request may nest. Python's parser and the schema validators recurse,
+# and would fail with RecursionError (a 500) somewhere near a thousand levels.
+MAX_JSON_DEPTH = 64
+
+
+def excerpt(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message``, cut to ``limit`` characters (an ellipsis marks the cut)."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refusing one too large for it (``1e999`` would be ``inf``,
+    which the job could not be stored or answered with as JSON)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{excerpt(text, 40)} is too large a number")
+    return value
+
+
+def read_json(body: str | bytes) -> Any:
+    """A request body as JSON, or :class:`ApiError` 400 for anything that is not strict JSON
+    in UTF-8 (``NaN`` and ``Infinity`` included, which API Gateway's parser refuses) or nests
+    deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        depth = _nesting(text)
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+    except UnicodeError as error:
+        raise ApiError(400, "request body is not valid UTF-8") from error
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, excerpt(f"request body is not valid JSON: {error}")) from error
+
+
+def request_bytes(event: APIGatewayProxyEvent) -> bytes:
+    """The request body as sent: base64-decoded when API Gateway encoded it, and never
+    decoded as text here (a body that is not UTF-8 is :func:`read_json`'s 400)."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError as error:
+            raise ApiError(400, "request body is not valid base64") from error
+    return body.encode("utf-8", "surrogatepass")
+
+
+def _nesting(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON text, brackets inside strings ignored
+    (counted before parsing, so a deep document never reaches a recursive parser)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 class ApiError(Exception):
@@ -64,13 +142,13 @@ def build_resolver(retry_after_seconds: int) -> APIGatewayRestResolver:
 
     @app.exception_handler(ApiError)
     def on_api_error(error: ApiError) -> Response[str]:
-        return json_response(error.status, {"message": error.message}, error.headers)
+        return json_response(error.status, {"message": excerpt(error.message)}, error.headers)
 
     @app.exception_handler(JobsError)
     def on_jobs_error(error: JobsError) -> Response[str]:
         status = STATUS_OF.get(type(error), 400)
         headers = {"Retry-After": str(retry_after_seconds)} if status == 503 else None
-        return json_response(status, {"message": str(error)}, headers)
+        return json_response(status, {"message": excerpt(str(error))}, headers)
 
     @app.exception_handler(Exception)
     def on_unexpected(_error: Exception) -> Response[str]:
@@ -108,13 +186,12 @@ def follow_headers(retry_after_seconds: int, websocket_url: str | None, job_id: 
 
 
 def job_url(event: APIGatewayProxyEvent, job_id: str) -> str:
-    """Absolute URL of a job's status resource, as the client reached the API.
+    """A job's status resource as a path reference (``/v1/jobs/<id>``), which a client
+    resolves against the URL it called (RFC 9110, "Location": a URI-reference).
 
-    ``requestContext.path`` holds the stage (or custom-domain base path), so the URL
-    works behind either; the scheme comes from the X-Forwarded-Proto header that API
-    Gateway sets.
+    ``requestContext.path``, which API Gateway sets, holds the stage or the custom
+    domain's base path, so the reference works behind either. Nothing comes from the
+    request's own headers (``Host``, ``X-Forwarded-Proto``): a client sets those.
     """
-    proto = event.headers.get("X-Forwarded-Proto") or "https"
-    host = event.headers.get("Host") or event.request_context.domain_name or ""
     base = (event.request_context.path or event.path).rstrip("/")
-    return f"{proto}://{host}{base}/{job_id}"
+    return f"{base}/{job_id}"

@@ -214,10 +214,16 @@ def _parse_status(raw: str | None) -> JobStatus | None:
         raise InvalidListQuery(f"status must be one of {names}") from None
 
 
+# ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts'
+# digits (which int() reads), and int() of thousands of digits raises past Python's
+# integer-string limit.
+LIMIT = re.compile(r"[0-9]{1,4}")
+
+
 def _parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIST_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+    if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIST_LIMIT:
         raise InvalidListQuery(f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
     return int(raw)
 

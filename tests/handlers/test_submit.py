@@ -25,7 +25,7 @@ def test_accepts_a_job_with_202_location_and_retry_after():
     assert body["status"] == "PENDING"
     assert body["task"] == "sleep"
     assert uuid.UUID(body["job_id"]).version == 4
-    assert headers["Location"] == f"https://abc123defg.execute-api.eu-west-1.amazonaws.com/v1/jobs/{body['job_id']}"
+    assert headers["Location"] == f"/v1/jobs/{body['job_id']}"  # resolved against the URL called
     assert headers["Retry-After"] == "2"
     item = job_item(body["job_id"])
     assert item["status"] == "PENDING"

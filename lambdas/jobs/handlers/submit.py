@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -22,7 +21,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
 from jobs import clients
-from jobs.api import ApiError, build_resolver, caller_identity, follow_headers, job_url, json_response
+from jobs.api import (
+    ApiError,
+    build_resolver,
+    caller_identity,
+    follow_headers,
+    job_url,
+    json_response,
+    read_json,
+    request_bytes,
+)
 from jobs.dispatcher import dispatcher_for
 from jobs.observability import logger, metrics
 from jobs.registry import load_tasks
@@ -87,18 +95,16 @@ def parse_body() -> dict[str, Any]:
     content_type = event.headers.get("Content-Type") or ""  # Powertools headers ignore case
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "Content-Type must be application/json")
-    body = event.decoded_body or ""
-    size = len(body.encode())
-    if size > settings.max_request_bytes:
+    body = request_bytes(event)
+    if len(body) > settings.max_request_bytes:
         raise ApiError(
             413,
-            f"request body is {size} bytes; the limit is {settings.max_request_bytes} bytes: pass large inputs "
-            "by reference (upload them to S3 and put the object's URI in the input)",
+            f"request body is {len(body)} bytes; the limit is {settings.max_request_bytes} bytes: pass large "
+            "inputs by reference (upload them to S3 and put the object's URI in the input)",
         )
-    try:
-        request = json.loads(body)
-    except ValueError as error:
-        raise ApiError(400, f"request body is not valid JSON: {error}") from error
+    request = read_json(body)
+    if not isinstance(request, dict):
+        raise ApiError(400, "request body must be a JSON object")
     try:
         validate(event=request, schema=submit_request_schema())
     except SchemaValidationError as error:
