@@ -73,6 +73,11 @@ def json_response(status: int, body: dict[str, Any], extra: list[tuple[str, str]
     return HttpResponse(status, [("Content-Type", "application/json"), *(extra or [])], json.dumps(body).encode())
 
 
+def _not_json(name: str) -> Any:
+    """``NaN``/``Infinity``, which Python's parser takes and JSON (and API Gateway) does not."""
+    raise ValueError(f"{name} is not JSON")
+
+
 class TokenBucket:
     """Stage throttling: ``rate`` requests per second with bursts of up to ``burst``."""
 
@@ -170,11 +175,13 @@ class LocalRestApi:
         if schema is None:
             return None
         try:
-            body = json.loads(request.body or b"null")
+            body = json.loads(request.body or b"null", parse_constant=_not_json)
             jsonschema.Draft4Validator(schema).validate(body)
         except (ValueError, jsonschema.ValidationError) as error:
             message = getattr(error, "message", None) or "Invalid request body"
             return self._gateway_response("BAD_REQUEST_BODY", 400, f"[{message}]")
+        except RecursionError:  # nested too deeply for the parser or the validator
+            return self._gateway_response("BAD_REQUEST_BODY", 400, "[Invalid request body]")
         return None
 
     @staticmethod

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Event, Thread
@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 import boto3
 
-from local.apigateway import HttpRequest, HttpResponse, LocalRestApi
+from local.apigateway import HttpRequest, HttpResponse, LocalRestApi, json_response
 from local.event_sources import EventSources
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
@@ -54,21 +54,52 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True  # lingering TIME_WAIT sockets must not block a restart; a live listener still does
 
 
-def _serve(port: int, handle: Any) -> _Server:
+# API Gateway's largest request payload (API Gateway Developer Guide, "Quotas for
+# configuring and running a REST API": 10 MB); a larger Content-Length is refused unread.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# How long one read or write of a request may wait: a client that announces more body than
+# it sends (or stops mid-request) is dropped instead of holding a thread forever.
+SOCKET_TIMEOUT_SECONDS = 30
+
+
+def _serve(port: int, handle: Callable[[HttpRequest], HttpResponse]) -> _Server:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = SOCKET_TIMEOUT_SECONDS  # socketserver sets it on the connection
 
         def _any(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-            response: HttpResponse = handle(request)
+            try:
+                response = self._answer()
+            except TimeoutError:
+                self.close_connection = True  # the client went quiet mid-request
+                return
+            except Exception:  # an emulator bug: say so, never drop the connection unanswered
+                log.exception("local front door failed on %s %s", self.command, self.path)
+                response = json_response(500, {"message": "Internal server error"})
             self.send_response(response.status)
             for name, value in response.headers:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
             self.wfile.write(response.body)
+
+        def _answer(self) -> HttpResponse:
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 12:
+                self.close_connection = True  # where the body ends is unknown: read no further
+                return json_response(400, {"message": "Bad Request"})
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True  # not read here: never parse a chunk as the next request
+            length = int(raw_length)
+            if length > MAX_PAYLOAD_BYTES:
+                self.close_connection = True
+                return json_response(413, {"message": "Request Too Long"})
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                raise TimeoutError  # the connection closed before the announced body arrived
+            return handle(
+                HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+            )
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any  # noqa: N815  (the stdlib's names)
 

@@ -1,0 +1,117 @@
+"""The local runtime's front door under hostile HTTP (issue #16): every request gets an
+answer as API Gateway would give it (400, 413, a 4XX from the function), or, for a client
+that stops sending, a closed connection after a bounded wait; never a dropped connection
+without an answer, never a 5XX, never a thread held forever."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import local.server
+from local.server import MAX_PAYLOAD_BYTES, LocalRuntime
+from tests.support import TEST_TASKS
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 2  # the front door's read timeout in these tests (30 s by default)
+SIGNED = "AWS4-HMAC-SHA256 Credential=FRONTDOOR/20260101/us-east-1/execute-api/aws4_request, Signature=0"
+
+
+@pytest.fixture(scope="module")
+def door(cdk_out: Path) -> Iterator[LocalRuntime]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local.server, "SOCKET_TIMEOUT_SECONDS", TIMEOUT)
+        runtime = LocalRuntime(cdk_out, port=0, preload=TEST_TASKS).start()
+    yield runtime
+    runtime.stop()
+
+
+def exchange(runtime: LocalRuntime, raw: bytes, wait: float = 10) -> tuple[int | None, bytes]:
+    """Send ``raw`` as is; the status and body of the answer (None: closed without one)."""
+    with socket.create_connection(("127.0.0.1", runtime.port), timeout=wait) as connection:
+        connection.sendall(raw)
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+                head, _, body = received.partition(b"\r\n\r\n")
+                lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+                if lengths and len(body) >= int(lengths[0].split(b":")[1]):
+                    break
+        except TimeoutError:
+            pass
+    if not received:
+        return None, b""
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def request(path: str, body: bytes = b"", headers: dict[str, str] | None = None, method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: localhost", f"Authorization: {SIGNED}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if headers is None or "Content-Length" not in headers:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body  # the server reads them as Latin-1
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3", "0x10", "\u0661\u0660", "9" * 40])
+def test_a_content_length_that_is_not_a_number_is_a_400(door: LocalRuntime, length: str) -> None:
+    status, body = exchange(door, request("/v1/jobs", b"{}", {**JSON, "Content-Length": length}))
+    assert status == 400 and json.loads(body) == {"message": "Bad Request"}
+
+
+def test_a_body_larger_than_api_gateways_limit_is_refused_unread(door: LocalRuntime) -> None:
+    started = time.monotonic()
+    status, body = exchange(door, request("/v1/jobs", b"", {**JSON, "Content-Length": str(MAX_PAYLOAD_BYTES + 1)}))
+    assert status == 413 and json.loads(body) == {"message": "Request Too Long"}
+    assert time.monotonic() - started < TIMEOUT  # answered at once, nothing waited for
+
+
+def test_a_client_that_sends_less_than_it_announced_is_dropped_after_the_timeout(door: LocalRuntime) -> None:
+    started = time.monotonic()
+    status, _ = exchange(door, request("/v1/jobs", b"{", {**JSON, "Content-Length": "100"}), wait=TIMEOUT * 5)
+    assert status is None  # the body never came: nothing to answer
+    assert TIMEOUT <= time.monotonic() - started < TIMEOUT * 4
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000 + b"]" * 5000, b'{"task": "sleep", "input": {"seconds": NaN}}', b'{"task": "\xff"}'],
+)
+def test_bodies_the_validator_cannot_take_are_a_400(door: LocalRuntime, body: bytes) -> None:
+    status, answer = exchange(door, request("/v1/jobs", body, JSON))
+    assert status == 400, answer
+    assert "message" in json.loads(answer)
+
+
+PATHS = st.sampled_from(["/v1/jobs", "/v1/jobs/", "/v1/jobs/x", "/v1/jobs/%ff", "/v1/", "/v2/jobs", "/v1/jobs?limit=²"])
+HEADER_VALUES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH"]),
+    path=PATHS,
+    body=st.binary(max_size=3000) | st.text(max_size=300).map(str.encode),
+    extra=st.dictionaries(
+        st.sampled_from(["Content-Type", "Idempotency-Key", "X-Anything"]), HEADER_VALUES, max_size=3
+    ),
+)
+def test_any_request_gets_an_answer_and_never_a_5xx(
+    door: LocalRuntime, method: str, path: str, body: bytes, extra: dict[str, str]
+) -> None:
+    status, answer = exchange(door, request(path, body, extra, method=method))
+    assert status is not None, "dropped without an answer"
+    assert status < 500 or status == 503, (status, answer)
+    json.loads(answer)  # every answer is JSON
