@@ -25,19 +25,76 @@ import http.client
 import ipaddress
 import json
 import random
+import re
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jobs.naming import AppName
 
 MAX_URL_LENGTH = 2048
 # Receivers should refuse signatures older than this (seconds): replay protection.
 DEFAULT_TOLERANCE_SECONDS = 300
+
+# The addresses a callback may never reach, from IANA's IPv4 and IPv6 Special-Purpose
+# Address Registries (RFC 6890 and its updates), with multicast and the reserved blocks.
+# This table decides, not the ``ipaddress`` module's flags (``is_global``, ``is_private``),
+# which have changed between Python versions; ``unicast=False`` blocks are refused even
+# by the local runtime's relaxed policy.
+SPECIAL_PURPOSE: tuple[tuple[str, str, bool], ...] = (
+    # IPv4 (network, what it is, unicast)
+    ("0.0.0.0/8", "'this network'", False),
+    ("10.0.0.0/8", "private-use", True),
+    ("100.64.0.0/10", "shared address space (carrier-grade NAT)", True),
+    ("127.0.0.0/8", "loopback", True),
+    ("169.254.0.0/16", "link-local (the instance metadata service)", True),
+    ("172.16.0.0/12", "private-use", True),
+    ("192.0.0.0/24", "IETF protocol assignments", True),
+    ("192.0.2.0/24", "documentation (TEST-NET-1)", True),
+    ("192.31.196.0/24", "AS112-v4", True),
+    ("192.52.193.0/24", "AMT", True),
+    ("192.88.99.0/24", "deprecated 6to4 relay anycast", True),
+    ("192.168.0.0/16", "private-use", True),
+    ("192.175.48.0/24", "direct delegation AS112 service", True),
+    ("198.18.0.0/15", "benchmarking", True),
+    ("198.51.100.0/24", "documentation (TEST-NET-2)", True),
+    ("203.0.113.0/24", "documentation (TEST-NET-3)", True),
+    ("224.0.0.0/4", "multicast", False),
+    ("240.0.0.0/4", "reserved", False),
+    # IPv6. Outside 2000::/3 (global unicast) nothing is allowed at all, which covers
+    # ::/128, ::1, the IPv4-compatible ::/96, 100::/64, 64:ff9b:1::/48, fc00::/7, fe80::/10,
+    # fec0::/10 and ff00::/8; these are the special blocks inside it.
+    ("2001::/23", "IETF protocol assignments (Teredo, benchmarking, ORCHID...)", True),
+    ("2001:db8::/32", "documentation", True),
+    ("2002::/16", "6to4", True),
+    ("3fff::/20", "documentation", True),
+)
+_SPECIAL = tuple((ipaddress.ip_network(network), name, unicast) for network, name, unicast in SPECIAL_PURPOSE)
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+MULTICAST_V6 = ipaddress.ip_network("ff00::/8")
+UNSPECIFIED_V6 = ipaddress.ip_network("::/128")
+# IPv6 forms whose last 32 bits are an IPv4 address that the packet reaches: IPv4-mapped
+# (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96) and the NAT64 well-known prefix
+# (64:ff9b::/96). The embedded address is checked as the IPv4 address it is.
+EMBEDDING_IPV4 = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+# Ports a callback may use: the web's own, and unprivileged ones. The privileged ports
+# below 1024 belong to other protocols (SMTP, SSH, ...), which a crafted request could
+# speak to; port 0 is no port.
+WEB_PORTS = (80, 443)
+FIRST_UNPRIVILEGED_PORT = 1024
+# A host whose last label is a number is an IPv4 address in one of the legacy forms that
+# resolvers still accept (127.1, 2130706433, 0x7f000001, 0177.0.0.1), never a domain name.
+NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+# Characters a URL may not carry raw: controls, space and DEL. http.client refuses them.
+UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
+# What stays as it is when percent-encoding a path or query (RFC 3986's reserved and
+# unreserved characters, and "%" so that existing escapes are kept).
+URL_SAFE = "/:@!$&'()*+,;=-._~%?"
 
 
 class UnsafeCallbackUrl(ValueError):
@@ -56,15 +113,26 @@ class CallbackPolicy:
 @dataclass(frozen=True)
 class CallbackTarget:
     scheme: str
-    host: str
+    host: str  # ASCII: a domain name (IDNA-encoded) or an IP address
     port: int
-    path: str  # path and query
+    path: str  # path and query, ASCII (non-ASCII percent-encoded)
+
+    @property
+    def url(self) -> str:
+        """The URL as it will be called: what a job stores and shows."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.scheme}://{host}{port}{self.path}"
 
 
 def check_callback_url(url: str, policy: CallbackPolicy) -> CallbackTarget:
-    """Check what can be checked without DNS; raises :class:`UnsafeCallbackUrl`."""
+    """Check what can be checked without DNS, and normalise the URL (an IDNA host, a
+    percent-encoded path); raises :class:`UnsafeCallbackUrl` with the reason."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         raise UnsafeCallbackUrl(f"callback_url must be a URL of at most {MAX_URL_LENGTH} characters")
+    if UNSENDABLE.search(url):
+        raise UnsafeCallbackUrl("callback_url must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -79,16 +147,36 @@ def check_callback_url(url: str, policy: CallbackPolicy) -> CallbackTarget:
         raise UnsafeCallbackUrl("callback_url must not carry credentials; the request is signed instead")
     if parts.fragment:
         raise UnsafeCallbackUrl("callback_url must not have a fragment")
-    host = parts.hostname
-    literal = _ip_literal(host)
+    if port is not None and port not in WEB_PORTS and port < FIRST_UNPRIVILEGED_PORT:
+        raise UnsafeCallbackUrl(f"callback_url port must be 80, 443 or from {FIRST_UNPRIVILEGED_PORT} up")
+    host = _checked_host(parts.hostname, policy)
+    path = quote(parts.path or "/", safe=URL_SAFE)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=URL_SAFE)
+    return CallbackTarget(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
+
+
+def _checked_host(hostname: str, policy: CallbackPolicy) -> str:
+    """The host as it will be connected to: an allowed IP address, or a domain name in
+    ASCII (IDNA) that is not one of the names that always mean this machine or network."""
+    literal = _ip_literal(hostname)
     if literal is not None:
         _check_address(literal, policy)
-    elif not policy.allow_private_networks and (host == "localhost" or host.endswith((".localhost", ".local"))):
+        return str(literal)
+    name = hostname.rstrip(".")  # "localhost." is localhost
+    try:
+        ascii_name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise UnsafeCallbackUrl("callback_url host is not a valid domain name") from None
+    if not HOST_NAME.match(ascii_name):
+        raise UnsafeCallbackUrl("callback_url host is not a valid domain name")
+    if NUMERIC_LABEL.match(ascii_name.rsplit(".", 1)[-1]):
+        raise UnsafeCallbackUrl("callback_url host must be a domain name or an IP address in its usual form")
+    if not policy.allow_private_networks and (
+        ascii_name == "localhost" or ascii_name.endswith((".localhost", ".local"))
+    ):
         raise UnsafeCallbackUrl("callback_url must be a public address")
-    path = parts.path or "/"
-    if parts.query:
-        path += f"?{parts.query}"
-    return CallbackTarget(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
+    return ascii_name
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -98,16 +186,29 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
+def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: CallbackPolicy) -> str | None:
+    """Why a callback may not reach ``address`` (None: it may), from the table above."""
+    if isinstance(address, ipaddress.IPv6Address):
+        for prefix in EMBEDDING_IPV4:
+            if address in prefix:
+                return refusal(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), policy)
+        if address in MULTICAST_V6 or address in UNSPECIFIED_V6:
+            return f"{address} is not a unicast address"
+        if address not in GLOBAL_UNICAST_V6 and not policy.allow_private_networks:
+            return f"{address} is not a global unicast address"
+    for network, name, unicast in _SPECIAL:
+        if address.version == network.version and address in network:
+            if not unicast:
+                return f"{address} is not a unicast address ({network}: {name})"
+            if not policy.allow_private_networks:
+                return f"{address} is not a public address ({network}: {name})"
+    return None
+
+
 def _check_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: CallbackPolicy) -> None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-    if address.is_unspecified or address.is_multicast:
-        raise UnsafeCallbackUrl("callback_url must be a unicast address")
-    if policy.allow_private_networks:
-        return
-    if not address.is_global or address.is_link_local or address.is_loopback or address.is_private:
-        # is_global excludes private, shared (100.64/10), reserved and documentation ranges.
-        raise UnsafeCallbackUrl("callback_url must be a public address (no private, loopback or link-local)")
+    reason = refusal(address, policy)
+    if reason is not None:
+        raise UnsafeCallbackUrl(f"callback_url must be a public address: {reason}")
 
 
 def resolve_public(target: CallbackTarget, policy: CallbackPolicy) -> str:
@@ -115,9 +216,11 @@ def resolve_public(target: CallbackTarget, policy: CallbackPolicy) -> str:
     it resolves to (one bad address is enough to refuse: DNS may rotate)."""
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except OSError as error:
+    except (OSError, UnicodeError) as error:
         raise UnsafeCallbackUrl(f"callback_url host {target.host!r} does not resolve") from error
     addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        raise UnsafeCallbackUrl(f"callback_url host {target.host!r} does not resolve")
     for address in addresses:
         parsed = _ip_literal(address.split("%")[0])
         if parsed is None:
@@ -164,6 +267,10 @@ class DeliveryOutcome:
     @property
     def delivered(self) -> bool:
         return self.status == "DELIVERED"
+
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -224,21 +331,27 @@ class CallbackSender:
         body = json.dumps(document, separators=(",", ":")).encode()
         try:
             target = check_callback_url(url, self._policy)
-        except UnsafeCallbackUrl as refusal:
-            return DeliveryOutcome("FAILED", 1, error=str(refusal))
+        except UnsafeCallbackUrl as refused:
+            return DeliveryOutcome("FAILED", 1, error=str(refused))
+        except Exception as error:  # any other fault of the URL ends this delivery, not the batch
+            return DeliveryOutcome("FAILED", 1, error=_described(error))
         last = DeliveryOutcome("FAILED", 0, error="not attempted")
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
                 self._sleep(random.uniform(0, self._backoff_base * 2 ** (attempt - 2)))  # noqa: S311  jitter, not crypto
             try:
                 address = resolve_public(target, self._policy)  # again each time: DNS may change its answer
-            except UnsafeCallbackUrl as refusal:
-                return DeliveryOutcome("FAILED", attempt, error=str(refusal))  # retrying cannot make it safe
+            except UnsafeCallbackUrl as refused:
+                return DeliveryOutcome("FAILED", attempt, error=str(refused))  # retrying cannot make it safe
             try:
                 status = self._post(target, address, body, delivery_id)
+            except http.client.InvalidURL as error:  # the same URL would be refused again
+                return DeliveryOutcome("FAILED", attempt, error=_described(error))
             except (OSError, http.client.HTTPException) as error:
-                last = DeliveryOutcome("FAILED", attempt, error=f"{type(error).__name__}: {error}"[:300])
+                last = DeliveryOutcome("FAILED", attempt, error=_described(error))
                 continue
+            except Exception as error:  # a fault of this request, never of the batch
+                return DeliveryOutcome("FAILED", attempt, error=_described(error))
             if 200 <= status < 300:
                 return DeliveryOutcome("DELIVERED", attempt, status)
             last = DeliveryOutcome("FAILED", attempt, status, f"the receiver answered {status}")

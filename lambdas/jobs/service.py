@@ -143,7 +143,8 @@ class JobService:
             raise InvalidTaskInput(f"invalid input for task {task!r}: {error}") from error
         if callback_url is not None:
             try:
-                check_callback_url(callback_url, self._callback_policy or CallbackPolicy())
+                # Kept as it will be called: IDNA host, percent-encoded path and query.
+                callback_url = check_callback_url(callback_url, self._callback_policy or CallbackPolicy()).url
             except UnsafeCallbackUrl as error:
                 raise InvalidCallbackUrl(str(error)) from None
 

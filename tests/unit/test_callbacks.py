@@ -125,7 +125,7 @@ class ScriptedSender(CallbackSender):
 
 def test_a_2xx_answer_is_delivered_at_once():
     sender = ScriptedSender([204])
-    outcome = sender.deliver("http://127.0.0.1:9/hook", {"job_id": "x"}, "delivery-1")
+    outcome = sender.deliver("http://127.0.0.1:9999/hook", {"job_id": "x"}, "delivery-1")
     assert (outcome.status, outcome.attempts, outcome.response_status) == ("DELIVERED", 1, 204)
     assert sender.sent == [("/hook", b'{"job_id":"x"}', "delivery-1")]
     assert sender.sleeps == []
@@ -133,7 +133,7 @@ def test_a_2xx_answer_is_delivered_at_once():
 
 def test_server_errors_timeouts_and_429_are_retried_with_growing_backoff():
     sender = ScriptedSender([503, TimeoutError("timed out"), 429, 200])
-    outcome = sender.deliver("http://127.0.0.1:9/hook", {}, "d")
+    outcome = sender.deliver("http://127.0.0.1:9999/hook", {}, "d")
     assert (outcome.status, outcome.attempts) == ("DELIVERED", 4)
     assert len(sender.sleeps) == 3
     assert all(0 <= pause <= 2**i for i, pause in enumerate(sender.sleeps))
@@ -141,13 +141,13 @@ def test_server_errors_timeouts_and_429_are_retried_with_growing_backoff():
 
 def test_a_refusal_is_not_retried():
     sender = ScriptedSender([404])
-    outcome = sender.deliver("http://127.0.0.1:9/hook", {}, "d")
+    outcome = sender.deliver("http://127.0.0.1:9999/hook", {}, "d")
     assert (outcome.status, outcome.attempts, outcome.response_status) == ("FAILED", 1, 404)
 
 
 def test_giving_up_after_the_last_attempt_keeps_the_last_error():
     sender = ScriptedSender([ConnectionRefusedError("refused"), http.client.RemoteDisconnected("gone")], max_attempts=2)
-    outcome = sender.deliver("http://127.0.0.1:9/hook", {}, "d")
+    outcome = sender.deliver("http://127.0.0.1:9999/hook", {}, "d")
     assert (outcome.status, outcome.attempts) == ("FAILED", 2)
     assert "RemoteDisconnected" in str(outcome.error)
 
