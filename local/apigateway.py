@@ -118,7 +118,10 @@ class LocalRestApi:
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.time()
         request_id = str(uuid.uuid4())
-        url = urlsplit(request.target)
+        try:
+            url = urlsplit(request.target)
+        except ValueError:  # e.g. an absolute-form target with a broken host ("http://[/v1/jobs")
+            return json_response(400, {"message": "Bad Request"})
         prefix = f"/{self.spec.stage_name}"
         if url.path != prefix and not url.path.startswith(prefix + "/"):
             return self._missing_token()

@@ -81,15 +81,19 @@ def _serve(port: int, handle: Callable[[HttpRequest], HttpResponse]) -> _Server:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
-            self.wfile.write(response.body)
+            if self.command != "HEAD":  # a HEAD answer has headers only, or the next answer is misread
+                self.wfile.write(response.body)
 
         def _answer(self) -> HttpResponse:
-            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ["0"]}
+            raw_length = lengths.pop() if len(lengths) == 1 else ""
             if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > 12:
                 self.close_connection = True  # where the body ends is unknown: read no further
                 return json_response(400, {"message": "Bad Request"})
             if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True  # not read here: never parse a chunk as the next request
+                # Not decoded here, and never to be read as the next request.
+                self.close_connection = True
+                return json_response(411, {"message": "Length Required"})
             length = int(raw_length)
             if length > MAX_PAYLOAD_BYTES:
                 self.close_connection = True

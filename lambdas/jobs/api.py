@@ -193,5 +193,5 @@ def job_url(event: APIGatewayProxyEvent, job_id: str) -> str:
     domain's base path, so the reference works behind either. Nothing comes from the
     request's own headers (``Host``, ``X-Forwarded-Proto``): a client sets those.
     """
-    base = (event.request_context.path or event.path).rstrip("/")
-    return f"{base}/{job_id}"
+    base = "/" + (event.request_context.path or event.path).strip("/")  # never "//host/...": a network path
+    return f"{base.rstrip('/')}/{job_id}"

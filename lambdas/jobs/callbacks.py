@@ -28,8 +28,10 @@ import random
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -78,9 +80,10 @@ GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 MULTICAST_V6 = ipaddress.ip_network("ff00::/8")
 UNSPECIFIED_V6 = ipaddress.ip_network("::/128")
 # IPv6 forms whose last 32 bits are an IPv4 address that the packet reaches: IPv4-mapped
-# (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96) and the NAT64 well-known prefix
-# (64:ff9b::/96). The embedded address is checked as the IPv4 address it is.
-EMBEDDING_IPV4 = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+# (::ffff:0:0/96) and the NAT64 well-known prefix (64:ff9b::/96, which RFC 6052 reserves
+# for global IPv4 addresses). The embedded address is checked as the IPv4 address it is.
+# Other forms (IPv4-compatible, IPv4-translated) lie outside global unicast: refused.
+EMBEDDING_IPV4 = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "64:ff9b::/96"))
 # Ports a callback may use: the web's own, and unprivileged ones. The privileged ports
 # below 1024 belong to other protocols (SMTP, SSH, ...), which a crafted request could
 # speak to; port 0 is no port.
@@ -134,9 +137,10 @@ def check_callback_url(url: str, policy: CallbackPolicy) -> CallbackTarget:
     if UNSENDABLE.search(url):
         raise UnsafeCallbackUrl("callback_url must not contain spaces or control characters")
     try:
+        url.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) has no encoding
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as error:
+    except ValueError as error:  # UnicodeError included
         raise UnsafeCallbackUrl(f"callback_url is not a valid URL: {error}") from None
     allowed = ("https",) if policy.require_https else ("https", "http")
     if parts.scheme not in allowed:
@@ -163,6 +167,8 @@ def _checked_host(hostname: str, policy: CallbackPolicy) -> str:
     if literal is not None:
         _check_address(literal, policy)
         return str(literal)
+    if "%" in hostname:  # an IPv6 zone (fe80::1%eth0) names an interface of this machine
+        raise UnsafeCallbackUrl("callback_url host must not name a network interface")
     name = hostname.rstrip(".")  # "localhost." is localhost
     try:
         ascii_name = name.encode("idna").decode("ascii").lower()
@@ -180,10 +186,14 @@ def _checked_host(hostname: str, policy: CallbackPolicy) -> str:
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address, if it is one without an IPv6 zone."""
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        return None
+    return address
 
 
 def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: CallbackPolicy) -> str | None:
@@ -269,6 +279,15 @@ class DeliveryOutcome:
         return self.status == "DELIVERED"
 
 
+def _shut_down(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """End an attempt that ran out of time: its blocked read returns at once."""
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
@@ -335,6 +354,9 @@ class CallbackSender:
             return DeliveryOutcome("FAILED", 1, error=str(refused))
         except Exception as error:  # any other fault of the URL ends this delivery, not the batch
             return DeliveryOutcome("FAILED", 1, error=_described(error))
+        # Fetched (and cached) before anything is sent: a failure here is the deployment's,
+        # not this URL's, so it is raised and the stream retries the record.
+        self._secret()
         last = DeliveryOutcome("FAILED", 0, error="not attempted")
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
@@ -362,6 +384,13 @@ class CallbackSender:
     def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str) -> int:
         connection_type = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
         connection = connection_type(address, target.host, target.port, self._timeout)
+        # The socket's timeout bounds each read, not the request: a receiver trickling its
+        # answer a byte at a time would hold the attempt (and the invocation) for ever. The
+        # whole attempt gets the timeout, after which its socket is shut down.
+        expired = threading.Event()
+        cut_off = threading.Timer(self._timeout, _shut_down, args=(connection, expired))
+        cut_off.daemon = True
+        cut_off.start()
         try:
             connection.request(
                 "POST",
@@ -376,6 +405,9 @@ class CallbackSender:
             )
             response = connection.getresponse()
             response.read(64 * 1024)  # the answer's body is not used; read a little so the connection ends cleanly
-            return response.status
         finally:
+            cut_off.cancel()
             connection.close()
+        if expired.is_set():  # what was read was cut short: not an answer to trust
+            raise TimeoutError(f"the receiver did not answer within {self._timeout:g} s")
+        return response.status

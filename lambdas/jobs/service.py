@@ -209,6 +209,8 @@ def _parse_status(raw: str | None) -> JobStatus | None:
     if raw is None or raw == "":
         return None
     try:
+        if not raw.isascii():  # a dotless i upper-cases to I: "PENDING" spelled otherwise
+            raise ValueError(raw)
         return JobStatus(raw.upper())
     except ValueError:
         names = ", ".join(status.value for status in JobStatus)

@@ -1,7 +1,8 @@
 """The local runtime's front door under hostile HTTP (issue #16): every request gets an
-answer as API Gateway would give it (400, 413, a 4XX from the function), or, for a client
-that stops sending, a closed connection after a bounded wait; never a dropped connection
-without an answer, never a 5XX, never a thread held forever."""
+answer as API Gateway would give it (400, 411, 413, a 4XX from the function), or, for a
+client that stops sending, a closed connection after a bounded wait; never a dropped
+connection without an answer, never a 5XX, never a smuggled request. (A client trickling
+a byte per read timeout still holds its own thread: loopback only, not guarded.)"""
 
 from __future__ import annotations
 
@@ -83,6 +84,38 @@ def test_a_client_that_sends_less_than_it_announced_is_dropped_after_the_timeout
     status, _ = exchange(door, request("/v1/jobs", b"{", {**JSON, "Content-Length": "100"}), wait=TIMEOUT * 5)
     assert status is None  # the body never came: nothing to answer
     assert TIMEOUT <= time.monotonic() - started < TIMEOUT * 4
+
+
+def test_two_different_content_lengths_are_a_400_and_nothing_is_smuggled(door: LocalRuntime) -> None:
+    smuggled = b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = request("/v1/jobs", smuggled, {**JSON, "Content-Length": "0"}).replace(
+        b"Content-Length: 0\r\n", f"Content-Length: 0\r\nContent-Length: {len(smuggled)}\r\n".encode()
+    )
+    status, body = exchange(door, raw)
+    assert status == 400 and json.loads(body) == {"message": "Bad Request"}
+
+
+def test_a_chunked_body_is_refused_with_411_and_the_connection_closed(door: LocalRuntime) -> None:
+    raw = b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    status, body = exchange(door, raw)
+    assert status == 411 and json.loads(body) == {"message": "Length Required"}
+
+
+def test_a_head_answer_carries_no_body(door: LocalRuntime) -> None:
+    raw = b"HEAD /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", door.port), timeout=10) as connection:
+        connection.sendall(raw)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    first, _, rest = received.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 ")
+    assert rest.startswith(b"HTTP/1.1 ")  # the next answer follows at once: no body in between
+
+
+def test_a_broken_absolute_form_target_is_a_400(door: LocalRuntime) -> None:
+    status, body = exchange(door, request("http://[/v1/jobs", b"", method="GET"))
+    assert status == 400, body
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,26 @@ def deep(levels: int) -> str:
     return "[" * levels + "]" * levels
 
 
+@pytest.mark.parametrize("status_filter", ["pend\u0131ng", "\u00b2", "RUNNING\u0000"])
+def test_a_status_filter_that_is_not_an_ascii_status_name_is_a_400(status_filter: str) -> None:
+    status_code, body, _ = answer("status", list_event({"status": status_filter}))
+    assert status_code == 400 and "status must be one of" in body["message"]
+
+
+def test_a_callback_url_with_a_lone_surrogate_is_a_422_not_a_500() -> None:
+    raw = '{"task": "echo", "callback_url": "https://example.com/\\ud800"}'
+    status_code, body, _ = answer("submit", submit_event(raw))
+    assert status_code == 422 and "callback_url" in body["message"]
+
+
+def test_the_location_is_never_a_network_path() -> None:
+    event = submit_event({"task": "sleep", "input": {"seconds": 1}})
+    event["requestContext"]["path"] = "//evil.example/jobs"
+    status_code, body, headers = answer("submit", event)
+    assert status_code == 202
+    assert headers["Location"] == f"/evil.example/jobs/{body['job_id']}"  # a path on the API's own host
+
+
 @pytest.mark.parametrize(
     "limit",
     ["\u00b2", "1" * 5000, "\u0661\u0660", "-1", "0", "101", " 10", "10 ", "1e1", "0x10", "\u0000"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +43,7 @@ REFUSED_ADDRESSES = [
     "2001:db8::1", "2002:7f00:1::1", "2002:a9fe:a9fe::1", "3fff::1", "5f00::1",
     # IPv6 forms that embed a non-public IPv4 address: mapped, translated, NAT64
     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:0:127.0.0.1", "::ffff:0:a9fe:a9fe", "64:ff9b::a9fe:a9fe",
+    "::ffff:0:8.8.8.8",  # IPv4-translated (RFC 2765): routed as IPv6, outside global unicast
     "64:ff9b::7f00:1", "64:ff9b::a00:1",
 ]  # fmt: skip
 PUBLIC_ADDRESSES = [
@@ -119,6 +121,11 @@ def test_names_of_this_machine_or_network_are_refused_with_or_without_the_traili
         ("https://host.example.com:1023/", "port"),
         ("https://host.example.com:65536/", "valid URL"),
         ("https://exa$mple.com/", "valid domain name"),
+        ("https://example.com/\ud800", "valid URL"),  # a lone surrogate, as "\ud800" in the JSON body
+        ("https://example.com/?q=\udfff", "valid URL"),
+        ("https://[2606:4700::1%25eth0]/", "network interface"),
+        ("https://[fe80::1%25eth0]/", "network interface"),
+        ("https://[::ffff:8.8.8.8%251]/", "network interface"),
     ],
 )
 def test_urls_that_cannot_be_sent_are_refused_at_submit(url: str, reason: str) -> None:
@@ -182,7 +189,7 @@ class LoopbackSender(CallbackSender):
         )
 
 
-PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs", "Zs"))  # what a sendable URL may hold, encoded
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Zs"))  # what a sendable URL may hold (surrogates too)
 HOSTS = st.one_of(
     st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,6}){1,2}", fullmatch=True),
     st.sampled_from(["café.fr", "bücher.example", "日本.jp", "xn--caf-dma.fr", "localhost", "127.0.0.1", "[::1]"]),
@@ -224,3 +231,43 @@ def test_a_normalised_international_url_is_delivered_through_http_client(receive
         patch.setattr("socket.getaddrinfo", lambda host, port, *_, **__: [(2, 1, 6, "", ("127.0.0.1", port))])
         outcome = LoopbackSender(receiver).deliver(target.url, {"job_id": "x"}, "d")
     assert (outcome.status, outcome.response_status) == ("DELIVERED", 204)
+
+
+class _Trickler(http.server.BaseHTTPRequestHandler):
+    """A receiver that answers one byte at a time, each just within a read timeout."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        try:
+            while True:
+                self.wfile.write(b"X")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            return
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_receiver_trickling_its_answer_cannot_hold_a_delivery_past_its_attempts() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sender = CallbackSender(AppName("async-jobs"), lambda: b"secret", LOCAL, 2, 1, sleep=lambda _seconds: None)
+    started = time.monotonic()
+    try:
+        outcome = sender.deliver(f"http://127.0.0.1:{server.server_address[1]}/hook", {"job_id": "x"}, "d")
+    finally:
+        server.shutdown()
+    assert outcome.status == "FAILED" and outcome.attempts == 2 and outcome.error
+    assert time.monotonic() - started < 2 * 1 + 1.5  # two attempts of at most the 1 s timeout each
+
+
+def test_a_secret_that_cannot_be_read_is_the_deployments_fault_and_is_raised_for_a_retry() -> None:
+    def no_secret() -> bytes:
+        raise RuntimeError("Secrets Manager is unavailable")
+
+    sender = CallbackSender(AppName("async-jobs"), no_secret, LOCAL, 2, 1, sleep=lambda _seconds: None)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        sender.deliver("http://127.0.0.1:9999/hook", {"job_id": "x"}, "d")
