@@ -77,11 +77,13 @@ def test_the_database_alarm_reads_a_metric_rds_publishes_for_this_cluster():
 
 def test_caught_an_alarm_on_another_clusters_metric():
     _, synthesized = synth({"database": "postgres"})
-    template = dict(synthesized.to_json())
-    [alarm] = [a for a in resources(template, "AWS::CloudWatch::Alarm").values() if "ACUUtilization" in json.dumps(a)]
-    [dimension] = alarm["Properties"]["Dimensions"]
-    dimension["Value"] = "someone-elses-cluster"
-    problems = problems_of(check_wiring(template, STACK, account_logging_role_exists=False))
+
+    def undo(template: dict[str, Any]) -> None:
+        alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+        [alarm] = [a for a in alarms if "ACUUtilization" in json.dumps(a)]
+        alarm["Properties"]["Dimensions"][0]["Value"] = "someone-elses-cluster"
+
+    problems = problems_after(dict(synthesized.to_json()), undo)
     assert any("someone-elses-cluster names no AWS::RDS::DBCluster" in problem for problem in problems)
 
 
