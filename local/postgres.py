@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import datetime
 import glob
+import ipaddress
 import os
 import pwd
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -81,8 +81,6 @@ def _write_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress  # noqa: PLC0415
-
     server = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -224,9 +222,6 @@ class LocalPostgres:
             f"SELECT pid, application_name FROM pg_stat_activity WHERE usename = '{self.user}' ORDER BY backend_start"  # noqa: S608  our own role's name
         )
         return [(int(pid), str(name)) for pid, name in rows]
-
-    def tls_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
 
     def freeze(self) -> None:
         """Stop every server process (SIGSTOP): connections stay open and nothing answers."""

@@ -50,7 +50,8 @@ POSTGRES_PORT = 5432
 # Aurora PostgreSQL 16 (supported by RDS Proxy and Serverless v2).
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_13
 # How long a client's request waits for a pooled connection (default 120 s): shorter than
-# the statement timeout the worker allows itself, so the wait ends in the proxy's own error.
+# the worker's default statement timeout (120 s), so the wait ends in the proxy's own error
+# (with a shorter one, the worker stops waiting first; either way the attempt is retried).
 PROXY_BORROW_TIMEOUT = Duration.seconds(30)
 BACKUP_RETENTION = Duration.days(7)
 DRIVER_REQUIREMENTS = Path(__file__).resolve().parent.parent / "layers" / "postgres" / "requirements.txt"

@@ -354,9 +354,9 @@ class CallbackSender:
             return DeliveryOutcome("FAILED", 1, error=str(refused))
         except Exception as error:  # any other fault of the URL ends this delivery, not the batch
             return DeliveryOutcome("FAILED", 1, error=_described(error))
-        # Fetched (and cached) before anything is sent: a failure here is the deployment's,
-        # not this URL's, so it is raised and the stream retries the record.
-        self._secret()
+        # Read once, before anything is sent: a failure here is the deployment's, not this
+        # URL's, so it is raised and the stream retries the record.
+        secret = self._secret()
         last = DeliveryOutcome("FAILED", 0, error="not attempted")
         for attempt in range(1, self._max_attempts + 1):
             if attempt > 1:
@@ -366,7 +366,7 @@ class CallbackSender:
             except UnsafeCallbackUrl as refused:
                 return DeliveryOutcome("FAILED", attempt, error=str(refused))  # retrying cannot make it safe
             try:
-                status = self._post(target, address, body, delivery_id)
+                status = self._post(target, address, body, delivery_id, secret)
             except http.client.InvalidURL as error:  # the same URL would be refused again
                 return DeliveryOutcome("FAILED", attempt, error=_described(error))
             except (OSError, http.client.HTTPException) as error:
@@ -381,7 +381,7 @@ class CallbackSender:
                 break  # the receiver refuses this request; sending it again will not change that
         return last
 
-    def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str) -> int:
+    def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str, secret: bytes) -> int:
         connection_type = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
         connection = connection_type(address, target.host, target.port, self._timeout)
         # The socket's timeout bounds each read, not the request: a receiver trickling its
@@ -399,7 +399,7 @@ class CallbackSender:
                 headers={
                     "Content-Type": "application/json",
                     "User-Agent": f"{self._app}-callbacks/1",
-                    signature_header(self._app): sign(self._secret(), int(time.time()), body),
+                    signature_header(self._app): sign(secret, int(time.time()), body),
                     delivery_header(self._app): delivery_id,
                 },
             )

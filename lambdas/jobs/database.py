@@ -102,9 +102,14 @@ def within_deadline(limit: float) -> float:
 
 def is_transient(error: Exception) -> bool:
     """Whether a database error may pass on a later attempt (by its SQLSTATE)."""
-    details = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
-    code = str(details.get("C", ""))
+    code = str(_fields(error).get("C", ""))
     return any(code.startswith(prefix) for prefix in TRANSIENT_SQLSTATES)
+
+
+def _fields(error: Exception) -> dict[str, Any]:
+    """The server's error fields (``C``: SQLSTATE, ``M``: message) pg8000 puts in the error's
+    first argument; empty for an error the driver raised itself."""
+    return error.args[0] if error.args and isinstance(error.args[0], dict) else {}
 
 
 class Database:
@@ -237,7 +242,7 @@ def _reason(error: BaseException) -> str:
 
 
 def _message(error: Exception) -> str:
-    details = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+    details = _fields(error)
     if details:
         return f"{details.get('M', error)} (SQLSTATE {details.get('C', '?')})"
     return str(error)

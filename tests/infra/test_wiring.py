@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.infra.conftest import synth
-from tests.infra.wiring import check_wiring, problems_of
+from tests.infra.wiring import Edge, check_wiring, problems_of
 
 STACK = "AsyncJobs"  # the name tests/infra/conftest.synth gives the stack
 VARIANTS = [
@@ -31,12 +31,18 @@ def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, dict
     return {i: r for i, r in template["Resources"].items() if r["Type"] == resource_type}
 
 
-@pytest.mark.parametrize(("dispatch", "notify", "stage"), VARIANTS)
-def test_every_edge_is_allowed_on_both_sides(dispatch: str, notify: str, stage: str, capsys: pytest.CaptureFixture):
-    _, synthesized = synth({"dispatch": dispatch, "notify": notify, "stage": stage})
+def wired(context: dict[str, Any]) -> tuple[dict[str, Any], list[Edge]]:
+    """The template synthesized with ``context`` and its edges, every one of them allowed."""
+    _, synthesized = synth(context)
     template = dict(synthesized.to_json())
     edges = check_wiring(template, STACK, account_logging_role_exists=False)
     assert problems_of(edges) == []
+    return template, edges
+
+
+@pytest.mark.parametrize(("dispatch", "notify", "stage"), VARIANTS)
+def test_every_edge_is_allowed_on_both_sides(dispatch: str, notify: str, stage: str, capsys: pytest.CaptureFixture):
+    template, edges = wired({"dispatch": dispatch, "notify": notify, "stage": stage})
 
     # Not vacuous: the edges found are the ones the template has.
     kinds = Counter(edge.kind for edge in edges)
@@ -67,10 +73,7 @@ def test_every_edge_is_allowed_on_both_sides(dispatch: str, notify: str, stage: 
 
 
 def test_the_database_alarm_reads_a_metric_rds_publishes_for_this_cluster():
-    _, synthesized = synth({"database": "postgres", "stage": "prod"})
-    template = dict(synthesized.to_json())
-    edges = check_wiring(template, STACK, account_logging_role_exists=False)
-    assert problems_of(edges) == []
+    _, edges = wired({"database": "postgres", "stage": "prod"})
     rds = [edge for edge in edges if edge.kind == "metric" and "AWS/RDS" in edge.description]
     assert len(rds) == 1 and "ACUUtilization" in rds[0].description
 
@@ -298,10 +301,7 @@ def test_caught_a_dispatch_target_the_submit_function_may_not_start(fixed):
 
 @pytest.mark.parametrize("cold_start", ["snapstart", "provisioned"])
 def test_the_api_invokes_the_live_alias_with_its_own_permission(cold_start: str):
-    _, synthesized = synth({"api_cold_start": cold_start, "notify": "websocket"})
-    template = dict(synthesized.to_json())
-    edges = check_wiring(template, STACK, account_logging_role_exists=False)
-    assert problems_of(edges) == []
+    _, edges = wired({"api_cold_start": cold_start, "notify": "websocket"})
     kinds = Counter(edge.kind for edge in edges)
     assert kinds["alias→version"] == 3  # submit, status, cancel
 
@@ -353,10 +353,7 @@ def test_caught_snapstart_with_provisioned_concurrency(snapstart):
 @pytest.mark.parametrize("dispatch", ["lambda", "sqs", "stepfunctions"])
 @pytest.mark.parametrize("cold_start", ["snapstart", "provisioned"])
 def test_the_job_runner_is_reached_through_its_alias_in_every_dispatch_mode(dispatch: str, cold_start: str):
-    _, synthesized = synth({"worker_cold_start": cold_start, "dispatch": dispatch})
-    template = dict(synthesized.to_json())
-    edges = check_wiring(template, STACK, account_logging_role_exists=False)
-    assert problems_of(edges) == []
+    template, edges = wired({"worker_cold_start": cold_start, "dispatch": dispatch})
     kinds = Counter(edge.kind for edge in edges)
     assert kinds["alias→version"] == 1
     assert kinds["dispatch→config"] == (1 if dispatch == "lambda" else 0)
@@ -391,10 +388,7 @@ def test_caught_retries_and_destination_left_on_the_function_when_the_alias_is_i
 
 
 def test_provisioned_concurrency_is_graphed_per_alias_with_metrics_lambda_publishes():
-    _, synthesized = synth({"api_cold_start": "provisioned", "worker_cold_start": "provisioned"})
-    template = dict(synthesized.to_json())
-    edges = check_wiring(template, STACK, account_logging_role_exists=False)
-    assert problems_of(edges) == []
+    template, edges = wired({"api_cold_start": "provisioned", "worker_cold_start": "provisioned"})
     per_alias = [e for e in edges if e.kind == "metric" and "ProvisionedConcurrency" in e.description]
     assert len(per_alias) == 2 * 4  # utilisation and spillover, for submit, status, cancel and the worker
 

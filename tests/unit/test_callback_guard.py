@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from jobs.callbacks import (
     SPECIAL_PURPOSE,
-    CallbackPolicy,
     CallbackSender,
     CallbackTarget,
     UnsafeCallbackUrl,
@@ -27,9 +26,7 @@ from jobs.callbacks import (
     refusal,
 )
 from jobs.naming import AppName
-
-DEPLOYED = CallbackPolicy()
-LOCAL = CallbackPolicy(require_https=False, allow_private_networks=True)
+from tests.unit.test_callbacks import DEPLOYED, LOCAL
 
 REFUSED_ADDRESSES = [
     # IPv4 special-purpose blocks (one address inside each)
@@ -183,9 +180,9 @@ class LoopbackSender(CallbackSender):
         super().__init__(AppName("async-jobs"), lambda: b"secret", LOCAL, 2, 2, sleep=lambda _seconds: None)
         self._port = port
 
-    def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str) -> int:
+    def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str, secret: bytes) -> int:
         return super()._post(
-            CallbackTarget("http", target.host, self._port, target.path), "127.0.0.1", body, delivery_id
+            CallbackTarget("http", target.host, self._port, target.path), "127.0.0.1", body, delivery_id, secret
         )
 
 

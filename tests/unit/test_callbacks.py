@@ -115,7 +115,7 @@ class ScriptedSender(CallbackSender):
         self.script = script
         self.sent: list[tuple[str, bytes, str]] = []
 
-    def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str) -> int:
+    def _post(self, target: CallbackTarget, address: str, body: bytes, delivery_id: str, secret: bytes) -> int:
         self.sent.append((target.path, body, delivery_id))
         answer = self.script.pop(0)
         if isinstance(answer, Exception):
