@@ -23,7 +23,7 @@ help:
 
 install: $(VENV)/.installed node_modules/.installed postgres-server
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt layers/postgres/requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt layers/postgres/requirements.txt layers/durable/requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +25,8 @@ from urllib.parse import unquote
 import boto3
 
 from local.apigateway import HttpRequest, HttpResponse, LocalRestApi, json_response
+from local.durable import AlreadyStarted, LocalDurableService, is_durable_api, is_handler_invoke
+from local.event_filter import matches
 from local.event_sources import EventSources
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
@@ -155,6 +158,7 @@ class LocalRuntime:
         self.secret_arns: dict[str, str] = {}
         self.state_machine_arns: dict[str, str] = {}
         self.postgres: LocalPostgres | None = None
+        self.durable: LocalDurableService | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -198,6 +202,9 @@ class LocalRuntime:
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
+        if any(spec.durable for spec in self.template.functions.values()):
+            self.durable = LocalDurableService(self.lambda_endpoint, self.put_event)
+            self.durable.start_service()
         EventSources(
             self.lambdas,
             self.aws_client,
@@ -219,6 +226,8 @@ class LocalRuntime:
             server.server_close()
         if self.api:
             self.api.stop()
+        if self.durable:
+            self.durable.stop()
         if self.lambdas:
             self.lambdas.stop()
         if self._throttling_proxy:
@@ -352,6 +361,16 @@ class LocalRuntime:
         }
         return Resolver(refs, attributes, pseudo)
 
+    def put_event(self, event: dict[str, Any]) -> None:
+        """An event on the default bus: each rule whose pattern matches invokes its target
+        functions asynchronously, with the event as the payload (as EventBridge does)."""
+        assert self.lambdas is not None
+        resolver = self._resolver()
+        for rule in self.template.event_rules:
+            if matches(resolver.resolve(rule.pattern), event):
+                for function in rule.functions:
+                    self.lambdas.invoke_async(function, event)
+
     def _send_to_queue(self, queue: str, body: str) -> None:
         self.aws_client("sqs").send_message(QueueUrl=self.queue_urls[queue], MessageBody=body)
 
@@ -372,8 +391,11 @@ class LocalRuntime:
         return self.api.handle(request)
 
     def _handle_lambda(self, request: HttpRequest) -> HttpResponse:
-        """Lambda's Invoke API: POST /2015-03-31/functions/{name}/invocations."""
+        """Lambda's Invoke API: POST /2015-03-31/functions/{name}/invocations; and, for
+        durable functions, the durable execution API the SDK calls."""
         assert self.lambdas is not None
+        if self.durable is not None and is_durable_api(request):
+            return self.durable.handle(request)
         parts = request.target.split("?")[0].strip("/").split("/")
         if request.method != "POST" or len(parts) != 4 or parts[1] != "functions" or parts[3] != "invocations":
             return _lambda_error(404, "ResourceNotFoundException", f"unsupported Lambda call {request.target}")
@@ -384,6 +406,9 @@ class LocalRuntime:
             return _lambda_error(400, "InvalidRequestContentException", "Could not parse request body into json")
         invocation_type = request.header("X-Amz-Invocation-Type") or "RequestResponse"
         try:
+            spec = self.lambdas.runtime(name).spec
+            if spec.durable is not None and not is_handler_invoke(request):
+                return self._start_durable_execution(name, request, invocation_type)
             if invocation_type == "Event":
                 request_id = self.lambdas.invoke_async(name, payload)
                 return HttpResponse(202, [("x-amzn-RequestId", request_id)], b"")
@@ -402,6 +427,28 @@ class LocalRuntime:
         if not result.ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
+
+    def _start_durable_execution(self, name: str, request: HttpRequest, invocation_type: str) -> HttpResponse:
+        """An Invoke of a durable function starts an execution (Lambda Developer Guide,
+        "Invoking durable Lambda functions"): only through a qualified name, and here only
+        asynchronously (synchronously, the caller would wait for the whole execution)."""
+        assert self.lambdas is not None and self.durable is not None
+        qualifier = name.rsplit(":function:", 1)[-1].partition(":")[2]
+        if not qualifier:
+            return _lambda_error(
+                400, "InvalidParameterValueException", "durable functions must be invoked with a qualified name"
+            )
+        if invocation_type != "Event":
+            return _lambda_error(
+                400, "InvalidParameterValueException", "the local runtime starts durable executions asynchronously only"
+            )
+        try:
+            arn = self.durable.start(
+                self.lambdas.runtime(name).spec, qualifier, request.header("X-Amz-Durable-Execution-Name"), request.body
+            )
+        except AlreadyStarted as error:
+            return _lambda_error(409, "DurableExecutionAlreadyStartedException", str(error))
+        return HttpResponse(202, [("x-amzn-RequestId", str(uuid.uuid4())), ("X-Amz-Durable-Execution-Arn", arn)], b"")
 
 
 def _lambda_error(status: int, code: str, message: str) -> HttpResponse:

@@ -41,7 +41,9 @@ class FunctionSpec:
     # The event-invoke config of each qualifier ("$LATEST" or an alias name). Lambda applies
     # the config of the qualifier invoked, and its defaults where there is none.
     async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
-    aliases: set[str] = field(default_factory=set)  # "live" with a cold-start option
+    aliases: set[str] = field(default_factory=set)  # "live" with a cold-start option (always when durable)
+    # DurableConfig: a durable function's execution timeout (s) and history retention (days).
+    durable: tuple[int, int] | None = None
 
     @property
     def arn(self) -> str:
@@ -115,6 +117,16 @@ class ScheduleSpec:
         return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{self.logical_id}"
 
 
+@dataclass
+class EventRuleSpec:
+    """An EventBridge rule on an event pattern whose targets are functions."""
+
+    logical_id: str
+    pattern: dict[str, Any]  # may hold intrinsics (a function's ARN); see Resolver
+    functions: list[str]  # logical ids
+    dead_letter_queue: str | None = None  # logical id of the targets' dead-letter queue
+
+
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 
@@ -162,6 +174,7 @@ class AppTemplate:
     apis: list[ApiSpec]
     outputs: dict[str, Any]
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    event_rules: list[EventRuleSpec] = field(default_factory=list)
     buckets: list[str] = field(default_factory=list)  # logical ids
     queue_mappings: list[QueueMappingSpec] = field(default_factory=list)
     stream_mappings: list[StreamMappingSpec] = field(default_factory=list)
@@ -241,6 +254,7 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
         if not asset or not str(props.get("Runtime", "python")).startswith("python"):
             continue  # no local Python code (inline, container or CDK's own Node.js helpers)
         name = props.get("FunctionName")
+        durable = props.get("DurableConfig")
         functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
             name=name if isinstance(name, str) else f"{stack_name}-{logical_id}"[:64],
@@ -250,6 +264,9 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
             memory_mb=int(props.get("MemorySize", 128)),
             environment=dict(props.get("Environment", {}).get("Variables", {})),
             reserved_concurrency=props.get("ReservedConcurrentExecutions"),
+            durable=(int(durable["ExecutionTimeout"]), int(durable.get("RetentionPeriodInDays", 14)))
+            if durable
+            else None,
         )
     aliases: dict[str, tuple[str, str]] = {}
     for alias_id, alias in of_type("AWS::Lambda::Alias").items():
@@ -282,6 +299,7 @@ def load(cdk_out: Path, stack_name: str | None = None) -> AppTemplate:
         apis=apis,
         outputs=template.get("Outputs", {}),
         schedules=_load_schedules(of_type("AWS::Events::Rule"), functions),
+        event_rules=_load_event_rules(of_type("AWS::Events::Rule"), functions),
         buckets=list(of_type("AWS::S3::Bucket")),
         queue_mappings=[
             QueueMappingSpec(
@@ -399,6 +417,26 @@ def _load_schedules(rules: dict[str, dict[str, Any]], functions: dict[str, Funct
             )
         )
     return schedules
+
+
+def _load_event_rules(rules: dict[str, dict[str, Any]], functions: dict[str, FunctionSpec]) -> list[EventRuleSpec]:
+    """Enabled rules on an event pattern with function targets."""
+    found = []
+    for logical_id, rule in rules.items():
+        props = rule["Properties"]
+        if "EventPattern" not in props or props.get("State", "ENABLED") != "ENABLED":
+            continue
+        targets = props.get("Targets", [])
+        dead_letters = [_ref(t.get("DeadLetterConfig", {}).get("Arn")) for t in targets if t.get("DeadLetterConfig")]
+        found.append(
+            EventRuleSpec(
+                logical_id=logical_id,
+                pattern=props["EventPattern"],
+                functions=[ref for target in targets if (ref := _ref(target.get("Arn"))) in functions],
+                dead_letter_queue=dead_letters[0] if dead_letters else None,
+            )
+        )
+    return found
 
 
 def _asset_path(resource: dict[str, Any], assets: dict[str, Any]) -> str | None:

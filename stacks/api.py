@@ -124,10 +124,12 @@ class JobsApi(Construct):
             "Cancel",
             "jobs.handlers.cancel.handler",
             "DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
+            **worker.cancel_environment(),
         )
         self.cancel_function = cancel.function
         invoked["Cancel"] = cancel.invoked
         store.grant_jobs(self.cancel_function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        worker.grant_cancel(cancel)
 
     def _build_rest_api(self, account: ApiGatewayAccount) -> None:
         """The Regional REST API and its stage: IAM auth, throttling, tracing, access logs."""

@@ -124,7 +124,7 @@ class AppConfig:
     # The runtime values chosen in cdk.json (retry_after_seconds, max_request_bytes...): each
     # declared once, with its environment variable, bounds and default, in jobs/settings.py.
     tuning: Tuning
-    dispatch: str = field(metadata=checked(values.choice("lambda", "sqs", "stepfunctions")))
+    dispatch: str = field(metadata=checked(values.choice("lambda", "sqs", "stepfunctions", "durable")))
     notify: str = field(metadata=checked(values.choice("none", "websocket")))
     vpc: str = field(metadata=checked(values.choice("none", "new", "existing")))
     vpc_id: str | None = field(metadata=checked(values.aws_id("vpc")))
@@ -144,6 +144,11 @@ class AppConfig:
     worker_reserved_concurrency: int | None = field(metadata=checked(values.optional_integer(1, 10_000)))
     worker_retry_attempts: int = field(metadata=checked(values.integer(0, 2)))
     worker_max_event_age_seconds: int = field(metadata=checked(values.integer(60, 21_600)))
+    # dispatch=durable: how long one job's durable execution may run in all (waits included),
+    # and how long Lambda keeps its history afterwards (Lambda API Reference, DurableConfig:
+    # ExecutionTimeout 1..31,622,400 s, RetentionPeriodInDays 1..90).
+    durable_execution_timeout_seconds: int = field(metadata=checked(values.integer(60, 31_622_400)))
+    durable_retention_days: int = field(metadata=checked(values.integer(1, 90)))
     worker_batch_size: int = field(metadata=checked(values.integer(1, 10)))
     worker_max_concurrency: int = field(metadata=checked(values.integer(2, 1000)))
     api_function_memory_mb: int = field(metadata=checked(values.integer(128, 10_240)))
@@ -262,6 +267,8 @@ class AppConfig:
         the last attempt then runs at most ``worker_timeout_seconds``. The reaper ends it."""
         if self.dispatch == "stepfunctions":  # the execution's own timeout bounds everything
             return self.workflow_timeout_seconds + self.reaper_slack_seconds
+        if self.dispatch == "durable":  # so does the durable execution's
+            return self.durable_execution_timeout_seconds + self.reaper_slack_seconds
         held = self.queue_retention_seconds if self.dispatch == "sqs" else self.worker_max_event_age_seconds
         return held + self.worker_timeout_seconds + self.reaper_slack_seconds
 
@@ -359,6 +366,15 @@ class AppConfig:
                 "result travels between steps inside the state, which Step Functions caps at 256 KiB (escaped "
                 "JSON may double it); larger results go to the results bucket anyway"
             )
+        if self.dispatch == "durable" and self.tuning.max_inline_result_bytes > largest_inline:
+            raise ConfigError(
+                f"with dispatch=durable, max_inline_result_bytes must be at most {largest_inline}: an inline result "
+                "is checkpointed with the attempt, and the SDK checkpoints no context result over 256 KiB (escaped "
+                "JSON may double it); larger results go to the results bucket anyway"
+            )
+        if self.dispatch == "durable" and self.worker_cold_start == "snapstart":
+            # AWS documents no SnapStart support for durable functions: refuse rather than guess.
+            raise ConfigError("with dispatch=durable, worker_cold_start must be none or provisioned")
 
 
 # Every CDK setting and its parser (the fields declared above), by name.

@@ -26,22 +26,17 @@ virtualenv: ``layers/postgres/requirements.txt`` pins it, nothing is downloaded 
 
 from __future__ import annotations
 
-import importlib.metadata
-import shutil
-from pathlib import Path
-from typing import Any
-
-import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from jobs.settings import Settings
-from stacks.config import AppConfig, ConfigError
+from stacks.config import AppConfig
+from stacks.layers import LAYERS_DIR, python_layer
 from stacks.network import JobNetwork
-from stacks.python_function import RUNTIME, acknowledge, log_group
+from stacks.python_function import acknowledge, log_group
 
 DATABASE_NAME = "jobs"
 # Aurora's master user, the one the proxy's secret holds and the worker's token names.
@@ -54,49 +49,7 @@ ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_13
 # (with a shorter one, the worker stops waiting first; either way the attempt is retried).
 PROXY_BORROW_TIMEOUT = Duration.seconds(30)
 BACKUP_RETENTION = Duration.days(7)
-DRIVER_REQUIREMENTS = Path(__file__).resolve().parent.parent / "layers" / "postgres" / "requirements.txt"
-
-
-def pinned_requirements(path: Path = DRIVER_REQUIREMENTS) -> dict[str, str]:
-    """``name==version`` lines of a requirements file, by name."""
-    pins: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            if not version:
-                raise ConfigError(f"{path.name}: pin an exact version ({line!r})")
-            pins[name.strip()] = version.strip()
-    return pins
-
-
-@jsii.implements(ILocalBundling)
-class InstalledDistributions:
-    """Bundles a layer by copying distributions already installed in this virtualenv (no
-    Docker, no download), after checking each is the pinned version and pure Python."""
-
-    def __init__(self, pins: dict[str, str]) -> None:
-        self._pins = pins
-
-    def try_bundle(self, output_dir: str, options: Any) -> bool:  # the options (an image) are never used
-        target = Path(output_dir) / "python"  # where Lambda puts a layer's Python packages on sys.path
-        for name, version in self._pins.items():
-            try:
-                distribution = importlib.metadata.distribution(name)
-            except importlib.metadata.PackageNotFoundError as error:
-                raise ConfigError(f"{name} is not installed: run `make install`") from error
-            if distribution.version != version:
-                raise ConfigError(f"{name} {distribution.version} is installed, the layer pins {version}")
-            for file in distribution.files or []:
-                if file.suffix in (".so", ".pyd"):
-                    raise ConfigError(f"{name} has compiled code ({file}); the layer must be pure Python")
-                if file.parts[0].endswith(".dist-info") or "__pycache__" in file.parts or file.parts[0] == "..":
-                    continue
-                source = Path(str(distribution.locate_file(file)))
-                destination = target / Path(*file.parts)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, destination)
-        return True
+DRIVER_REQUIREMENTS = LAYERS_DIR / "postgres" / "requirements.txt"
 
 
 def cluster_parameters(config: AppConfig) -> dict[str, str]:
@@ -193,19 +146,8 @@ class JobDatabase(Construct):
             require_tls=True,
             borrow_timeout=PROXY_BORROW_TIMEOUT,
         )
-        self.driver_layer = lambda_.LayerVersion(
-            self,
-            "DriverLayer",
-            description="pg8000 (pure Python) for the sample database task",
-            code=lambda_.Code.from_asset(
-                str(DRIVER_REQUIREMENTS.parent),
-                asset_hash_type=AssetHashType.OUTPUT,
-                bundling=BundlingOptions(
-                    image=DockerImage.from_registry("unused-local-bundling"),
-                    local=InstalledDistributions(pinned_requirements()),  # type: ignore[arg-type]
-                ),
-            ),
-            compatible_runtimes=[RUNTIME],
+        self.driver_layer = python_layer(
+            self, "DriverLayer", DRIVER_REQUIREMENTS, "pg8000 (pure Python) for the sample database task"
         )
         self._suppress_accepted_findings(retained)
 

@@ -99,11 +99,15 @@ class PythonFunction(Construct):
         cold_start: str = "none",
         provisioned_concurrency: int = 0,
         network: JobNetwork | None = None,
+        durable: lambda_.DurableConfig | None = None,
+        layers: tuple[lambda_.ILayerVersion, ...] = (),
     ) -> None:
         """``cold_start``: ``none`` (callers invoke the function), ``snapstart`` or
         ``provisioned`` (callers invoke the ``live`` alias of the published version, restored
         from a SnapStart snapshot or kept warm by ``provisioned_concurrency`` environments);
-        ``network``: the VPC subnets and security group to run in (``vpc``), if any."""
+        ``network``: the VPC subnets and security group to run in (``vpc``), if any;
+        ``durable``: a durable function, invoked through its ``live`` alias (durable
+        functions take only qualified names); ``layers``: beside Powertools."""
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
         if cold_start == "snapstart" and not Token.is_unresolved(region) and region in SNAPSTART_UNSUPPORTED_REGIONS:
@@ -114,7 +118,11 @@ class PythonFunction(Construct):
         if cold_start == "snapstart":
             refuse_snapstart_where_unavailable(self)
         self.log_group = log_group(self, "Logs", config)
-        published = cold_start != "none"
+        published = cold_start != "none" or durable is not None
+        # A durable execution is pinned to the version that started it and resumes on it,
+        # hours or days later (Lambda Developer Guide, "Invoking durable Lambda functions"):
+        # a replaced version must outlive the executions still running on it.
+        replaced_version = RemovalPolicy.RETAIN if durable is not None else RemovalPolicy.DESTROY
         self.function = lambda_.Function(
             self,
             "Function",
@@ -126,7 +134,7 @@ class PythonFunction(Construct):
                 str(LAMBDAS_DIR),
                 exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache"],
             ),
-            layers=[powertools_layer(self, config.powertools_layer_version)],
+            layers=[powertools_layer(self, config.powertools_layer_version), *layers],
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
@@ -134,7 +142,8 @@ class PythonFunction(Construct):
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if cold_start == "snapstart" else None,
             # A replaced version is deleted once the alias has moved on: each SnapStart version
             # is billed for its cached snapshot while it exists (Lambda pricing, "SnapStart").
-            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if published else None,
+            current_version_options=lambda_.VersionOptions(removal_policy=replaced_version) if published else None,
+            durable_config=durable,
             log_group=self.log_group,
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,

@@ -1,8 +1,9 @@
 """The worker: the function that runs jobs, its retries, and where failed events end up.
 
-Three transports (``dispatch``): asynchronous Lambda invocations (``lambda``, the
-default), an SQS queue with an event source mapping (``sqs``), or a Step Functions
-workflow of steps (``stepfunctions``, ``stacks/workflow.py``). The job logic is the same.
+Four transports (``dispatch``): asynchronous Lambda invocations (``lambda``, the
+default), an SQS queue with an event source mapping (``sqs``), a Step Functions
+workflow of steps (``stepfunctions``, ``stacks/workflow.py``), or one Lambda durable
+execution per job (``durable``). The job logic is the same.
 
 Failure path: the worker's event-invoke config retries an attempt that raised, crashed or
 timed out; once retries are used up (or the event is older than the maximum age) Lambda
@@ -13,6 +14,9 @@ encrypted, TLS-only dead-letter queue. The recorder's own failures go to the sam
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -22,9 +26,16 @@ from constructs import Construct
 from jobs.settings import Settings
 from stacks.config import AppConfig
 from stacks.job_store import JobStore
+from stacks.layers import LAYERS_DIR, python_layer
 from stacks.network import JobNetwork
-from stacks.python_function import PythonFunction, acknowledge
+from stacks.python_function import PythonFunction, acknowledge, logical_id
 from stacks.workflow import JobWorkflow
+
+DURABLE_SDK_REQUIREMENTS = LAYERS_DIR / "durable" / "requirements.txt"
+# The statuses of a job's durable execution that leave the job unfinished unless the worker
+# recorded it (Lambda Developer Guide, "Monitoring durable functions": the EventBridge
+# event "Durable Execution Status Change" from aws.lambda, for every status).
+DURABLE_FAILURE_STATUSES = ["FAILED", "TIMED_OUT", "STOPPED"]
 
 
 class Worker(Construct):
@@ -55,11 +66,14 @@ class Worker(Construct):
             "This queue is the dead-letter queue; it needs none of its own.",
         )
 
+        self.durable = False
         self.jobs_queue: sqs.Queue | None = None
         self.recorder: lambda_.IFunction | None = None
         self.workflow: JobWorkflow | None = None
         if config.dispatch == "sqs":
             self._queue_worker(config, store, environment)
+        elif config.dispatch == "durable":
+            self._durable_worker(config, store, environment)
         elif config.dispatch == "stepfunctions":
             self.workflow = JobWorkflow(
                 self, "Workflow", config=config, store=store, environment=environment, network=network
@@ -86,8 +100,33 @@ class Worker(Construct):
             return Settings.variables(
                 dispatch="stepfunctions", state_machine_arn=self.workflow.state_machine.state_machine_arn
             )
-        # With worker_cold_start, the alias's qualified name (<function>:live).
-        return Settings.variables(dispatch="lambda", worker_function_name=self.invoked.function_name)
+        # With worker_cold_start (always with durable), the alias's qualified name (<function>:live).
+        return Settings.variables(
+            dispatch="durable" if self.durable else "lambda", worker_function_name=self.invoked.function_name
+        )
+
+    def cancel_environment(self) -> dict[str, str]:
+        """What the cancel function needs to know (``dispatch=durable``: it stops executions)."""
+        return Settings.variables(dispatch="durable") if self.durable else {}
+
+    def grant_cancel(self, cancel: PythonFunction) -> None:
+        """``dispatch=durable``: let the cancel function stop the worker's executions, which are
+        sub-resources of its versions (``<function>:<version>/durable-execution/...``; Lambda
+        Developer Guide, "Fine-tuning the Resources and Conditions sections of policies")."""
+        if not self.durable:
+            return
+        cancel.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:StopDurableExecution"],
+                resources=[f"{self.function.function_arn}:*"],
+            )
+        )
+        acknowledge(
+            cancel,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.function)}.Arn>:*]",
+            "A job's durable execution is a sub-resource of the worker's version that started it, "
+            "unknown until then: the cancel function may stop executions of this function only.",
+        )
 
     def grant_dispatch(self, submit: PythonFunction) -> None:
         """Let the submit function hand jobs over, and nothing more."""
@@ -100,7 +139,13 @@ class Worker(Construct):
             submit.acknowledge_invoke_wildcard(self.function)
 
     def _worker_function(
-        self, config: AppConfig, environment: dict[str, str], handler: str, description: str
+        self,
+        config: AppConfig,
+        environment: dict[str, str],
+        handler: str,
+        description: str,
+        durable: lambda_.DurableConfig | None = None,
+        layers: tuple[lambda_.ILayerVersion, ...] = (),
     ) -> PythonFunction:
         return PythonFunction(
             self,
@@ -115,10 +160,12 @@ class Worker(Construct):
             cold_start=config.worker_cold_start,
             provisioned_concurrency=config.worker_provisioned_concurrency,
             network=self._network,
+            durable=durable,
+            layers=layers,
         )
 
-    def _async_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
-        """``dispatch=lambda``: asynchronous invocations, Lambda's retries, an on-failure recorder."""
+    def _on_failure_recorder(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
+        """The function that records the jobs a worker never finished, then dead-letters the event."""
         self.recorder = PythonFunction(
             self,
             "OnFailure",
@@ -137,6 +184,10 @@ class Worker(Construct):
         self.dead_letter_queue.grant_send_messages(self.recorder)
         store.grant_jobs(self.recorder, "dynamodb:UpdateItem")
 
+    def _async_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
+        """``dispatch=lambda``: asynchronous invocations, Lambda's retries, an on-failure recorder."""
+        self._on_failure_recorder(config, store, environment)
+        assert self.recorder is not None
         worker = self._worker_function(
             config, environment, "jobs.handlers.worker.handler", "Runs one long-running job per asynchronous invocation"
         )
@@ -151,6 +202,65 @@ class Worker(Construct):
             on_failure=destinations.LambdaDestination(self.recorder, response_only=False),
         )
         worker.acknowledge_invoke_wildcard(self.recorder)  # the destination invokes the recorder
+
+    def _durable_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
+        """``dispatch=durable``: one durable execution per job, started by an asynchronous invoke
+        of the ``live`` alias; its failures recorded from Lambda's status-change events.
+
+        Lambda neither retries a durable execution that failed, timed out or was stopped, nor
+        sends it to an on-failure destination (Lambda Developer Guide, "Retries for Lambda
+        durable functions", "Invoking durable Lambda functions"): an EventBridge rule hands
+        those statuses of this function's executions to the on-failure recorder instead,
+        retrying and dead-lettering what the recorder cannot take. CDK gives the function's
+        role AWS's AWSLambdaBasicDurableExecutionRolePolicy (logs, and the checkpoint calls
+        the SDK makes)."""
+        self.durable = True
+        self._on_failure_recorder(config, store, environment)
+        assert self.recorder is not None
+        sdk = python_layer(self, "DurableSdk", DURABLE_SDK_REQUIREMENTS, "AWS durable execution SDK (pure Python)")
+        worker = self._worker_function(
+            config,
+            environment,
+            "jobs.handlers.durable_worker.handler",
+            "Runs one long-running job per durable execution, in checkpointed steps",
+            durable=lambda_.DurableConfig(
+                execution_timeout=Duration.seconds(config.durable_execution_timeout_seconds),
+                retention_period=Duration.days(config.durable_retention_days),
+            ),
+            layers=(sdk,),
+        )
+        self.function, self.invoked = worker.function, worker.invoked
+        rule = events.Rule(
+            self,
+            "UnfinishedExecutions",
+            description="A job's durable execution failed, timed out or was stopped: record the job",
+            event_pattern=events.EventPattern(
+                source=["aws.lambda"],
+                detail_type=["Durable Execution Status Change"],
+                detail={
+                    "status": DURABLE_FAILURE_STATUSES,
+                    # The version's ARN (<function>:<version>): this function's executions only.
+                    "functionArn": [{"prefix": f"{self.function.function_arn}:"}],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.recorder,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        acknowledge(
+            worker,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicDurableExecutionRolePolicy]",
+            "AWS's own policy for durable functions: the logs of AWSLambdaBasicExecutionRole plus "
+            "lambda:CheckpointDurableExecution and lambda:GetDurableExecutionState, which the SDK calls "
+            "with the checkpoint token of an execution this function is running (Lambda Developer Guide, "
+            "'Security and permissions for Lambda durable functions').",
+        )
 
     def _queue_worker(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
         """``dispatch=sqs``: the jobs queue, consumed through an event source mapping.

@@ -1,6 +1,6 @@
 """Hands a stored job to the worker: one asynchronous Lambda invocation (``dispatch=lambda``),
-one message on the jobs queue (``dispatch=sqs``) or one workflow execution
-(``dispatch=stepfunctions``). Either way the job is already stored;
+one message on the jobs queue (``dispatch=sqs``), one workflow execution
+(``dispatch=stepfunctions``) or one durable execution (``dispatch=durable``). Either way the job is already stored;
 only the transport differs."""
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jobs import clients
 from jobs.model import is_job_id
+
+logger = Logger(child=True)
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -124,8 +127,64 @@ class StateMachineDispatcher:
             raise DispatchError(str(error)) from error
 
 
-def dispatcher_for(settings: Settings) -> LambdaDispatcher | QueueDispatcher | StateMachineDispatcher:
-    """The dispatcher the deployment chose (``DISPATCH``: ``lambda``, ``sqs`` or ``stepfunctions``)."""
+class DurableDispatcher:
+    """Starts the job's durable execution (``dispatch=durable``): an asynchronous invoke of
+    the worker's alias (durable functions take only qualified names) named after the job.
+    Lambda starts one execution per name: the same name and payload again returns the
+    existing execution, another payload is refused (Lambda Developer Guide, "Idempotency
+    in durable functions"). Either way the job starts at most once."""
+
+    def __init__(self, function_name: str, client: LambdaClient | None = None) -> None:
+        self._function_name = function_name
+        self._client = client  # else boto3's, created on the first dispatch
+
+    def dispatch(self, job_id: str, correlation_id: str | None) -> None:
+        client = self._client or clients.lambda_()
+        try:
+            response = client.invoke(
+                FunctionName=self._function_name,
+                InvocationType="Event",
+                DurableExecutionName=job_id,
+                Payload=worker_event(job_id, correlation_id).encode(),
+            )
+        except client.exceptions.DurableExecutionAlreadyStartedException:
+            return  # already started: that is the one execution this job gets
+        except (ClientError, BotoCoreError) as error:
+            raise DispatchError(str(error)) from error
+        if response.get("StatusCode") != 202:
+            raise DispatchError(f"unexpected status {response.get('StatusCode')} from Invoke")
+
+
+class DurableExecutions:
+    """Stops a cancelled job's durable execution. The invocation running at that moment goes
+    on until its next checkpoint, which the SDK then refuses (Lambda API Reference,
+    StopDurableExecution); every write it tries meanwhile is refused too, since its owner
+    asked to cancel the job."""
+
+    def __init__(self, client: LambdaClient | None = None) -> None:
+        self._client = client  # else boto3's, created on the first stop
+
+    def stop(self, execution_arn: str) -> bool:
+        """True once stopped; False when it cannot be (it already ended, say): the job
+        then ends as its worker records it."""
+        try:
+            (self._client or clients.lambda_()).stop_durable_execution(
+                DurableExecutionArn=execution_arn,
+                Error={"ErrorType": "JobCancelled", "ErrorMessage": "the job's owner cancelled it"},
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("could not stop the job's durable execution", extra={"error": str(error)})
+            return False
+        return True
+
+
+def dispatcher_for(
+    settings: Settings,
+) -> LambdaDispatcher | QueueDispatcher | StateMachineDispatcher | DurableDispatcher:
+    """The dispatcher the deployment chose (``DISPATCH``: ``lambda``, ``sqs``, ``stepfunctions``
+    or ``durable``)."""
+    if settings.dispatch == "durable":
+        return DurableDispatcher(settings.require("worker_function_name"))
     if settings.dispatch == "sqs":
         return QueueDispatcher(settings.require("jobs_queue_url"))
     if settings.dispatch == "stepfunctions":

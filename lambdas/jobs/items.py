@@ -4,7 +4,8 @@ Item layout (key ``job_id``): ``owner``, ``task``, ``input`` and ``result`` (JSO
 ``status``, ``created_at``/``updated_at`` (ISO 8601), ``attempts``, ``attempt_id`` and
 ``lease_expires_at`` (the owning attempt), ``progress_percent``/``progress_message``,
 ``error_type``/``error_message``, ``last_error_*`` (the last failed attempt),
-``cancel_requested_at``, ``step`` (``dispatch=stepfunctions``), ``callback_url`` and ``callback_*`` (the webhook and its
+``cancel_requested_at``, ``step`` (``dispatch=stepfunctions`` or ``durable``),
+``execution_arn`` (``durable``), ``callback_url`` and ``callback_*`` (the webhook and its
 delivery), ``expires_at`` (TTL), and, only while the job is unfinished,
 ``active_shard``/``stuck_after``: the keys of the sparse index the reaper queries.
 
@@ -87,6 +88,7 @@ def job_from_item(item: dict[str, Any]) -> Job:
         correlation_id=item.get("correlation_id"),
         cancel_requested="cancel_requested_at" in item,
         step=item.get("step"),
+        execution_arn=item.get("execution_arn"),
         callback_url=item.get("callback_url"),
         callback=_callback_from_item(item),
     )

@@ -7,6 +7,7 @@ own and the data-access layer (``repository.py``) only has to enforce them atomi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -97,6 +98,11 @@ class JobError:
     def to_dict(self) -> dict[str, str]:
         return {"type": self.type, "message": self.message}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobError:
+        """The error :meth:`to_dict` wrote."""
+        return cls(str(data["type"]), str(data["message"]))
+
 
 @dataclass(frozen=True)
 class StoredResult:
@@ -137,7 +143,8 @@ class Job:
     attempts: int = 0
     correlation_id: str | None = None
     cancel_requested: bool = False  # the owner asked to cancel a RUNNING job; the worker will stop it
-    step: str | None = None  # dispatch=stepfunctions: the workflow step the job is in (or failed in)
+    step: str | None = None  # dispatch=stepfunctions or durable: the step the job is in (or failed in)
+    execution_arn: str | None = None  # dispatch=durable: the job's durable execution, which cancel stops
     callback_url: str | None = None  # POSTed the final job document when the job finishes
     callback: CallbackRecord | None = None  # the outcome of that delivery, once attempted
 

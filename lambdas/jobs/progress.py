@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from jobs.model import Progress
+
+T = TypeVar("T")
 
 
 class JobNoLongerOwned(Exception):
@@ -45,6 +48,17 @@ class ProgressReporter:
         if self._last_write is not None and now - self._last_write < self._min_interval:
             return
         self._write(progress, now)
+
+    def step(self, name: str, function: Callable[[], T]) -> T:
+        """Run one named step of the task and return what ``function()`` returns. With
+        ``dispatch=durable`` the step is checkpointed (``jobs.durable.DurableProgress``);
+        here it simply runs, so a task written in steps works with every dispatcher."""
+        return function()
+
+    def wait(self, seconds: float) -> None:
+        """Pause the task. With ``dispatch=durable`` the job waits without the function
+        running; here it sleeps, within the attempt's time."""
+        time.sleep(max(0.0, seconds))
 
     def _write(self, progress: Progress, now: float) -> None:
         self._last_write = now

@@ -10,14 +10,21 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 # The module whose ``@task`` functions are the app's tasks.
 APP_TASKS_MODULE = "jobs.tasks"
 
 
+T = TypeVar("T")
+
+
 class ProgressSink(Protocol):
+    """What a task gets as ``progress`` (see ``jobs/tasks.py``)."""
+
     def report(self, percent: float, message: str | None = None) -> None: ...
+    def step(self, name: str, function: Callable[[], T]) -> T: ...
+    def wait(self, seconds: float) -> None: ...
 
 
 TaskFunction = Callable[[dict[str, Any], ProgressSink], Any]

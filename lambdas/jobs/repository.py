@@ -206,6 +206,12 @@ class JobRepository:
         """Record the workflow step the owning attempt is in; False when it no longer owns the job."""
         return self._update_owned(job_id, attempt_id, "SET step = :step, updated_at = :updated", {":step": step})
 
+    def record_execution(self, job_id: str, attempt_id: str, execution_arn: str) -> bool:
+        """Note the durable execution running the job (``dispatch=durable``), which cancel stops."""
+        return self._update_owned(
+            job_id, attempt_id, "SET execution_arn = :arn, updated_at = :updated", {":arn": execution_arn}
+        )
+
     def record_attempt_error(self, job_id: str, attempt_id: str, error: JobError) -> bool:
         """Note why an attempt gave up, leaving the job RUNNING for Lambda's retry."""
         return self._update_owned(

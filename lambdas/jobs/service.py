@@ -7,6 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobs.model import Job, JobError, JobStatus, is_job_id, new_job_id
@@ -62,6 +63,7 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> Job | None: ...
     def fail(self, job_id: str, error: JobError, attempt_id: str | None = None) -> bool: ...
     def request_cancel(self, job_id: str, owner: str) -> Job | None: ...
+    def cancel(self, job_id: str, attempt_id: str | None = None) -> bool: ...
     def list_for_owner(
         self, owner: str, status: JobStatus | None, limit: int, start_after: dict[str, str] | None
     ) -> tuple[list[Job], dict[str, str] | None]: ...
@@ -76,6 +78,10 @@ class ResultLinks(Protocol):
 
 class Dispatcher(Protocol):
     def dispatch(self, job_id: str, correlation_id: str | None) -> None: ...
+
+
+class ExecutionStopper(Protocol):
+    def stop(self, execution_arn: str) -> bool: ...
 
 
 def job_view(job: Job, results: ResultLinks | None) -> dict[str, Any]:
@@ -100,10 +106,13 @@ class JobService:
         results: ResultLinks | None = None,
         callback_policy: CallbackPolicy | None = None,
         tasks: Mapping[str, TaskDefinition] | None = None,
+        executions: ExecutionStopper | None = None,
     ) -> None:
         """``tasks`` and ``dispatcher`` are needed to submit (the status and cancel
-        functions build a service without them: their cold starts load no task module)."""
+        functions build a service without them: their cold starts load no task module);
+        ``executions`` stops a cancelled job's durable execution (``dispatch=durable``)."""
         self._store = store
+        self._executions = executions
         self._tasks: Mapping[str, TaskDefinition] = tasks or {}
         self._dispatcher = dispatcher
         self._results = results
@@ -189,6 +198,16 @@ class JobService:
             raise JobNotFound(f"job {job_id} not found")
         if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
             raise JobAlreadyFinished(f"job {job_id} already finished as {job.status.value}")
+        # A durable job may be waiting for hours, with no progress report to notice the
+        # request: stop its execution, then record what its owner asked for.
+        if (
+            job.status is JobStatus.RUNNING
+            and job.execution_arn
+            and self._executions is not None
+            and self._executions.stop(job.execution_arn)
+            and self._store.cancel(job_id)
+        ):
+            job = replace(job, status=JobStatus.CANCELLED)
         return job
 
     def list_for_owner(

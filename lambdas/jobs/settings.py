@@ -120,7 +120,7 @@ class Settings(Tuning):
 
     app: AppName = setting("APP_NAME", app_name)
     jobs_table_name: str = setting("JOBS_TABLE_NAME", text)
-    dispatch: str = setting("DISPATCH", choice("lambda", "sqs", "stepfunctions"), "lambda")
+    dispatch: str = setting("DISPATCH", choice("lambda", "sqs", "stepfunctions", "durable"), "lambda")
     # Resources, each wired in by the construct that owns it (None: this function has none).
     idempotency_table_name: str | None = setting("IDEMPOTENCY_TABLE_NAME", text, None)
     worker_function_name: str | None = setting("WORKER_FUNCTION_NAME", text, None)

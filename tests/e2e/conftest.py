@@ -15,10 +15,15 @@ from local.server import LocalRuntime
 from tests.conftest import synthesize_app
 from tests.support import TEST_TASKS
 
-JOB_RUNNERS = {"jobs.handlers.worker.handler", "jobs.handlers.queue_worker.handler", "jobs.handlers.steps.process"}
+JOB_RUNNERS = {
+    "jobs.handlers.worker.handler",
+    "jobs.handlers.queue_worker.handler",
+    "jobs.handlers.steps.process",
+    "jobs.handlers.durable_worker.handler",
+}
 
 
-@pytest.fixture(scope="session", params=["lambda", "sqs", "stepfunctions"])
+@pytest.fixture(scope="session", params=["lambda", "sqs", "stepfunctions", "durable"])
 def dispatch(request: pytest.FixtureRequest) -> str:
     """Every test on ``runtime`` runs against each transport to the worker."""
     return str(request.param)
@@ -35,7 +40,8 @@ def runtime(dispatch: str, cdk_out: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def job_runner(runtime: LocalRuntime) -> FunctionRuntime:
-    """The function that runs jobs: the worker, the queue worker or the workflow's process step."""
+    """The function that runs jobs: the worker, the queue worker, the workflow's process step
+    or the durable worker."""
     assert runtime.lambdas is not None
     [runner] = [function for function in runtime.lambdas.functions.values() if function.spec.handler in JOB_RUNNERS]
     return runner

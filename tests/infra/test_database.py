@@ -12,7 +12,8 @@ import pytest
 from aws_cdk.assertions import Template
 
 from stacks.config import AppConfig, ConfigError
-from stacks.database import DATABASE_USER, InstalledDistributions, pinned_requirements
+from stacks.database import DATABASE_USER, DRIVER_REQUIREMENTS
+from stacks.layers import InstalledDistributions, pinned_requirements
 from tests.infra.conftest import synth
 from tests.infra.test_network import JOB_RUNNERS, resources
 
@@ -191,7 +192,7 @@ def test_capacity_and_engine_are_checked_at_synth(context: dict[str, Any], messa
 
 
 def test_the_driver_layer_is_the_pinned_pure_python_copy_of_this_venv(tmp_path: Path) -> None:
-    pins = pinned_requirements()
+    pins = pinned_requirements(DRIVER_REQUIREMENTS)
     assert pins["pg8000"] and set(pins) >= {"pg8000", "scramp", "asn1crypto"}
     assert InstalledDistributions(pins).try_bundle(str(tmp_path), None) is True
     assert (tmp_path / "python" / "pg8000" / "native.py").is_file()

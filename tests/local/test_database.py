@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -229,6 +230,12 @@ def test_concurrent_first_jobs_fill_the_sample_table_once(server: LocalPostgres)
 
     class Progress:
         def report(self, percent: float, message: str | None = None) -> None:
+            pass
+
+        def step(self, name: str, function: Callable[[], Any]) -> Any:
+            return function()
+
+        def wait(self, seconds: float) -> None:
             pass
 
     results: list[object] = []

@@ -9,14 +9,17 @@ so a handler's ``load_tasks()`` finds these. The names and inputs are the ones t
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import signal
 import time
 from typing import Any
 
 from jobs.registry import REGISTRY, ProgressSink, TaskFailed, load_tasks, task
 
 
-def install() -> None:
+def install() -> None:  # noqa: PLR0915  one registration after another
     """Replace the app's tasks with the ones below (the app's module imported first, so
     that a handler's later ``load_tasks()`` does not register them again)."""
     load_tasks()
@@ -65,6 +68,48 @@ def install() -> None:
     def echo(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
         """Return the input: a task only the tests have, to show whose tasks run."""
         return {"echo": input}
+
+    @task(
+        "stages",
+        _object(
+            {
+                "stages": {"type": "integer", "minimum": 1, "maximum": 10},
+                "stage_seconds": {"type": "number", "minimum": 0, "maximum": 60},
+                "wait_seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+                "journal": {"type": "string", "maxLength": 500},
+                "crash_in": {"type": "string", "maxLength": 50},
+            },
+            required=["stages"],
+        ),
+    )
+    def stages(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+        """``stages`` steps of ``stage_seconds`` each, a wait of ``wait_seconds`` after the
+        first; each step notes its start and end in the file ``journal``. The process dies
+        inside the step ``crash_in`` while the file ``<journal>.crash`` exists (it is removed
+        first, so the step's next run goes through)."""
+        journal = input.get("journal")
+
+        def note(line: str) -> None:
+            if journal:
+                with open(journal, "a") as file:
+                    file.write(line + "\n")
+
+        def stage(name: str, number: int) -> int:
+            note(f"start {name}")
+            if journal and input.get("crash_in") == name and os.path.exists(journal + ".crash"):
+                os.unlink(journal + ".crash")
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(float(input.get("stage_seconds", 0)))
+            note(f"done {name}")
+            return number
+
+        done = []
+        for number in range(1, int(input["stages"]) + 1):
+            done.append(progress.step(f"stage-{number}", functools.partial(stage, f"stage-{number}", number)))
+            progress.report(100 * number / int(input["stages"]), f"stage {number} done")
+            if number == 1 and input.get("wait_seconds"):
+                progress.wait(float(input["wait_seconds"]))
+        return {"stages": done}
 
     @task("whoami", _object({}))
     def whoami(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:

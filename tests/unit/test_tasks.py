@@ -5,12 +5,15 @@ and nothing else in the suite notices (``tests/support/tasks.py`` brings its own
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
 import jobs.tasks as app_tasks
 from jobs.registry import REGISTRY, TaskFailed, load_tasks, task
+
+T = TypeVar("T")
 
 
 class RecordingProgress:
@@ -19,6 +22,12 @@ class RecordingProgress:
 
     def report(self, percent: float, message: str | None = None) -> None:
         self.reports.append(percent)
+
+    def step(self, name: str, function: Callable[[], T]) -> T:
+        return function()
+
+    def wait(self, seconds: float) -> None:
+        pass
 
 
 def example(name: str) -> Any:

@@ -8,13 +8,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs.api import build_resolver, caller_identity, json_response
+from jobs.dispatcher import DurableExecutions
 from jobs.observability import logger
 from jobs.repository import JobRepository
 from jobs.service import JobService
 from jobs.settings import Settings
 
 settings = Settings.from_env()
-service = JobService(JobRepository.from_settings(settings))
+# dispatch=durable: a cancelled job's execution is stopped (it may be in a long wait).
+service = JobService(
+    JobRepository.from_settings(settings),
+    executions=DurableExecutions() if settings.dispatch == "durable" else None,
+)
 app = build_resolver(settings.retry_after_seconds)
 
 

@@ -1,7 +1,11 @@
 """On-failure destination of the worker: records the job FAILED, then keeps the event.
 
 Lambda calls this (asynchronously) with its invocation record once the worker's event
-has used up its retries or grown older than the maximum event age. The job is marked
+has used up its retries or grown older than the maximum event age; with
+``dispatch=durable``, an EventBridge rule calls it with Lambda's "Durable Execution Status
+Change" event when a job's execution failed, timed out or was stopped (a durable function
+has no on-failure destination: Lambda Developer Guide, "Invoking durable Lambda
+functions"). The job is marked
 FAILED with the reason (CANCELLED if its owner had asked to cancel it), unless the
 worker already finished it, and the record goes to
 the encrypted dead-letter queue for inspection and replay. If this function itself
@@ -47,15 +51,38 @@ def failure_reason(record: dict[str, Any]) -> JobError:
     return JobError(condition, message[:1000])
 
 
+# The EventBridge event Lambda sends when a durable execution changes status (Lambda
+# Developer Guide, "Monitoring durable functions"): source aws.lambda, this detail-type.
+DURABLE_STATUS_CHANGE = "Durable Execution Status Change"
+DURABLE_FAILURES = {
+    "FAILED": "the job's durable execution failed",
+    "TIMED_OUT": "the job's durable execution ran past durable_execution_timeout_seconds",
+    "STOPPED": "the job's durable execution was stopped",
+}
+
+
+def durable_failure(event: dict[str, Any]) -> tuple[str | None, JobError]:
+    """The job (the execution's name) and why it ended, from a status-change event."""
+    detail = event.get("detail") or {}
+    name = detail.get("durableExecutionName")
+    work = read_worker_event({"job_id": name})
+    status = str(detail.get("status") or "FAILED")
+    reason = DURABLE_FAILURES.get(status, f"the job's durable execution ended {status}")
+    return (work.job_id if work else None), JobError(f"DurableExecution{status.title().replace('_', '')}", reason)
+
+
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    work = read_worker_event(event.get("requestPayload"))
-    job_id = work.job_id if work else None
-    logger.set_correlation_id(work.correlation_id if work else None)
+    if event.get("detail-type") == DURABLE_STATUS_CHANGE:
+        job_id, reason = durable_failure(event)
+    else:
+        work = read_worker_event(event.get("requestPayload"))
+        job_id, reason = (work.job_id if work else None), failure_reason(event)
+        logger.set_correlation_id(work.correlation_id if work else None)
     marked = cancelled = False
     if job_id is not None:
-        marked = repository.fail(job_id, failure_reason(event))
+        marked = repository.fail(job_id, reason)
         if marked:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         else:  # its owner asked to cancel it before the worker died: honour that instead
@@ -63,6 +90,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.warning(
         "worker event failed for good", extra={"job_id": job_id, "marked_failed": marked, "cancelled": cancelled}
     )
+    if cancelled:  # what its owner asked for: nothing to inspect or replay
+        return {"job_id": job_id, "marked_failed": marked}
     clients.sqs().send_message(QueueUrl=dead_letter_queue_url, MessageBody=json.dumps(event))
     metrics.add_metric(name="EventsDeadLettered", unit=MetricUnit.Count, value=1)
     return {"job_id": job_id, "marked_failed": marked}

@@ -1,0 +1,163 @@
+"""dispatch=durable: the worker as a Lambda durable function, asserted on the template
+against what AWS documents (Lambda Developer Guide, "Lambda durable functions": DurableConfig,
+qualified invocation, the execution role's permissions, status-change events)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.config import AppConfig, ConfigError, default_context
+from stacks.layers import InstalledDistributions, pinned_requirements
+from stacks.worker import DURABLE_SDK_REQUIREMENTS
+from tests.infra.conftest import function_id, only, synth
+
+DURABLE_WORKER = "jobs.handlers.durable_worker.handler"
+
+
+@pytest.fixture(scope="module")
+def durable() -> Template:
+    # nag: every AwsSolutions finding answered (synth raises otherwise)
+    _, template = synth({"dispatch": "durable", "durable_execution_timeout_seconds": 7200}, nag=True)
+    return template
+
+
+def statements_of(template: Template, function: str) -> list[dict[str, Any]]:
+    role = template.to_json()["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_the_worker_is_a_durable_function_with_the_configured_timeout_and_retention(durable: Template) -> None:
+    worker = durable.to_json()["Resources"][function_id(durable, DURABLE_WORKER)]["Properties"]
+    # CloudFormation AWS::Lambda::Function DurableConfig: ExecutionTimeout (s), RetentionPeriodInDays.
+    assert worker["DurableConfig"] == {"ExecutionTimeout": 7200, "RetentionPeriodInDays": 14}
+    assert worker["Runtime"] == "python3.14"  # a runtime durable functions support (python3.13, python3.14)
+    layers = worker["Layers"]
+    assert len(layers) == 2 and {"Ref": Match.any_value()} != layers[1]  # Powertools, then the SDK's own layer
+    sdk = only(durable, "AWS::Lambda::LayerVersion")[0]
+    assert layers[1] == {"Ref": sdk}
+
+
+def test_the_role_has_the_documented_checkpoint_permissions(durable: Template) -> None:
+    worker = function_id(durable, DURABLE_WORKER)
+    role = durable.to_json()["Resources"][worker]["Properties"]["Role"]["Fn::GetAtt"][0]
+    policies = durable.to_json()["Resources"][role]["Properties"]["ManagedPolicyArns"]
+    # AWSLambdaBasicDurableExecutionRolePolicy: logs + lambda:CheckpointDurableExecution and
+    # lambda:GetDurableExecutionState (AWS Managed Policy Reference).
+    assert policies == [
+        {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":iam::aws:policy/service-role/AWSLambdaBasicDurableExecutionRolePolicy",
+                ],
+            ]
+        }
+    ]
+
+
+def test_submit_starts_executions_through_the_live_alias_only(durable: Template) -> None:
+    resources = durable.to_json()["Resources"]
+    worker = function_id(durable, DURABLE_WORKER)
+    alias_id, alias = only(durable, "AWS::Lambda::Alias", {"FunctionName": {"Ref": worker}})
+    assert alias["Properties"]["Name"] == "live"
+    version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+    # An execution resumes on the version that started it: a replaced version stays.
+    assert resources[version_id]["DeletionPolicy"] == "Retain"
+    submit = function_id(durable, "jobs.handlers.submit.handler")
+    variables = resources[submit]["Properties"]["Environment"]["Variables"]
+    assert variables["DISPATCH"] == "durable"
+    # Durable functions take qualified names only (Lambda Developer Guide, "Invoking durable Lambda functions").
+    assert "live" in str(variables["WORKER_FUNCTION_NAME"])
+    invokes = [s for s in statements_of(durable, submit) if s["Action"] == "lambda:InvokeFunction"]
+    assert [s["Resource"] for s in invokes] == [{"Ref": alias_id}]
+    # No event-invoke config: Lambda applies neither retries nor destinations to durable executions.
+    assert not durable.find_resources(
+        "AWS::Lambda::EventInvokeConfig", {"Properties": {"FunctionName": {"Ref": worker}}}
+    )
+
+
+def test_unfinished_executions_reach_the_recorder_from_lambdas_status_change_events(durable: Template) -> None:
+    worker = function_id(durable, DURABLE_WORKER)
+    recorder = function_id(durable, "jobs.handlers.on_failure.handler")
+    _, rule = only(durable, "AWS::Events::Rule", {"EventPattern": Match.object_like({"source": ["aws.lambda"]})})
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.lambda"],
+        "detail-type": ["Durable Execution Status Change"],
+        "detail": {
+            "status": ["FAILED", "TIMED_OUT", "STOPPED"],
+            "functionArn": [{"prefix": {"Fn::Join": ["", [{"Fn::GetAtt": [worker, "Arn"]}, ":"]]}}],
+        },
+    }
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [recorder, "Arn"]}
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    # EventBridge may invoke the recorder (a resource policy for events.amazonaws.com).
+    only(
+        durable,
+        "AWS::Lambda::Permission",
+        {"Principal": "events.amazonaws.com", "FunctionName": {"Fn::GetAtt": [recorder, "Arn"]}},
+    )
+
+
+def test_cancel_may_stop_the_workers_executions_and_nothing_else(durable: Template) -> None:
+    worker = function_id(durable, DURABLE_WORKER)
+    cancel = function_id(durable, "jobs.handlers.cancel.handler")
+    stops = [s for s in statements_of(durable, cancel) if s["Action"] == "lambda:StopDurableExecution"]
+    # Executions are sub-resources of a version: <function>:<version>/durable-execution/...
+    assert stops == [
+        {
+            "Action": "lambda:StopDurableExecution",
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": [worker, "Arn"]}, ":*"]]},
+        }
+    ]
+    variables = durable.to_json()["Resources"][cancel]["Properties"]["Environment"]["Variables"]
+    assert variables["DISPATCH"] == "durable"
+
+
+def test_the_other_dispatchers_have_no_durable_pieces(template: Template) -> None:
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        assert "DurableConfig" not in function["Properties"]
+    assert "lambda:StopDurableExecution" not in str(template.to_json())
+
+
+def test_the_sdk_layer_is_the_pinned_pure_python_copy_of_this_venv(tmp_path: Path) -> None:
+    pins = pinned_requirements(DURABLE_SDK_REQUIREMENTS)
+    assert set(pins) == {"aws-durable-execution-sdk-python"}
+    assert InstalledDistributions(pins).try_bundle(str(tmp_path), None) is True
+    assert (tmp_path / "python" / "aws_durable_execution_sdk_python" / "execution.py").is_file()
+    assert not list(tmp_path.rglob("*.so"))
+
+
+def durable_config(**overrides: Any) -> AppConfig:
+    return AppConfig.from_mapping({**default_context(), "stage": "dev", "dispatch": "durable", **overrides})
+
+
+def test_the_reaper_waits_for_the_executions_own_timeout() -> None:
+    config = durable_config(durable_execution_timeout_seconds=7200)
+    assert config.stuck_after_seconds == 7200 + config.reaper_slack_seconds
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"worker_cold_start": "snapstart"}, "worker_cold_start must be none or provisioned"),
+        ({"max_inline_result_bytes": 200 * 1024}, "max_inline_result_bytes must be at most"),
+        ({"durable_execution_timeout_seconds": 31_622_401}, "durable_execution_timeout_seconds"),
+        ({"durable_retention_days": 91}, "durable_retention_days"),
+    ],
+)
+def test_settings_durable_functions_cannot_take_are_refused_at_synth(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        durable_config(**overrides)
