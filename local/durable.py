@@ -174,6 +174,7 @@ def status_change_event(execution: _Execution, status: str) -> dict[str, Any]:
     """Lambda's EventBridge event for an execution's new status (Lambda Developer Guide,
     "Monitoring durable functions")."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    execution_id = execution.arn.rsplit("/", 1)[-1]
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -184,7 +185,9 @@ def status_change_event(execution: _Execution, status: str) -> dict[str, Any]:
         "region": REGION,
         "resources": [],
         "detail": {
-            "durableExecutionArn": execution.arn,
+            # AWS's shape (<function>:<version>/durable-execution/<name>/<id>), for the rules;
+            # the local runner's own ARNs are bare ids.
+            "durableExecutionArn": f"{execution.function_arn}/durable-execution/{execution.name}/{execution_id}",
             "durableExecutionName": execution.name,
             "functionArn": execution.function_arn,
             "status": status,

@@ -372,6 +372,13 @@ class AppConfig:
                 "is checkpointed with the attempt, and the SDK checkpoints no context result over 256 KiB (escaped "
                 "JSON may double it); larger results go to the results bucket anyway"
             )
+        if self.dispatch == "durable" and self.network != "none":
+            # The SDK checkpoints from inside the function, through the Lambda API: in subnets
+            # without NAT that needs a Lambda interface endpoint, which this app does not build.
+            raise ConfigError(
+                "dispatch=durable cannot run in a VPC yet (vpc or database): the worker's checkpoint calls "
+                "to the Lambda API would need a Lambda interface endpoint"
+            )
         if self.dispatch == "durable" and self.worker_cold_start == "snapstart":
             # AWS documents no SnapStart support for durable functions: refuse rather than guess.
             raise ConfigError("with dispatch=durable, worker_cold_start must be none or provisioned")

@@ -136,7 +136,8 @@ class Worker(Construct):
             self.workflow.state_machine.grant_start_execution(submit.function)
         else:
             self.invoked.grant_invoke(submit.function)
-            submit.acknowledge_invoke_wildcard(self.function)
+            if self.invoked is self.function:  # an alias's grant names the alias alone
+                submit.acknowledge_invoke_wildcard(self.function)
 
     def _worker_function(
         self,
@@ -239,8 +240,9 @@ class Worker(Construct):
                 detail_type=["Durable Execution Status Change"],
                 detail={
                     "status": DURABLE_FAILURE_STATUSES,
-                    # The version's ARN (<function>:<version>): this function's executions only.
-                    "functionArn": [{"prefix": f"{self.function.function_arn}:"}],
+                    # <function>:<version>/durable-execution/<name>/<id>: always version-qualified
+                    # (Lambda API Reference, the DurableExecutionArn pattern), so this function's only.
+                    "durableExecutionArn": [{"prefix": f"{self.function.function_arn}:"}],
                 },
             ),
         )

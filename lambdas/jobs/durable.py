@@ -135,14 +135,24 @@ class DurableProgress:
 
     def step(self, name: str, function: Callable[[], T]) -> T:
         """Run ``function()`` as the durable step ``name`` (shown as the job's ``step``): once
-        it has returned, its result (JSON, well under 256 KB) is replayed, never recomputed."""
+        it has returned, its result (JSON, well under 256 KB) is replayed, never recomputed.
+        When the invocation's time left looks too short for another such step, the job goes
+        on in a fresh invocation (a one-second wait), not in one Lambda would cut short."""
 
-        def run(_: StepContext) -> T:
+        def run(_: StepContext) -> dict[str, Any]:
             if not self._store.enter_step(self._job_id, self._attempt_id, name):
                 raise JobNoLongerOwned("the job is no longer owned by this execution")
-            return function()
+            started = remaining_seconds(self._context)
+            value = function()
+            left = remaining_seconds(self._context)
+            # Checkpointed with the value, so that every replay decides the same way: when
+            # another step as long as this one would not fit, go on in a fresh invocation.
+            return {"value": value, "fresh_invocation": left < self._margin + (started - left)}
 
-        return self._context.step(run, name=name, config=self._config)
+        answer = self._context.step(run, name=name, config=self._config)
+        if answer["fresh_invocation"]:
+            self._context.wait(Duration.from_seconds(1), name="fresh-invocation")
+        return answer["value"]  # type: ignore[no-any-return]
 
     def wait(self, seconds: float) -> None:
         """Pause the job for ``seconds`` (at least 1) without running the function: Lambda

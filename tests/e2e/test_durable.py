@@ -15,7 +15,7 @@ from local.server import LocalRuntime
 from tests.e2e.test_jobs_e2e import dead_letters, submit, wait
 
 # Only the durable variant of the session's runtimes.
-pytestmark = pytest.mark.parametrize("dispatch", ["durable"], indirect=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("dispatch", ["durable"], indirect=True)]
 
 
 def journal_of(path: Path) -> list[str]:

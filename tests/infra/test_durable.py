@@ -96,7 +96,7 @@ def test_unfinished_executions_reach_the_recorder_from_lambdas_status_change_eve
         "detail-type": ["Durable Execution Status Change"],
         "detail": {
             "status": ["FAILED", "TIMED_OUT", "STOPPED"],
-            "functionArn": [{"prefix": {"Fn::Join": ["", [{"Fn::GetAtt": [worker, "Arn"]}, ":"]]}}],
+            "durableExecutionArn": [{"prefix": {"Fn::Join": ["", [{"Fn::GetAtt": [worker, "Arn"]}, ":"]]}}],
         },
     }
     [target] = rule["Properties"]["Targets"]
@@ -156,6 +156,8 @@ def test_the_reaper_waits_for_the_executions_own_timeout() -> None:
         ({"max_inline_result_bytes": 200 * 1024}, "max_inline_result_bytes must be at most"),
         ({"durable_execution_timeout_seconds": 31_622_401}, "durable_execution_timeout_seconds"),
         ({"durable_retention_days": 91}, "durable_retention_days"),
+        ({"vpc": "new"}, "cannot run in a VPC yet"),
+        ({"database": "postgres"}, "cannot run in a VPC yet"),
     ],
 )
 def test_settings_durable_functions_cannot_take_are_refused_at_synth(overrides: dict[str, Any], message: str) -> None:

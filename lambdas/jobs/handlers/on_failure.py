@@ -74,7 +74,8 @@ def durable_failure(event: dict[str, Any]) -> tuple[str | None, JobError]:
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("detail-type") == DURABLE_STATUS_CHANGE:
+    durable = event.get("detail-type") == DURABLE_STATUS_CHANGE
+    if durable:
         job_id, reason = durable_failure(event)
     else:
         work = read_worker_event(event.get("requestPayload"))
@@ -90,7 +91,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.warning(
         "worker event failed for good", extra={"job_id": job_id, "marked_failed": marked, "cancelled": cancelled}
     )
-    if cancelled:  # what its owner asked for: nothing to inspect or replay
+    # Nothing to inspect or replay: what its owner asked for, or (durable) a job its worker
+    # or its cancel already ended; a stopped execution always reports its end here.
+    if cancelled or (durable and job_id is not None and not marked):
         return {"job_id": job_id, "marked_failed": marked}
     clients.sqs().send_message(QueueUrl=dead_letter_queue_url, MessageBody=json.dumps(event))
     metrics.add_metric(name="EventsDeadLettered", unit=MetricUnit.Count, value=1)
