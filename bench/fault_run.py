@@ -31,6 +31,7 @@ JOB_RUNNERS = {
     "lambda": "jobs.handlers.worker.handler",
     "sqs": "jobs.handlers.queue_worker.handler",
     "stepfunctions": "jobs.handlers.steps.process",
+    "durable": "jobs.handlers.durable_worker.handler",
 }
 WORKER_HANDLER = JOB_RUNNERS["lambda"]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
@@ -120,13 +121,18 @@ def run_fault_scenario(runtime: Any, client: Any, jobs: int, clients: int = 16, 
         while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300).get("Messages"):
             for message in batch:
                 body = json.loads(message["Body"])
-                # Lambda's invocation record (dispatch=lambda), or the job's own message (sqs).
+                # Lambda's invocation record (dispatch=lambda), the job's own message (sqs), or
+                # the status change of its durable execution (durable).
                 payload = body.get("requestPayload") or body
+                if "detail" in body:
+                    payload = {"job_id": body["detail"].get("durableExecutionName")}
                 report.dead_lettered.append(str(payload.get("job_id")))
     workers = {name for name, function in runtime.lambdas.functions.items() if function.spec.handler == WORKER_HANDLER}
     report.given_up = [
         str(event.payload.get("job_id")) for name, event, _ in runtime.lambdas.given_up if name in workers
     ]
+    if runtime.durable is not None:  # executions that ended other than SUCCEEDED
+        report.given_up += [name for name, status in runtime.durable.ended if status != "SUCCEEDED"]
     return report
 
 

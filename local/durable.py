@@ -78,6 +78,7 @@ class LocalDurableService:
         self._running: dict[str, _Execution] = {}  # by ARN
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.ended: list[tuple[str, str]] = []  # (execution name, final status), for tests and benchmarks
 
     def start_service(self) -> None:
         with socket.socket() as probe:  # the runner binds the port itself
@@ -167,6 +168,7 @@ class LocalDurableService:
                 with self._lock:
                     self._running.pop(execution.arn, None)
                 log.info("durable execution %s ended %s", execution.name, state)
+                self.ended.append((execution.name, str(state)))
                 self._on_status_change(status_change_event(execution, str(state)))
 
 

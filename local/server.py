@@ -418,6 +418,11 @@ class LocalRuntime:
             # machine cannot: the runtime's own cap of sandboxes makes callers wait instead of
             # answering a 429 AWS would not send (Step Functions' Task states invoke here).
             slot_timeout = 0 if runtime.spec.reserved_concurrency is not None else runtime.spec.timeout_seconds
+            if is_handler_invoke(request):
+                # The durable execution service's own invocation: throttled, it would retry with
+                # backoff until the execution's timeout; the local runner gives up after five, so
+                # here it waits for a free sandbox instead.
+                slot_timeout = None
             result = self.lambdas.invoke(name, payload, slot_timeout=slot_timeout)
         except FunctionNotFound:
             return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}")

@@ -147,10 +147,11 @@ class Worker(Construct):
         description: str,
         durable: lambda_.DurableConfig | None = None,
         layers: tuple[lambda_.ILayerVersion, ...] = (),
+        construct_id: str = "Worker",
     ) -> PythonFunction:
         return PythonFunction(
             self,
-            "Worker",
+            construct_id,
             config=config,
             handler=handler,
             description=description,
@@ -218,7 +219,9 @@ class Worker(Construct):
         self.durable = True
         self._on_failure_recorder(config, store, environment)
         assert self.recorder is not None
-        sdk = python_layer(self, "DurableSdk", DURABLE_SDK_REQUIREMENTS, "AWS durable execution SDK (pure Python)")
+        sdk = python_layer(
+            self, "DurableSdk", DURABLE_SDK_REQUIREMENTS, "The AWS durable execution SDK and its boto3 (pure Python)"
+        )
         worker = self._worker_function(
             config,
             environment,
@@ -229,6 +232,10 @@ class Worker(Construct):
                 retention_period=Duration.days(config.durable_retention_days),
             ),
             layers=(sdk,),
+            # Durability is set only when a function is created (Lambda Developer Guide,
+            # "Configure Lambda durable functions"): a function of its own, so that switching
+            # dispatch replaces the worker instead of updating it in place.
+            construct_id="DurableWorker",
         )
         self.function, self.invoked = worker.function, worker.invoked
         rule = events.Rule(

@@ -4,6 +4,8 @@ qualified invocation, the execution role's permissions, status-change events).""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,23 @@ def test_cancel_may_stop_the_workers_executions_and_nothing_else(durable: Templa
     assert variables["DISPATCH"] == "durable"
 
 
+def test_switching_to_durable_replaces_the_worker_rather_than_updating_it(durable: Template) -> None:
+    # Durability can only be enabled when a function is created: a new logical id makes
+    # CloudFormation create the durable worker and delete the old one.
+    _, plain = synth({"dispatch": "lambda"})
+    assert function_id(durable, DURABLE_WORKER) not in plain.to_json()["Resources"]
+
+
+def test_the_layer_holds_every_distribution_its_packages_require() -> None:
+    pins = {name.lower() for name in pinned_requirements(DURABLE_SDK_REQUIREMENTS)}
+    for name in pins:
+        for requirement in importlib.metadata.requires(name) or []:
+            if "extra ==" in requirement:
+                continue
+            required = re.match(r"[A-Za-z0-9_.-]+", requirement)
+            assert required is not None and required.group(0).lower() in pins, f"{name} needs {requirement}"
+
+
 def test_the_other_dispatchers_have_no_durable_pieces(template: Template) -> None:
     for function in template.find_resources("AWS::Lambda::Function").values():
         assert "DurableConfig" not in function["Properties"]
@@ -134,9 +153,11 @@ def test_the_other_dispatchers_have_no_durable_pieces(template: Template) -> Non
 
 def test_the_sdk_layer_is_the_pinned_pure_python_copy_of_this_venv(tmp_path: Path) -> None:
     pins = pinned_requirements(DURABLE_SDK_REQUIREMENTS)
-    assert set(pins) == {"aws-durable-execution-sdk-python"}
+    assert set(pins) >= {"aws-durable-execution-sdk-python", "boto3", "botocore"}
     assert InstalledDistributions(pins).try_bundle(str(tmp_path), None) is True
     assert (tmp_path / "python" / "aws_durable_execution_sdk_python" / "execution.py").is_file()
+    # The boto3 the SDK needs ships with it, whatever the runtime's own is.
+    assert (tmp_path / "python" / "botocore" / "data" / "lambda").is_dir()
     assert not list(tmp_path.rglob("*.so"))
 
 
