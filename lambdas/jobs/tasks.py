@@ -8,6 +8,12 @@ A task is a plain function ``(input, progress) -> result``:
 * ``progress.report(percent, message)`` tells polling clients how far you are. Call it
   as often as you like: writes are throttled. If it raises ``JobNoLongerOwned``, let it
   propagate: another attempt owns the job now.
+* ``progress.step("name", fn)`` runs ``fn()`` as one named step and returns its result;
+  ``progress.wait(seconds)`` pauses. With ``dispatch=durable`` a step is checkpointed (a
+  resumed job never runs a finished step again) and a wait runs nothing, so a job may
+  outlive one invocation's 15 minutes; keep step results small JSON and the code between
+  steps free of side effects (it runs again on each resume). Elsewhere ``step`` just calls
+  ``fn()`` and ``wait`` sleeps, so the same task runs with every dispatcher.
 * The return value must be JSON-serialisable; it becomes the job's ``result``. Up to
   ``max_inline_result_bytes`` (64 KiB) it is kept on the job; beyond, up to
   ``max_result_bytes`` (50 MiB), it is stored in S3 and clients get a presigned URL.
