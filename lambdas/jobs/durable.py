@@ -16,7 +16,8 @@ operation that already finished returns its checkpointed answer instead of runni
    of side effects. The attempt's answer (the stored result, or why it ended) is
    checkpointed, so a finished attempt never runs again. An attempt that ends with
    ``TransientTaskError`` or runs out of one invocation's time outside a step is followed
-   by a pause and another attempt, up to ``max_attempts``.
+   by a pause and another attempt, up to ``max_attempts``: a new attempt starts the task
+   over, its steps included (a step's own failures are retried inside the step instead).
 3. ``finish`` (a step): record the job COMPLETED, FAILED or CANCELLED.
 
 Time. The SDK runs the handler on a thread of its own, so the SIGALRM deadline of the
@@ -45,11 +46,14 @@ from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import (
     DurableExecutionsError,
     DurableOperationError,
+    RetryableSerDesError,
+    SerDesError,
     StepInterruptedError,
 )
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.types import StepContext
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from jobs.model import JobError, StoredResult
 from jobs.progress import JobNoLongerOwned, ProgressReporter
@@ -97,7 +101,15 @@ def step_config(max_attempts: int) -> StepConfig:
                 max_attempts=max_attempts,
                 initial_delay=Duration.from_seconds(RETRY_INITIAL_DELAY_SECONDS),
                 max_delay=Duration.from_seconds(RETRY_MAX_DELAY_SECONDS),
-                retryable_error_types=[TransientTaskError, StepTimedOut, StepInterruptedError],
+                # AWS calls that failed after botocore's own retries (throttling, a 5XX, a dropped
+                # connection) are tried again too: a job's bookkeeping never fails it.
+                retryable_error_types=[
+                    TransientTaskError,
+                    StepTimedOut,
+                    StepInterruptedError,
+                    BotoCoreError,
+                    ClientError,
+                ],
             )
         ),
         step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY,
@@ -131,11 +143,14 @@ class DurableProgress:
         invocation's time is nearly up (let it propagate)."""
         if remaining_seconds(self._context) < self._margin:
             raise StepTimedOut("the invocation's time is nearly up")
+        if self._context.is_replaying():  # a report the job has moved past: do not write it again
+            return
         self._reporter.report(percent, message)
 
     def step(self, name: str, function: Callable[[], T]) -> T:
         """Run ``function()`` as the durable step ``name`` (shown as the job's ``step``): once
-        it has returned, its result (JSON, well under 256 KB) is replayed, never recomputed.
+        it has returned, its result (JSON, well under 256 KB) is replayed, never recomputed
+        (unless a later attempt starts the task over).
         When the invocation's time left looks too short for another such step, the job goes
         on in a fresh invocation (a one-second wait), not in one Lambda would cut short."""
 
@@ -193,11 +208,14 @@ class DurableJobRunner:
             if answer["outcome"] != TRANSIENT or attempt == self._max_attempts:
                 break
             error = JobError.from_dict(answer["error"])
-            context.step(
+            recorded = context.step(
                 lambda _, error=error: self._store.record_attempt_error(job_id, job_id, error),  # type: ignore[misc]
                 name="attempt-failed",
                 config=self._step_config,
             )
+            if not recorded:  # cancelled meanwhile (or no longer ours): no other attempt
+                answer = {"outcome": STOPPED}
+                break
             pause = min(RETRY_MAX_DELAY_SECONDS, RETRY_INITIAL_DELAY_SECONDS * 2 ** (attempt - 1))
             context.wait(Duration.from_seconds(pause), name="retry-pause")
         outcome: str = context.step(lambda _: self._finish(job_id, answer), name=FINISH, config=self._step_config)
@@ -205,14 +223,19 @@ class DurableJobRunner:
 
     def _prepare(self, job_id: str, execution_arn: str) -> dict[str, Any]:
         prepared = self._steps.prepare(job_id, job_id)
-        if prepared["outcome"] == READY:
-            self._store.record_execution(job_id, job_id, execution_arn)
+        if prepared["outcome"] == READY and not self._store.record_execution(job_id, job_id, execution_arn):
+            # Cancelled between the claim and now: the ARN cancel would stop is not on the job.
+            job = self._store.get(job_id)
+            return {"outcome": self._runner.stop(job, job_id).outcome.value if job else Outcome.SKIPPED.value}
         return prepared
 
     def _attempt(self, job_id: str, attempt: int, context: DurableContext) -> dict[str, Any]:
         """One attempt at the task; every way it ends becomes a checkpointed answer."""
-        job = self._store.get(job_id)
-        if job is None or job.status.is_terminal:
+        try:
+            job = self._store.get(job_id)
+        except (BotoCoreError, ClientError) as error:
+            return _answer(TRANSIENT, JobError("TransientTaskError", f"could not read the job: {error}"))
+        if job is None or job.status.is_terminal or job.cancel_requested:
             return {"outcome": STOPPED}
         reporter = ProgressReporter(
             lambda progress: self._store.report_progress(job_id, job_id, progress), self._progress_min_interval
@@ -226,7 +249,7 @@ class DurableJobRunner:
         except StepTimedOut:
             message = f"attempt {attempt} of {self._max_attempts} ran out of an invocation's time outside a step"
             return _answer(TRANSIENT, JobError("TimedOut", message))
-        except TransientTaskError as exc:
+        except (TransientTaskError, BotoCoreError, ClientError) as exc:  # AWS's own trouble passes too
             return _answer(TRANSIENT, JobError("TransientTaskError", str(exc)))
         except JobNoLongerOwned:
             return {"outcome": STOPPED}
@@ -237,6 +260,10 @@ class DurableJobRunner:
             if error_type == JobNoLongerOwned.__name__:
                 return {"outcome": STOPPED}
             return _answer(FAILED, JobError(error_type, failed_step.message or "the step failed"))
+        except SerDesError as unserialisable:
+            if isinstance(unserialisable, RetryableSerDesError):
+                raise
+            return _answer(FAILED, JobError("StepResultNotSerializable", str(unserialisable)[:500]))
         except DurableExecutionsError:
             raise  # the SDK's own trouble: Lambda retries the invocation
         except Exception as exc:  # TaskFailed, or the task's own bug: the job fails
@@ -249,8 +276,12 @@ class DurableJobRunner:
     def _finish(self, job_id: str, answer: Mapping[str, Any]) -> str:
         """Record how the job ended; the outcome (COMPLETED, FAILED, CANCELLED or SKIPPED)."""
         job = self._store.get(job_id)
-        if job is None or job.status.is_terminal:
+        if job is None:
             return Outcome.SKIPPED.value
+        if job.status.is_terminal:
+            # While the execution lives only it may end the job: a retried finish whose first
+            # try ended it before its invocation died.
+            return job.status.value
         if answer.get("outcome") == COMPLETED:
             result = answer["result"]
             stored = StoredResult(int(result["size"]), result.get("inline_json"), result.get("location"))

@@ -5,6 +5,7 @@ recorder takes Lambda's status-change event; cancel stops the execution."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -15,6 +16,7 @@ from botocore.stub import Stubber
 
 from jobs.dispatcher import DurableDispatcher, DurableExecutions
 from jobs.handlers import durable_worker, on_failure
+from jobs.registry import REGISTRY, ProgressSink, task
 from jobs.repository import JobRepository
 from jobs.service import JobService
 from jobs.settings import Settings
@@ -149,3 +151,31 @@ def test_stopping_an_execution_that_already_ended_is_not_an_error():
     with Stubber(client) as stub:
         stub.add_client_error("stop_durable_execution", "ResourceNotFoundException", http_status_code=404)
         assert DurableExecutions(client).stop(ARN.format(job="job-1")) is False
+
+
+def test_a_job_whose_owner_cancelled_before_it_ran_is_cancelled_not_run():
+    job_id = submit_job("stages", {"stages": 1})
+    repository = JobRepository.from_settings(Settings.from_env())
+    repository.claim(job_id, job_id, 600)  # an earlier invocation claimed it, then died
+    repository.request_cancel(job_id, job_item(job_id)["owner"])
+    result = run_execution(job_id)
+    assert json.loads(result.result)["outcome"] == "CANCELLED"
+    assert job_item(job_id)["status"] == "CANCELLED" and "step" not in job_item(job_id)
+
+
+@pytest.fixture
+def unserialisable_step() -> Iterator[str]:
+    @task("unserialisable-step", {"type": "object"})
+    def unserialisable(input: dict[str, Any], progress: ProgressSink) -> Any:
+        return progress.step("bad", lambda: {1, 2, 3})  # a set is no JSON
+
+    yield "unserialisable-step"
+    del REGISTRY["unserialisable-step"]
+
+
+def test_a_step_whose_result_is_not_json_fails_the_job_with_that_reason(unserialisable_step: str):
+    job_id = submit_job(unserialisable_step, {})
+    result = run_execution(job_id)
+    assert result.status is InvocationStatus.SUCCEEDED
+    item = job_item(job_id)
+    assert (item["status"], item["error_type"]) == ("FAILED", "StepResultNotSerializable")
