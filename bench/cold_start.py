@@ -21,7 +21,10 @@ The floors are what any function of this kind must load, written as plainly as p
   ``APIGatewayRestResolver`` + the idempotency utility with that client;
 * worker floor: ``import boto3``, one DynamoDB client, Logger + Metrics.
 
-    python -m bench.cold_start [--runs 9]
+    python -m bench.cold_start [--runs 9] [--dispatch durable]
+
+``--dispatch`` measures that variant's functions (``durable``: the durable worker, which
+also loads the durable SDK and its own boto3 from its layer).
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ def asset_sizes(code_dir: Path) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--dispatch", choices=("lambda", "sqs", "stepfunctions", "durable"), default="lambda")
     args = parser.parse_args(argv)
     from local.server import LocalRuntime  # noqa: PLC0415  see the note on imports
     from local.synth import ROOT, synthesize  # noqa: PLC0415
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         (floors_dir / "api_floor.py").write_text(API_FLOOR)
         (floors_dir / "worker_floor.py").write_text(WORKER_FLOOR)
         # The runtime resolves each function's environment (table names, endpoints) as make run does.
-        runtime = LocalRuntime(synthesize(ROOT / "app.py", Path(out) / "cdk.out"), port=0).start()
+        cdk_out = synthesize(ROOT / "app.py", Path(out) / "cdk.out", {"dispatch": args.dispatch})
+        runtime = LocalRuntime(cdk_out, port=0).start()
         try:
             assert runtime.lambdas is not None
             functions = list(runtime.lambdas.functions.values())
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
                 environment = function.environment
                 subjects.append(Subject(module, function.spec.code_dir, function.spec.handler, environment, floor))
             api_environment = next(s.environment for s in subjects if s.floor == "API floor")
-            worker_environment = next(s.environment for s in subjects if s.label == "jobs.handlers.worker")
+            worker_environment = next(s.environment for s in subjects if s.floor == "worker floor")
             floors = {
                 "API floor": Subject("API floor", floors_dir, "api_floor.handler", api_environment, None),
                 "worker floor": Subject("worker floor", floors_dir, "worker_floor.handler", worker_environment, None),

@@ -5,7 +5,7 @@ The scenario is shared by ``tests/e2e/test_faults.py`` (which asserts that nothi
 or finished twice) and this benchmark (which prints jobs/s and the p99 time from submit to
 a terminal status). The figures measure the local runtime on this machine, not AWS.
 
-    python -m bench.fault_run [--dispatch lambda|sqs|stepfunctions] [--jobs 1000] [--crash 0.10]
+    python -m bench.fault_run [--dispatch lambda|sqs|stepfunctions|durable] [--jobs 1000] [--crash 0.10]
                               [--hang 0.0] [--throttle 0.05]
 """
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import socket
 import threading
 import uuid
@@ -69,8 +70,16 @@ class _Execution:
 
 
 class LocalDurableService:
-    def __init__(self, lambda_endpoint: str, on_status_change: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        lambda_endpoint: str,
+        on_status_change: Callable[[dict[str, Any]], None],
+        credentials: dict[str, str],
+    ) -> None:
+        """``credentials``: the ``AWS_*`` keys the runner signs its invocations with (the
+        runtime's throwaway ones: the front door checks no signature)."""
         self._lambda_endpoint = lambda_endpoint
+        self._credentials = credentials
         self._on_status_change = on_status_change
         self._runner: WebRunner | None = None
         self._port = 0
@@ -92,7 +101,18 @@ class LocalDurableService:
             local_runner_region=REGION,
         )
         self._runner = WebRunner(config)
-        self._runner.start()
+        # The runner's Lambda client takes its credentials from the environment when it is
+        # created; `make run` has none of its own (and needs none).
+        saved = {name: os.environ.get(name) for name in self._credentials}
+        os.environ.update(self._credentials)
+        try:
+            self._runner.start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         threading.Thread(target=self._runner.serve_forever, name="durable-service", daemon=True).start()
         threading.Thread(target=self._watch, name="durable-watch", daemon=True).start()
 

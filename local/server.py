@@ -203,7 +203,7 @@ class LocalRuntime:
         if self.template.apis:
             self.api = LocalRestApi(self.template.apis[0], self._invoke_for_api, self._default_identity)
         if any(spec.durable for spec in self.template.functions.values()):
-            self.durable = LocalDurableService(self.lambda_endpoint, self.put_event)
+            self.durable = LocalDurableService(self.lambda_endpoint, self.put_event, LOCAL_CREDENTIALS)
             self.durable.start_service()
         EventSources(
             self.lambdas,

@@ -28,7 +28,7 @@ To add a task: write the function below, decorate it with ``@task("name", schema
 and submit ``{"task": "name", "input": {...}}``. Keep heavy imports inside the function:
 this module is also imported by the submit function, which only needs the names.
 
-The five tasks below are examples: delete them and keep only yours. Nothing else uses
+The six tasks below are examples: delete them and keep only yours. Nothing else uses
 them (the tests and benchmarks bring their own, ``tests/support/tasks.py``); the
 machinery they use is in ``jobs/registry.py``.
 """
@@ -62,6 +62,42 @@ def sleep(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
         progress.report(100 * elapsed / seconds, f"slept {elapsed:.1f} of {seconds:g} s")
         time.sleep(min(step, seconds - elapsed))
     return {"slept_seconds": round(time.monotonic() - started, 3)}
+
+
+@task(
+    "pipeline",
+    {
+        "type": "object",
+        "properties": {
+            "stages": {"type": "integer", "minimum": 1, "maximum": 20},
+            "stage_seconds": {"type": "number", "minimum": 0, "maximum": 600},
+            "pause_seconds": {"type": "number", "minimum": 0, "maximum": 86_400},
+        },
+        "required": ["stages"],
+        "additionalProperties": False,
+    },
+)
+def pipeline(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
+    """A job in steps with a pause after the first: ``stages`` steps of ``stage_seconds``
+    each (stand-ins for extract, transform, load...), then ``pause_seconds`` of waiting.
+    With ``dispatch=durable`` each step is checkpointed and the pause runs nothing, so the
+    whole may outlast one invocation; elsewhere it runs in one attempt."""
+    stages = int(input["stages"])
+    seconds = float(input.get("stage_seconds", 1))
+    done: list[dict[str, Any]] = []
+    for number in range(1, stages + 1):
+        # A step's result must be JSON (and small): it is what a resumed job gets back.
+        done.append(progress.step(f"stage-{number}", lambda number=number: _stage(number, seconds)))
+        progress.report(100 * number / stages, f"stage {number} of {stages} done")
+        if number == 1 and input.get("pause_seconds"):
+            progress.wait(float(input["pause_seconds"]))
+    return {"stages": done}
+
+
+def _stage(number: int, seconds: float) -> dict[str, Any]:
+    started = time.monotonic()
+    time.sleep(seconds)
+    return {"stage": number, "seconds": round(time.monotonic() - started, 3)}
 
 
 @task(

@@ -79,3 +79,35 @@ def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+def test_a_durable_stack_is_served_without_aws_credentials_and_runs_a_job_in_steps(tmp_path, capsys):
+    # What `make run CDK_ARGS="-c dispatch=durable"` starts on a laptop with no AWS account:
+    # nothing in its environment names a credential. The app's own `pipeline` example, in
+    # steps and a pause longer than the tests' 4 s per invocation.
+    out = synthesize_app(tmp_path / "cdk.out", dispatch="durable")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    server = subprocess.Popen(  # noqa: S603  our own interpreter and module
+        [sys.executable, "-m", "local", "--cdk-out", str(out), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**environment, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambdas")])},
+    )
+    try:
+        assert server.stdout is not None
+        banner = []
+        for line in server.stdout:
+            banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        url = re.search(r"API:\s+(\S+)", "".join(banner))
+        assert url, banner
+        job = '{"stages": 3, "stage_seconds": 1.5, "pause_seconds": 2}'
+        assert cli.main(["--api-url", url.group(1), "submit", "pipeline", "--input", job, "--wait"]) == 0
+        printed = capsys.readouterr().out
+        stages = [int(n) for n in re.findall(r'"stage": (\d+)', printed)]  # the result: it completed
+        assert stages == [1, 2, 3], printed
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)

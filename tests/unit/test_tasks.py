@@ -38,6 +38,27 @@ def example(name: str) -> Any:
     return function
 
 
+def test_pipeline_runs_its_stages_as_steps_and_waits_once():
+    class Steps(RecordingProgress):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps: list[str] = []
+            self.waits: list[float] = []
+
+        def step(self, name: str, function: Callable[[], T]) -> T:
+            self.steps.append(name)
+            return function()
+
+        def wait(self, seconds: float) -> None:
+            self.waits.append(seconds)
+
+    progress = Steps()
+    result = example("pipeline")({"stages": 3, "stage_seconds": 0, "pause_seconds": 60}, progress)
+    assert [stage["stage"] for stage in result["stages"]] == [1, 2, 3]
+    assert progress.steps == ["stage-1", "stage-2", "stage-3"] and progress.waits == [60.0]
+    assert progress.reports[-1] == 100
+
+
 def test_the_tests_run_their_own_tasks_not_the_apps():
     assert load_tasks() is REGISTRY
     assert set(REGISTRY) == {"sleep", "fail", "primes", "report", "echo", "stages", "whoami"}
