@@ -417,7 +417,9 @@ class LocalRuntime:
             # Without, AWS scales it out of the account's pool (1,000 by default), which this
             # machine cannot: the runtime's own cap of sandboxes makes callers wait instead of
             # answering a 429 AWS would not send (Step Functions' Task states invoke here).
-            slot_timeout = 0 if runtime.spec.reserved_concurrency is not None else runtime.spec.timeout_seconds
+            slot_timeout: float | None = (
+                0 if runtime.spec.reserved_concurrency is not None else runtime.spec.timeout_seconds
+            )
             if is_handler_invoke(request):
                 # The durable execution service's own invocation: throttled, it would retry with
                 # backoff until the execution's timeout; the local runner gives up after five, so

@@ -63,6 +63,8 @@ class AsyncJobsStack(Stack):
         )
         if self.database is not None:
             self.database.connect(self.worker.function)
+        if self.network is not None and config.dispatch == "durable":
+            self.network.reach_lambda(self.worker.function, config)
         self.notifications: JobNotifications | None = None
         api_environment = environment
         account = ApiGatewayAccount(self, "ApiGatewayAccount", create_role=config.apigateway_cloudwatch_role)

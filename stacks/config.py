@@ -132,6 +132,7 @@ class AppConfig:
     vpc_security_group_id: str | None = field(metadata=checked(values.aws_id("sg")))
     vpc_gateway_endpoints: str = field(metadata=checked(values.choice("create", "existing")))
     vpc_route_table_ids: list[str] = field(metadata=checked(values.aws_ids("rtb")))
+    vpc_lambda_endpoint: str = field(metadata=checked(values.choice("create", "existing")))
     database: str = field(metadata=checked(values.choice("none", "postgres")))
     database_min_capacity: float = field(metadata=checked(values.capacity(0.5, 256)))
     database_max_capacity: float = field(metadata=checked(values.capacity(1, 256)))
@@ -371,13 +372,6 @@ class AppConfig:
                 f"with dispatch=durable, max_inline_result_bytes must be at most {largest_inline}: an inline result "
                 "is checkpointed with the attempt, and the SDK checkpoints no context result over 256 KiB (escaped "
                 "JSON may double it); larger results go to the results bucket anyway"
-            )
-        if self.dispatch == "durable" and self.network != "none":
-            # The SDK checkpoints from inside the function, through the Lambda API: in subnets
-            # without NAT that needs a Lambda interface endpoint, which this app does not build.
-            raise ConfigError(
-                "dispatch=durable cannot run in a VPC yet (vpc or database): the worker's checkpoint calls "
-                "to the Lambda API would need a Lambda interface endpoint"
             )
         if self.dispatch == "durable" and self.worker_cold_start == "snapstart":
             # AWS documents no SnapStart support for durable functions: refuse rather than guess.

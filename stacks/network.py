@@ -6,7 +6,10 @@ runs in two isolated private subnets, in two Availability Zones. Isolated subnet
 route to the internet: everything the worker calls on AWS goes through a VPC endpoint.
 It calls two services itself, DynamoDB (the jobs table) and S3 (large results), so two
 gateway endpoints are enough, and they are free (Amazon VPC User Guide, "Gateway
-endpoints": "There is no additional charge for using gateway endpoints"). Logs, traces,
+endpoints": "There is no additional charge for using gateway endpoints"). With
+``dispatch=durable`` it calls a third, Lambda's checkpoint API (the durable SDK, from
+inside the function): an interface endpoint with private DNS, which is billed per hour and
+per GB (:meth:`JobNetwork.reach_lambda`). Logs, traces,
 retries and destinations are the Lambda service's own traffic, outside the VPC. Each
 endpoint's policy admits this stack's table and bucket only. The API functions stay
 outside the VPC: they reach only AWS APIs and gain nothing from it.
@@ -24,6 +27,7 @@ from __future__ import annotations
 from aws_cdk import Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.config import AppConfig
@@ -73,7 +77,7 @@ class JobNetwork(Construct):
             allow_all_outbound=False,
         )
         security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the gateway endpoints (DynamoDB, S3)"
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC endpoints (DynamoDB, S3; Lambda if durable)"
         )
         self.security_group = security_group
         return [subnet.route_table.route_table_id for subnet in vpc.isolated_subnets]
@@ -93,6 +97,45 @@ class JobNetwork(Construct):
             self, "WorkerSecurityGroup", config.vpc_security_group_id, mutable=False
         )
         return config.vpc_route_table_ids if config.vpc_gateway_endpoints == "create" else []
+
+    def reach_lambda(self, worker: lambda_.IFunction, config: AppConfig) -> None:
+        """``dispatch=durable``: the durable SDK checkpoints each step through the Lambda API
+        (``lambda:CheckpointDurableExecution``, ``lambda:GetDurableExecutionState``), from
+        inside the function, so from these subnets. A Lambda interface endpoint with private
+        DNS answers for Lambda's regional name there (AWS Lambda Developer Guide, "Connecting
+        inbound interface VPC endpoints for Lambda"), reachable on 443 from the worker's
+        security group only, its policy admitting the worker's checkpoint calls only. With
+        ``vpc=existing`` and ``vpc_lambda_endpoint=existing``, your VPC's own endpoint serves
+        them (one per service: a second with private DNS would fail the deploy)."""
+        if config.network == "existing" and config.vpc_lambda_endpoint == "existing":
+            return
+        group = ec2.SecurityGroup(
+            self,
+            "LambdaEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="The Lambda interface endpoint: HTTPS in from the job-running function only",
+            allow_all_outbound=False,
+        )
+        group.add_ingress_rule(self.security_group, ec2.Port.tcp(443), "HTTPS from the job-running function")
+        keep_no_traffic_placeholder(group)
+        endpoint = ec2.InterfaceVpcEndpoint(
+            self,
+            "LambdaEndpoint",
+            vpc=self.vpc,
+            service=ec2.InterfaceVpcEndpointAwsService.LAMBDA_,
+            subnets=self.subnets,
+            security_groups=[group],
+            private_dns_enabled=True,
+            open=False,  # no rule for the whole VPC's range: the worker's group alone
+        )
+        endpoint.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
+                # Executions are sub-resources of the worker's versions: <function>:<version>/...
+                resources=[f"{worker.function_arn}:*"],
+            )
+        )
 
     def _build_gateway_endpoints(self, store: JobStore, route_table_ids: list[str]) -> None:
         """DynamoDB and S3 on ``route_table_ids``, each admitting only what this stack's worker uses."""
@@ -133,3 +176,22 @@ class JobNetwork(Construct):
             route_table_ids=route_table_ids,
             policy_document=iam.PolicyDocument(statements=[statement]),
         )
+
+
+def keep_no_traffic_placeholder(group: ec2.SecurityGroup) -> None:
+    """``group`` (``allow_all_outbound=False``) keeps CDK's "Disallow all traffic" egress
+    rule inline, whatever rules are added to it as separate resources."""
+    resource = group.node.default_child
+    assert isinstance(resource, ec2.CfnSecurityGroup)
+    resource.add_property_override(
+        "SecurityGroupEgress",
+        [
+            {
+                "CidrIp": "255.255.255.255/32",
+                "Description": "Disallow all traffic",
+                "IpProtocol": "icmp",
+                "FromPort": 252,
+                "ToPort": 86,
+            }
+        ],
+    )

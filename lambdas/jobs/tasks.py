@@ -35,6 +35,7 @@ machinery they use is in ``jobs/registry.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -87,7 +88,7 @@ def pipeline(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
     done: list[dict[str, Any]] = []
     for number in range(1, stages + 1):
         # A step's result must be JSON (and small): it is what a resumed job gets back.
-        done.append(progress.step(f"stage-{number}", lambda number=number: _stage(number, seconds)))
+        done.append(progress.step(f"stage-{number}", functools.partial(_stage, number, seconds)))
         progress.report(100 * number / stages, f"stage {number} of {stages} done")
         if number == 1 and input.get("pause_seconds"):
             progress.wait(float(input["pause_seconds"]))

@@ -177,10 +177,74 @@ def test_the_reaper_waits_for_the_executions_own_timeout() -> None:
         ({"max_inline_result_bytes": 200 * 1024}, "max_inline_result_bytes must be at most"),
         ({"durable_execution_timeout_seconds": 31_622_401}, "durable_execution_timeout_seconds"),
         ({"durable_retention_days": 91}, "durable_retention_days"),
-        ({"vpc": "new"}, "cannot run in a VPC yet"),
-        ({"database": "postgres"}, "cannot run in a VPC yet"),
+        ({"vpc_lambda_endpoint": "maybe"}, "vpc_lambda_endpoint"),
     ],
 )
 def test_settings_durable_functions_cannot_take_are_refused_at_synth(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         durable_config(**overrides)
+
+
+def lambda_endpoints(template: Template) -> dict[str, Any]:
+    return {
+        logical_id: endpoint
+        for logical_id, endpoint in template.find_resources("AWS::EC2::VPCEndpoint").items()
+        if "lambda" in str(endpoint["Properties"]["ServiceName"])
+    }
+
+
+@pytest.mark.parametrize("variant", [{"vpc": "new"}, {"database": "postgres"}])
+def test_in_a_vpc_the_checkpoint_calls_reach_lambda_through_an_interface_endpoint(variant: dict[str, str]) -> None:
+    # Isolated subnets route nowhere but to endpoints, and the SDK calls the Lambda API from
+    # inside the function: without this, every checkpoint would time out.
+    _, template = synth({"dispatch": "durable", **variant}, nag=True)
+    [endpoint] = lambda_endpoints(template).values()
+    properties = endpoint["Properties"]
+    assert properties["VpcEndpointType"] == "Interface" and properties["PrivateDnsEnabled"] is True
+    assert properties["ServiceName"] == {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".lambda"]]}
+    assert len(properties["SubnetIds"]) == 2  # the job subnets, one per Availability Zone
+    worker = function_id(template, DURABLE_WORKER)
+    [statement] = properties["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
+    assert statement["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [worker, "Arn"]}, ":*"]]}
+    # Reachable on 443 from the worker's security group, from nothing else.
+    [group] = properties["SecurityGroupIds"]
+    group_id = group["Fn::GetAtt"][0]
+    ingress = [
+        rule["Properties"]
+        for rule in template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
+    ]
+    worker_groups = template.to_json()["Resources"][worker]["Properties"]["VpcConfig"]["SecurityGroupIds"]
+    assert ingress == [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 443,
+            "ToPort": 443,
+            "Description": "HTTPS from the job-running function",
+            "GroupId": {"Fn::GetAtt": [group_id, "GroupId"]},
+            "SourceSecurityGroupId": worker_groups[0],
+        }
+    ]
+    assert "SecurityGroupIngress" not in template.to_json()["Resources"][group_id]["Properties"]
+
+
+EXISTING = {
+    "vpc": "existing",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "vpc_security_group_id": "sg-0123456789abcdef0",
+    "vpc_route_table_ids": "rtb-0123456789abcdef0",
+}
+
+
+def test_an_existing_vpc_may_bring_its_own_lambda_endpoint() -> None:
+    _, created = synth({"dispatch": "durable", **EXISTING}, nag=True)
+    assert len(lambda_endpoints(created)) == 1
+    _, brought = synth({"dispatch": "durable", **EXISTING, "vpc_lambda_endpoint": "existing"}, nag=True)
+    assert lambda_endpoints(brought) == {}
+
+
+def test_the_other_dispatchers_in_a_vpc_build_no_lambda_endpoint() -> None:
+    _, template = synth({"vpc": "new"})
+    assert lambda_endpoints(template) == {}

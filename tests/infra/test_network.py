@@ -74,7 +74,7 @@ def test_only_the_function_that_runs_jobs_is_in_the_vpc(vpc_stack: tuple[str, Te
     assert group["Properties"]["SecurityGroupEgress"] == [
         {
             "CidrIp": "0.0.0.0/0",
-            "Description": "HTTPS to the gateway endpoints (DynamoDB, S3)",
+            "Description": "HTTPS to the VPC endpoints (DynamoDB, S3; Lambda if durable)",
             "FromPort": 443,
             "IpProtocol": "tcp",
             "ToPort": 443,
