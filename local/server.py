@@ -191,7 +191,13 @@ class LocalRuntime:
         resolver = self._resolver()
         runtimes = {}
         for name, spec in self.template.functions.items():
-            environment = {key: self._localize(str(resolver.resolve(value))) for key, value in spec.environment.items()}
+            # AWS_ENDPOINT_URL*: where a deployed function reaches AWS (a VPC endpoint's name);
+            # here the runtime's emulated endpoints take their place.
+            environment = {
+                key: self._localize(str(resolver.resolve(value)))
+                for key, value in spec.environment.items()
+                if not key.startswith("AWS_ENDPOINT_URL")
+            }
             # Template values win over the runtime's defaults; extra_environment (tools, benchmarks) wins over both.
             merged = {**self._base_environment(spec.name, spec.memory_mb), **environment, **self._extra_environment}
             if self.postgres is not None and "DATABASE_HOST" in merged:  # the proxy's port and CA, here

@@ -304,6 +304,8 @@ class AppConfig:
 
     def _check_network(self) -> None:
         """``vpc=existing`` names everything it needs; nothing is looked up at synth."""
+        if self.vpc_lambda_endpoint == "existing" and self.vpc != "existing":
+            raise ConfigError("vpc_lambda_endpoint=existing is for vpc=existing: your VPC's own Lambda endpoint")
         if self.vpc != "existing":
             return
         missing = [name for name in ("vpc_id", "vpc_subnet_ids", "vpc_security_group_id") if not getattr(self, name)]

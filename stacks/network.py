@@ -24,7 +24,7 @@ to the database proxy on 5432 with ``database=postgres``); nothing here changes 
 
 from __future__ import annotations
 
-from aws_cdk import Fn
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -98,16 +98,22 @@ class JobNetwork(Construct):
         )
         return config.vpc_route_table_ids if config.vpc_gateway_endpoints == "create" else []
 
-    def reach_lambda(self, worker: lambda_.IFunction, config: AppConfig) -> None:
+    def reach_lambda(self, worker: lambda_.Function, config: AppConfig) -> None:
         """``dispatch=durable``: the durable SDK checkpoints each step through the Lambda API
         (``lambda:CheckpointDurableExecution``, ``lambda:GetDurableExecutionState``), from
-        inside the function, so from these subnets. A Lambda interface endpoint with private
-        DNS answers for Lambda's regional name there (AWS Lambda Developer Guide, "Connecting
-        inbound interface VPC endpoints for Lambda"), reachable on 443 from the worker's
-        security group only, its policy admitting the worker's checkpoint calls only. With
-        ``vpc=existing`` and ``vpc_lambda_endpoint=existing``, your VPC's own endpoint serves
-        them (one per service: a second with private DNS would fail the deploy)."""
-        if config.network == "existing" and config.vpc_lambda_endpoint == "existing":
+        inside the function, so from these subnets: a Lambda interface endpoint (AWS Lambda
+        Developer Guide, "Connecting inbound interface VPC endpoints for Lambda"), reachable
+        on 443 from the worker's security group only, its policy admitting the worker's role's
+        checkpoint calls only.
+
+        ``vpc=new``: the VPC is the worker's alone, so the endpoint answers for Lambda's
+        regional name (private DNS). ``vpc=existing``: private DNS would take that name over
+        for the whole VPC, cutting off everything else there that calls Lambda, so the
+        endpoint keeps its own name and only the worker is pointed at it
+        (``AWS_ENDPOINT_URL_LAMBDA``, which boto3 reads); with ``vpc_lambda_endpoint=existing``
+        your VPC's own endpoint serves the worker as it is."""
+        existing = config.network == "existing"
+        if existing and config.vpc_lambda_endpoint == "existing":
             return
         group = ec2.SecurityGroup(
             self,
@@ -125,17 +131,23 @@ class JobNetwork(Construct):
             service=ec2.InterfaceVpcEndpointAwsService.LAMBDA_,
             subnets=self.subnets,
             security_groups=[group],
-            private_dns_enabled=True,
+            private_dns_enabled=not existing,
             open=False,  # no rule for the whole VPC's range: the worker's group alone
         )
+        assert worker.role is not None
         endpoint.add_to_policy(
             iam.PolicyStatement(
-                principals=[iam.AnyPrincipal()],
+                # The role, not the function's ARN: the worker's environment names the endpoint
+                # (vpc=existing), which would otherwise depend on the worker in turn.
+                principals=[iam.ArnPrincipal(worker.role.role_arn)],
                 actions=["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
-                # Executions are sub-resources of the worker's versions: <function>:<version>/...
-                resources=[f"{worker.function_arn}:*"],
+                resources=[Stack.of(self).format_arn(service="lambda", resource="function", resource_name="*")],
             )
         )
+        if existing:
+            # DnsEntries: "<hosted zone id>:<name>", the endpoint's regional name first.
+            name = Fn.select(1, Fn.split(":", Fn.select(0, endpoint.vpc_endpoint_dns_entries)))
+            worker.add_environment("AWS_ENDPOINT_URL_LAMBDA", f"https://{name}")
 
     def _build_gateway_endpoints(self, store: JobStore, route_table_ids: list[str]) -> None:
         """DynamoDB and S3 on ``route_table_ids``, each admitting only what this stack's worker uses."""

@@ -42,3 +42,36 @@ def test_a_job_runs_with_the_worker_in_a_vpc(vpc_runtime: LocalRuntime):
     client = JobsClient(vpc_runtime.api_url, credentials=Credentials("VPC", "secret"))
     job = wait(client, submit(client, "primes", {"limit": 1000}))
     assert (job["status"], job["result"]) == ("COMPLETED", {"limit": 1000, "prime_count": 168})
+
+
+EXISTING_VPC = {
+    "vpc": "existing",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "vpc_security_group_id": "sg-0123456789abcdef0",
+    "vpc_route_table_ids": "rtb-0123456789abcdef0",
+}
+
+
+def test_a_durable_job_runs_in_an_existing_vpc_whose_worker_names_its_lambda_endpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    # Deployed, the worker reaches Lambda through AWS_ENDPOINT_URL_LAMBDA (the stack's
+    # endpoint, by its own name); here the runtime's endpoints take the place of every such
+    # variable, so the same template runs.
+    out = synthesize_app(tmp_path_factory.mktemp("cdk.out.vpc.durable"), dispatch="durable", **EXISTING_VPC)
+    runtime = LocalRuntime(out, port=0, retry_base_delay=0.2, preload=TEST_TASKS).start()
+    try:
+        assert runtime.lambdas is not None
+        [worker] = [
+            function
+            for function in runtime.lambdas.functions.values()
+            if function.spec.handler == "jobs.handlers.durable_worker.handler"
+        ]
+        assert "AWS_ENDPOINT_URL_LAMBDA" in worker.spec.environment  # the deployed value
+        assert worker.environment["AWS_ENDPOINT_URL_LAMBDA"] == runtime.lambda_endpoint  # the runtime's
+        client = JobsClient(runtime.api_url, credentials=Credentials("VPC", "secret"))
+        job = wait(client, submit(client, "stages", {"stages": 2, "wait_seconds": 1}))
+        assert (job["status"], job["result"]) == ("COMPLETED", {"stages": [1, 2]})
+    finally:
+        runtime.stop()

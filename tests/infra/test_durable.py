@@ -178,6 +178,7 @@ def test_the_reaper_waits_for_the_executions_own_timeout() -> None:
         ({"durable_execution_timeout_seconds": 31_622_401}, "durable_execution_timeout_seconds"),
         ({"durable_retention_days": 91}, "durable_retention_days"),
         ({"vpc_lambda_endpoint": "maybe"}, "vpc_lambda_endpoint"),
+        ({"vpc_lambda_endpoint": "existing"}, "is for vpc=existing"),
     ],
 )
 def test_settings_durable_functions_cannot_take_are_refused_at_synth(overrides: dict[str, Any], message: str) -> None:
@@ -206,7 +207,13 @@ def test_in_a_vpc_the_checkpoint_calls_reach_lambda_through_an_interface_endpoin
     worker = function_id(template, DURABLE_WORKER)
     [statement] = properties["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
-    assert statement["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [worker, "Arn"]}, ":*"]]}
+    role = template.to_json()["Resources"][worker]["Properties"]["Role"]  # the worker's role alone
+    assert statement["Principal"] == {"AWS": role}
+    # Its own VPC: the endpoint answers for Lambda's regional name; the worker needs no setting.
+    assert (
+        "AWS_ENDPOINT_URL_LAMBDA"
+        not in template.to_json()["Resources"][worker]["Properties"]["Environment"]["Variables"]
+    )
     # Reachable on 443 from the worker's security group, from nothing else.
     [group] = properties["SecurityGroupIds"]
     group_id = group["Fn::GetAtt"][0]
@@ -238,11 +245,42 @@ EXISTING = {
 }
 
 
-def test_an_existing_vpc_may_bring_its_own_lambda_endpoint() -> None:
+def test_in_an_existing_vpc_only_the_worker_is_pointed_at_the_endpoint() -> None:
+    # Private DNS would take Lambda's name over for the whole VPC, cutting off whatever else
+    # there calls Lambda through its NAT: the endpoint keeps its own name instead.
     _, created = synth({"dispatch": "durable", **EXISTING}, nag=True)
-    assert len(lambda_endpoints(created)) == 1
+    [endpoint] = lambda_endpoints(created).values()
+    assert endpoint["Properties"]["PrivateDnsEnabled"] is False
+    endpoint_id = next(iter(lambda_endpoints(created)))
+    worker = function_id(created, DURABLE_WORKER)
+    variables = created.to_json()["Resources"][worker]["Properties"]["Environment"]["Variables"]
+    # boto3 reads AWS_ENDPOINT_URL_LAMBDA; DnsEntries are "<zone id>:<name>", the regional name first.
+    assert variables["AWS_ENDPOINT_URL_LAMBDA"] == {
+        "Fn::Join": [
+            "",
+            [
+                "https://",
+                {
+                    "Fn::Select": [
+                        1,
+                        {"Fn::Split": [":", {"Fn::Select": [0, {"Fn::GetAtt": [endpoint_id, "DnsEntries"]}]}]},
+                    ]
+                },
+            ],
+        ]
+    }
+    submit = function_id(created, "jobs.handlers.submit.handler")
+    assert (
+        "AWS_ENDPOINT_URL_LAMBDA"
+        not in created.to_json()["Resources"][submit]["Properties"]["Environment"]["Variables"]
+    )
+
+
+def test_an_existing_vpc_may_bring_its_own_lambda_endpoint() -> None:
     _, brought = synth({"dispatch": "durable", **EXISTING, "vpc_lambda_endpoint": "existing"}, nag=True)
     assert lambda_endpoints(brought) == {}
+    with pytest.raises(ConfigError, match="vpc_lambda_endpoint=existing is for vpc=existing"):
+        durable_config(vpc="new", vpc_lambda_endpoint="existing")
 
 
 def test_the_other_dispatchers_in_a_vpc_build_no_lambda_endpoint() -> None:
