@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,30 @@ from tests.conftest import synthesize_app
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def served(cdk_out: Path, environment: dict[str, str]) -> Iterator[str]:
+    """``python -m local`` (what ``make run`` starts) on ``cdk_out``, in ``environment``: its
+    banner, once it is serving; stopped with Ctrl-C afterwards."""
+    server = subprocess.Popen(  # noqa: S603  our own interpreter and module
+        [sys.executable, "-m", "local", "--cdk-out", str(cdk_out), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**environment, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambdas")])},
+    )
+    try:
+        assert server.stdout is not None
+        banner = []
+        for line in server.stdout:
+            banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        yield "".join(banner)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
 
 
 def test_port_in_use_is_a_clear_error(cdk_out, capsys):
@@ -43,21 +69,7 @@ def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp
     # What `make run CDK_ARGS="-c dispatch=stepfunctions"` starts, then `jobs submit ... --wait`
     # (with the tests' 4 s worker timeout, so a 1 s job).
     out = synthesize_app(tmp_path / "cdk.out", dispatch="stepfunctions")
-    server = subprocess.Popen(  # noqa: S603  our own interpreter and module
-        [sys.executable, "-m", "local", "--cdk-out", str(out), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambdas")])},
-    )
-    try:
-        assert server.stdout is not None
-        banner = []
-        for line in server.stdout:
-            banner.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        text = "".join(banner)
+    with served(out, dict(os.environ)) as text:
         url = re.search(r"API:\s+(\S+)", text)
         execution_command = re.search(r"--endpoint (\S+) \\\n\s+--state-machine (\S+) <job_id>", text)
         assert url and execution_command, text
@@ -76,9 +88,6 @@ def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp
             "Finalise",
         ]
         assert execution.main(["--endpoint", endpoint, "--state-machine", machine, str(uuid.uuid4())]) == 1
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
 
 
 def test_a_durable_stack_is_served_without_aws_credentials_and_runs_a_job_in_steps(tmp_path, capsys):
@@ -87,27 +96,11 @@ def test_a_durable_stack_is_served_without_aws_credentials_and_runs_a_job_in_ste
     # steps and a pause longer than the tests' 4 s per invocation.
     out = synthesize_app(tmp_path / "cdk.out", dispatch="durable")
     environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    server = subprocess.Popen(  # noqa: S603  our own interpreter and module
-        [sys.executable, "-m", "local", "--cdk-out", str(out), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**environment, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lambdas")])},
-    )
-    try:
-        assert server.stdout is not None
-        banner = []
-        for line in server.stdout:
-            banner.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        url = re.search(r"API:\s+(\S+)", "".join(banner))
+    with served(out, environment) as banner:
+        url = re.search(r"API:\s+(\S+)", banner)
         assert url, banner
         job = '{"stages": 3, "stage_seconds": 1.5, "pause_seconds": 2}'
         assert cli.main(["--api-url", url.group(1), "submit", "pipeline", "--input", job, "--wait"]) == 0
         printed = capsys.readouterr().out
         stages = [int(n) for n in re.findall(r'"stage": (\d+)', printed)]  # the result: it completed
         assert stages == [1, 2, 3], printed
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
