@@ -36,6 +36,7 @@ from local.template import (
     ACCOUNT_ID,
     REGION,
     AppTemplate,
+    FunctionSpec,
     Resolver,
     UnsupportedTemplate,
     load,
@@ -414,7 +415,7 @@ class LocalRuntime:
         try:
             spec = self.lambdas.runtime(name).spec
             if spec.durable is not None and not is_handler_invoke(request):
-                return self._start_durable_execution(name, request, invocation_type)
+                return self._start_durable_execution(spec, name, request, invocation_type)
             if invocation_type == "Event":
                 request_id = self.lambdas.invoke_async(name, payload)
                 return HttpResponse(202, [("x-amzn-RequestId", request_id)], b"")
@@ -441,11 +442,13 @@ class LocalRuntime:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         return HttpResponse(200, headers, json.dumps(result.payload).encode())
 
-    def _start_durable_execution(self, name: str, request: HttpRequest, invocation_type: str) -> HttpResponse:
+    def _start_durable_execution(
+        self, spec: FunctionSpec, name: str, request: HttpRequest, invocation_type: str
+    ) -> HttpResponse:
         """An Invoke of a durable function starts an execution (Lambda Developer Guide,
         "Invoking durable Lambda functions"): only through a qualified name, and here only
         asynchronously (synchronously, the caller would wait for the whole execution)."""
-        assert self.lambdas is not None and self.durable is not None
+        assert self.durable is not None
         qualifier = name.rsplit(":function:", 1)[-1].partition(":")[2]
         if not qualifier:
             return _lambda_error(
@@ -456,9 +459,7 @@ class LocalRuntime:
                 400, "InvalidParameterValueException", "the local runtime starts durable executions asynchronously only"
             )
         try:
-            arn = self.durable.start(
-                self.lambdas.runtime(name).spec, qualifier, request.header("X-Amz-Durable-Execution-Name"), request.body
-            )
+            arn = self.durable.start(spec, qualifier, request.header("X-Amz-Durable-Execution-Name"), request.body)
         except AlreadyStarted as error:
             return _lambda_error(409, "DurableExecutionAlreadyStartedException", str(error))
         return HttpResponse(202, [("x-amzn-RequestId", str(uuid.uuid4())), ("X-Amz-Durable-Execution-Arn", arn)], b"")

@@ -35,7 +35,7 @@ from constructs import Construct
 from jobs.settings import Settings
 from stacks.config import AppConfig
 from stacks.layers import LAYERS_DIR, python_layer
-from stacks.network import JobNetwork, keep_no_traffic_placeholder
+from stacks.network import JobNetwork
 from stacks.python_function import acknowledge, log_group
 
 DATABASE_NAME = "jobs"
@@ -60,6 +60,25 @@ def cluster_parameters(config: AppConfig) -> dict[str, str]:
     holding a pooled connection."""
     timeout_ms = config.tuning.database_statement_timeout_seconds * 1000
     return {"rds.force_ssl": "1", "statement_timeout": str(timeout_ms)}
+
+
+def keep_no_traffic_placeholder(group: ec2.SecurityGroup) -> None:
+    """``group`` (``allow_all_outbound=False``) keeps CDK's "Disallow all traffic" egress
+    rule inline, whatever rules are added to it as separate resources."""
+    resource = group.node.default_child
+    assert isinstance(resource, ec2.CfnSecurityGroup)
+    resource.add_property_override(
+        "SecurityGroupEgress",
+        [
+            {
+                "CidrIp": "255.255.255.255/32",
+                "Description": "Disallow all traffic",
+                "IpProtocol": "icmp",
+                "FromPort": 252,
+                "ToPort": 86,
+            }
+        ],
+    )
 
 
 class JobDatabase(Construct):

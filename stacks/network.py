@@ -123,7 +123,6 @@ class JobNetwork(Construct):
             allow_all_outbound=False,
         )
         group.add_ingress_rule(self.security_group, ec2.Port.tcp(443), "HTTPS from the job-running function")
-        keep_no_traffic_placeholder(group)
         endpoint = ec2.InterfaceVpcEndpoint(
             self,
             "LambdaEndpoint",
@@ -188,22 +187,3 @@ class JobNetwork(Construct):
             route_table_ids=route_table_ids,
             policy_document=iam.PolicyDocument(statements=[statement]),
         )
-
-
-def keep_no_traffic_placeholder(group: ec2.SecurityGroup) -> None:
-    """``group`` (``allow_all_outbound=False``) keeps CDK's "Disallow all traffic" egress
-    rule inline, whatever rules are added to it as separate resources."""
-    resource = group.node.default_child
-    assert isinstance(resource, ec2.CfnSecurityGroup)
-    resource.add_property_override(
-        "SecurityGroupEgress",
-        [
-            {
-                "CidrIp": "255.255.255.255/32",
-                "Description": "Disallow all traffic",
-                "IpProtocol": "icmp",
-                "FromPort": 252,
-                "ToPort": 86,
-            }
-        ],
-    )

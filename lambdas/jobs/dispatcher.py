@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -64,22 +64,33 @@ NOT_READY_PAUSES = (0.5, 1.0, 2.0)
 
 class LambdaDispatcher:
     """Invokes the worker with ``InvocationType="Event"``: Lambda queues the event and
-    answers 202 at once, then retries and routes failures per the event-invoke config."""
+    answers 202 at once, then retries and routes failures per the event-invoke config.
 
-    def __init__(self, function_name: str, client: LambdaClient | None = None) -> None:
+    ``durable`` (``dispatch=durable``): the invoke (of the worker's alias: durable functions
+    take only qualified names) starts a durable execution named after the job. Lambda
+    starts one execution per name: the same name and payload again returns the existing
+    execution, another payload is refused (Lambda Developer Guide, "Idempotency in durable
+    functions"). Either way the job starts at most once."""
+
+    def __init__(self, function_name: str, client: LambdaClient | None = None, durable: bool = False) -> None:
         self._function_name = function_name
         self._client = client  # else boto3's, created on the first dispatch
+        self._durable = durable
 
     def dispatch(self, job_id: str, correlation_id: str | None) -> None:
         client = self._client or clients.lambda_()
+        named: dict[str, Any] = {"DurableExecutionName": job_id} if self._durable else {}
         for pause in (*NOT_READY_PAUSES, None):
             try:
                 response = client.invoke(
                     FunctionName=self._function_name,
                     InvocationType="Event",
                     Payload=worker_event(job_id, correlation_id).encode(),
+                    **named,
                 )
                 break
+            except client.exceptions.DurableExecutionAlreadyStartedException:
+                return  # already started: that is the one execution this job gets
             except client.exceptions.SnapStartNotReadyException as error:
                 if pause is None:
                     raise DispatchError(str(error)) from error
@@ -127,34 +138,6 @@ class StateMachineDispatcher:
             raise DispatchError(str(error)) from error
 
 
-class DurableDispatcher:
-    """Starts the job's durable execution (``dispatch=durable``): an asynchronous invoke of
-    the worker's alias (durable functions take only qualified names) named after the job.
-    Lambda starts one execution per name: the same name and payload again returns the
-    existing execution, another payload is refused (Lambda Developer Guide, "Idempotency
-    in durable functions"). Either way the job starts at most once."""
-
-    def __init__(self, function_name: str, client: LambdaClient | None = None) -> None:
-        self._function_name = function_name
-        self._client = client  # else boto3's, created on the first dispatch
-
-    def dispatch(self, job_id: str, correlation_id: str | None) -> None:
-        client = self._client or clients.lambda_()
-        try:
-            response = client.invoke(
-                FunctionName=self._function_name,
-                InvocationType="Event",
-                DurableExecutionName=job_id,
-                Payload=worker_event(job_id, correlation_id).encode(),
-            )
-        except client.exceptions.DurableExecutionAlreadyStartedException:
-            return  # already started: that is the one execution this job gets
-        except (ClientError, BotoCoreError) as error:
-            raise DispatchError(str(error)) from error
-        if response.get("StatusCode") != 202:
-            raise DispatchError(f"unexpected status {response.get('StatusCode')} from Invoke")
-
-
 class DurableExecutions:
     """Stops a cancelled job's durable execution. The invocation running at that moment goes
     on until its next checkpoint, which the SDK then refuses (Lambda API Reference,
@@ -178,13 +161,11 @@ class DurableExecutions:
         return True
 
 
-def dispatcher_for(
-    settings: Settings,
-) -> LambdaDispatcher | QueueDispatcher | StateMachineDispatcher | DurableDispatcher:
+def dispatcher_for(settings: Settings) -> LambdaDispatcher | QueueDispatcher | StateMachineDispatcher:
     """The dispatcher the deployment chose (``DISPATCH``: ``lambda``, ``sqs``, ``stepfunctions``
     or ``durable``)."""
     if settings.dispatch == "durable":
-        return DurableDispatcher(settings.require("worker_function_name"))
+        return LambdaDispatcher(settings.require("worker_function_name"), durable=True)
     if settings.dispatch == "sqs":
         return QueueDispatcher(settings.require("jobs_queue_url"))
     if settings.dispatch == "stepfunctions":

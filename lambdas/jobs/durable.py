@@ -31,7 +31,7 @@ Code outside steps that neither reports progress nor finishes within one invocat
 invoked again by Lambda until the execution's timeout: keep long work in steps. A failure of the
 execution itself (its timeout, the service giving up) is recorded by the on-failure
 recorder from Lambda's "Durable Execution Status Change" event, and by the reaper as a
-last resort; cancelling a job stops its execution (``jobs.executions``).
+last resort; cancelling a job stops its execution (``jobs.dispatcher.DurableExecutions``).
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class DurableJobRunner:
             return _answer(FAILED, task_failure(exc))
         return {
             "outcome": COMPLETED,
-            "result": {"size": stored.size, "inline_json": stored.inline_json, "location": stored.location},
+            "result": stored.to_dict(),
         }
 
     def _finish(self, job_id: str, answer: Mapping[str, Any]) -> str:
@@ -284,7 +284,7 @@ class DurableJobRunner:
             return job.status.value
         if answer.get("outcome") == COMPLETED:
             result = answer["result"]
-            stored = StoredResult(int(result["size"]), result.get("inline_json"), result.get("location"))
+            stored = StoredResult.from_dict(result)
             if self._store.complete(job_id, job_id, stored):
                 logger.info("job completed")
                 return Outcome.COMPLETED.value

@@ -112,6 +112,15 @@ class StoredResult:
     inline_json: str | None = None
     location: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """As it travels between steps (a workflow's state, a durable checkpoint)."""
+        return {"size": self.size, "inline_json": self.inline_json, "location": self.location}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoredResult:
+        """The result :meth:`to_dict` wrote."""
+        return cls(int(data["size"]), data.get("inline_json"), data.get("location"))
+
 
 @dataclass(frozen=True)
 class CallbackRecord:

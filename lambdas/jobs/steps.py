@@ -103,7 +103,7 @@ class StepRunner:
             return self._fail(job, execution, task_failure(exc))
         return {
             "outcome": PROCESSED,
-            "result": {"size": stored.size, "inline_json": stored.inline_json, "location": stored.location},
+            "result": stored.to_dict(),
         }
 
     def finalise(self, job_id: str, execution: str, result: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class StepRunner:
         job = self._owned(job_id, execution, FINALISE)
         if isinstance(job, dict):
             return job
-        stored = StoredResult(int(result["size"]), result.get("inline_json"), result.get("location"))
+        stored = StoredResult.from_dict(result)
         if not self._store.complete(job_id, execution, stored):
             return self._stop(job, execution)
         return {"outcome": Outcome.COMPLETED.value}

@@ -14,7 +14,7 @@ from aws_durable_execution_sdk_python.lambda_service import InvocationStatus
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 from botocore.stub import Stubber
 
-from jobs.dispatcher import DurableDispatcher, DurableExecutions
+from jobs.dispatcher import DurableExecutions, LambdaDispatcher
 from jobs.handlers import durable_worker, on_failure
 from jobs.registry import REGISTRY, ProgressSink, task
 from jobs.repository import JobRepository
@@ -140,7 +140,7 @@ def test_the_dispatcher_starts_one_named_execution_through_the_alias():
         }
         stub.add_response("invoke", {"StatusCode": 202}, expected)
         stub.add_client_error("invoke", "DurableExecutionAlreadyStartedException", http_status_code=409)
-        dispatcher = DurableDispatcher("worker:live", client)
+        dispatcher = LambdaDispatcher("worker:live", client, durable=True)
         dispatcher.dispatch("job-1", None)
         dispatcher.dispatch("job-1", None)  # already started: the one execution the job gets
         stub.assert_no_pending_responses()

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import clients
 from jobs.dispatcher import read_worker_event
-from jobs.model import JobError
+from jobs.model import JobError, is_job_id
 from jobs.observability import logger, metrics
 from jobs.repository import JobRepository
 from jobs.settings import Settings
@@ -65,10 +65,10 @@ def durable_failure(event: dict[str, Any]) -> tuple[str | None, JobError]:
     """The job (the execution's name) and why it ended, from a status-change event."""
     detail = event.get("detail") or {}
     name = detail.get("durableExecutionName")
-    work = read_worker_event({"job_id": name})
+    job_id = name if isinstance(name, str) and is_job_id(name) else None
     status = str(detail.get("status") or "FAILED")
     reason = DURABLE_FAILURES.get(status, f"the job's durable execution ended {status}")
-    return (work.job_id if work else None), JobError(f"DurableExecution{status.title().replace('_', '')}", reason)
+    return job_id, JobError(f"DurableExecution{status.title().replace('_', '')}", reason)
 
 
 @logger.inject_lambda_context(clear_state=True)  # no job keys leak into the next invocation
