@@ -74,7 +74,10 @@ synth: install
 doctor: $(VENV)/.installed
 	$(PYTHON) -m doctor $(CDK_ARGS)
 
+# The read-only preflight first: it stops a deploy CloudFormation would refuse halfway
+# (an account not bootstrapped, the owner-index upgrade skipped; docs/deploy.md).
 deploy: install
+	$(PYTHON) -m doctor $(CDK_ARGS)
 	$(CDK) deploy $(CDK_ARGS)
 
 destroy: install

@@ -8,25 +8,28 @@ invoke has no rate limit of its own, only concurrency), there is no row.
 
     python -m bench.capacity [--jobs-per-second 100] [--owners 1] [--job-seconds 60]
                              [--polls 5] [--progress-writes 5] [--dispatch lambda]
-                             [--notify none] [--owner-shards 1] [--region other]
+                             [--notify none] [--legacy-owner-index] [--region other]
 
-``--owner-shards`` is the design knob issue #18 is about: how many partition keys one
-owner's listing is spread over (1 today). ``--region large`` uses the higher quotas AWS
-gives us-east-1, us-west-2 and eu-west-1 where a service has them.
+``--legacy-owner-index`` models the owner index as it was before issue #18 (one key per
+owner, written by every write of every job) to compare. ``--region large`` uses the higher
+quotas AWS gives us-east-1, us-west-2 and eu-west-1 where a service has them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DISPATCHES = ("lambda", "sqs", "stepfunctions", "durable")
-# The sparse index the reaper reads is spread over this many keys (lambdas/jobs/repository.py).
-ACTIVE_SHARDS = 8
+# The sparse index the reaper reads, and each owner's listing index, are each spread over
+# this many keys (lambdas/jobs/repository.py; tests/unit/test_capacity.py checks).
+ACTIVE_SHARDS = 32
+OWNER_SHARDS = 16
 # How long a submit, status or cancel invocation takes, on average (docs/benchmarks.md: tens of ms).
 API_INVOCATION_SECONDS = 0.05
 # State transitions of one job through the workflow (stacks/workflow.py): Prepare, its
@@ -76,6 +79,16 @@ def limits(region: str = "other") -> dict[str, Limit]:
             "on-demand table starts at 4,000 writes/s and doubles its previous peak within 30 minutes "
             "(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html)",
             "a table quota increase (and warm throughput before a launch)",
+        ),
+        "new_table_writes": Limit(
+            "DynamoDB writes a new on-demand table takes at once",
+            4_000,
+            "per table, until traffic has raised it (on-demand doubles the previous peak within 30 minutes)",
+            False,
+            "Amazon DynamoDB Developer Guide, 'On-demand capacity mode', initial throughput "
+            "(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html); "
+            "warm throughput (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput.html)",
+            "warm throughput set on the table before launch, or a ramp of about 30 minutes per doubling",
         ),
         "table_reads": Limit(
             "DynamoDB on-demand read request units per table",
@@ -199,7 +212,7 @@ class Workload:
     dispatch: str = "lambda"
     notify: str = "none"
     steps_per_job: int = 3  # dispatch=durable: the task's own steps
-    owner_shards: int = 1  # the design: partition keys per owner in the listing index
+    legacy_owner_index: bool = False  # the owner index before issue #18, to compare
 
 
 def writes_per_job(workload: Workload) -> int:
@@ -215,9 +228,15 @@ def writes_per_job(workload: Workload) -> int:
 
 
 def owner_index_writes_per_job(workload: Workload) -> int:
-    """The owner-jobs index projects ``updated_at``, which every one of those writes sets:
-    each is an index write too, on the owner's key."""
-    return writes_per_job(workload)
+    """The owner index holds keys only: only a job's creation writes it (its expiry, later,
+    deletes the entry). The legacy index projected ``updated_at``, which every write of a
+    job sets: each was an index write too, on the owner's one key."""
+    return writes_per_job(workload) if workload.legacy_owner_index else 1
+
+
+def owner_keys(workload: Workload) -> int:
+    """Partition keys one owner's index entries are spread over."""
+    return 1 if workload.legacy_owner_index else OWNER_SHARDS
 
 
 @dataclass(frozen=True)
@@ -246,15 +265,18 @@ def rows(workload: Workload, settings: Settings, region: str = "other") -> list[
     known = limits(region)
     requests = 1 + workload.polls_per_job  # POST /jobs, then the polls
     hottest_owner = 1 / max(1, workload.owners)  # the share of jobs of the busiest caller, spread evenly
+    owner_index = "owner-jobs (legacy)" if workload.legacy_owner_index else "owner-shards"
     found = [
         Row(
             known["partition_writes"],
-            "owner-jobs index: the busiest owner's key",
-            owner_index_writes_per_job(workload) * hottest_owner / workload.owner_shards,
+            f"{owner_index} index: the busiest owner's key",
+            owner_index_writes_per_job(workload) * hottest_owner / owner_keys(workload),
         ),
-        Row(known["partition_writes"], "active-jobs index: one of its 8 shards", 2 / ACTIVE_SHARDS),
+        # A job enters the sparse index at creation and leaves it at its end.
+        Row(known["partition_writes"], f"active-jobs index: one of its {ACTIVE_SHARDS} shards", 2 / ACTIVE_SHARDS),
         Row(known["table_writes"], "jobs table: writes", writes_per_job(workload)),
-        Row(known["table_writes"], "owner-jobs index: writes", owner_index_writes_per_job(workload)),
+        Row(known["new_table_writes"], "jobs table: writes, newly created", writes_per_job(workload)),
+        Row(known["table_writes"], f"{owner_index} index: writes", owner_index_writes_per_job(workload)),
         Row(known["table_reads"], "jobs table: strongly consistent reads", workload.polls_per_job + 2),
         Row(
             known["api_account"],
@@ -303,11 +325,30 @@ def rows(workload: Workload, settings: Settings, region: str = "other") -> list[
         ]
     if workload.notify == "websocket":
         # One watcher per job; each change of the job pushed to it (create, claim, progress, end).
+        # Its connection item is written when it subscribes and deleted at disconnect
+        # (lambdas/jobs/connections.py); the job-connections index is keyed by job id, so no
+        # key is shared between jobs, whoever the caller.
         found += [
             Row(known["websocket_connections"], "WebSocket: new connections", 1),
+            Row(known["table_writes"], "connections table: writes", 2),
             Row(known["api_account"], "REST + WebSocket: requests and pushes", requests + writes_per_job(workload)),
         ]
     return found
+
+
+# DynamoDB Streams: "you can design for up to two simultaneous processes to read from the
+# same DynamoDB Streams shard at the same time. Exceeding this limit can result in request
+# throttling" (Amazon DynamoDB Developer Guide, 'Quotas in Amazon DynamoDB',
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+STREAM_READERS_PER_SHARD = 2
+
+
+def stream_readers(workload: Workload) -> list[str]:
+    """The functions reading the jobs table's stream (each shard is read by each of them):
+    the webhook callbacks always (stacks/callbacks.py), the WebSocket push with
+    ``notify=websocket`` (stacks/notifications.py). A count, not a rate: no workload
+    changes it, and AWS documents no record rate per stream shard."""
+    return ["callbacks"] + (["push"] if workload.notify == "websocket" else [])
 
 
 def first_ceiling(workload: Workload, settings: Settings, region: str = "other") -> tuple[Row, float]:
@@ -318,23 +359,75 @@ def first_ceiling(workload: Workload, settings: Settings, region: str = "other")
     )
 
 
+def needs(workload: Workload, settings: Settings, region: str = "other") -> list[str]:
+    """What this workload needs beyond the defaults: each setting to raise, each quota
+    increase to ask for, each key no quota can help (the most each one must allow)."""
+    wanted: dict[str, float] = {}
+    for row in rows(workload, settings, region):
+        load = row.load(workload)
+        if load <= row.ceiling:
+            continue
+        if not row.limit.adjustable and load > row.limit.value:
+            wanted[f"{row.what}: {row.limit.remedy}"] = load
+            continue
+        if load > row.limit.value:
+            name = f"{row.limit.name} quota"
+            wanted[name] = max(wanted.get(name, 0), load)
+        if row.cap is not None and load > row.cap and row.cap_name:
+            wanted[f"`{row.cap_name}`"] = max(wanted.get(f"`{row.cap_name}`", 0), load)
+    return [name if ":" in name else f"{name} ≥ {math.ceil(value):,}" for name, value in wanted.items()]
+
+
+# The README's "How far it scales": each rate from one caller and from 10,000.
+SCALE_RATES = (10, 100, 1_000, 10_000)
+SCALE_CALLERS = (1, 10_000)
+
+
+def scale_table(settings: Settings, region: str = "other") -> list[str]:
+    """A Markdown table: for 60-second jobs polled 5 times with 5 progress reports each
+    (``dispatch=lambda``), what each rate needs beyond the defaults."""
+    lines = [
+        "| jobs/s | callers | busiest owner index key, writes/s: before #18 → now (limit 1,000) "
+        "| first ceiling with the defaults | what it needs |",
+        "| ---: | ---: | ---: | --- | --- |",
+    ]
+    for rate in SCALE_RATES:
+        for callers in SCALE_CALLERS:
+            workload = Workload(rate, owners=callers)
+            before, now = (
+                rows(replace(workload, legacy_owner_index=legacy), settings, region)[0].load(workload)
+                for legacy in (True, False)
+            )
+            row, most = first_ceiling(workload, settings, region)
+            ceiling = f"{row.what} ({most:,.0f} jobs/s)"
+            needed = "; ".join(needs(workload, settings, region)) or "nothing"
+            lines.append(f"| {rate:,} | {callers:,} | {before:,.1f} → {now:,.1f} | {ceiling} | {needed} |")
+    return lines
+
+
 def report(workload: Workload, settings: Settings, region: str = "other") -> list[str]:
     lines = [
         f"{workload.jobs_per_second:g} jobs/s from {workload.owners} caller(s), {workload.job_seconds:g} s each, "
         f"{workload.polls_per_job:g} polls and {workload.progress_writes_per_job} progress writes per job, "
-        f"dispatch={workload.dispatch}, notify={workload.notify}, owner shards {workload.owner_shards}",
+        f"dispatch={workload.dispatch}, notify={workload.notify}"
+        + (", legacy owner index" if workload.legacy_owner_index else ""),
         f"{'shared key or quota':<52} {'load':>10} {'limit':>10} {'use':>6}  {'jobs/s at most':>14}",
     ]
     for row in sorted(rows(workload, settings, region), key=lambda r: r.most_jobs_per_second(workload)):
         use = row.load(workload) / row.ceiling
         limit = f"{row.ceiling:,.0f}" + ("*" if row.cap is not None and row.cap < row.limit.value else "")
         most = row.most_jobs_per_second(workload)
-        lines.append(f"{row.what:<52} {row.load(workload):>10,.0f} {limit:>10} {use:>6.0%}  {most:>14,.0f}")
+        shown = f"{most:,.1f}" if most < 10 else f"{most:,.0f}"  # a fraction matters below 10
+        lines.append(f"{row.what:<52} {row.load(workload):>10,.0f} {limit:>10} {use:>6.0%}  {shown:>14}")
+    readers = stream_readers(workload)
+    lines.append(
+        f"jobs table stream: {len(readers)} of {STREAM_READERS_PER_SHARD} readers per shard ({', '.join(readers)})"
+    )
     row, most = first_ceiling(workload, settings, region)
     over = workload.jobs_per_second > most
     needs = f"raise {row.cap_name}" if row.cap is not None and row.cap < row.limit.value else row.limit.remedy
     lines.append(
-        f"first ceiling: {row.what} at {most:,.0f} jobs/s ({row.limit.name}; {'OVER: ' if over else ''}{needs})"
+        f"first ceiling: {row.what} at {most:,.3g} jobs/s ({row.limit.name}; {'OVER: ' if over else ''}{needs})"
     )
     lines.append("* the deployment's own setting, below AWS's limit")
     return lines
@@ -349,9 +442,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--progress-writes", type=int, default=5)
     parser.add_argument("--dispatch", choices=DISPATCHES, default="lambda")
     parser.add_argument("--notify", choices=("none", "websocket"), default="none")
-    parser.add_argument("--owner-shards", type=int, default=1)
+    parser.add_argument("--legacy-owner-index", action="store_true", help="the owner index before issue #18")
     parser.add_argument("--region", choices=("large", "other"), default="other")
+    parser.add_argument("--scale-table", action="store_true", help="print the README's 'How far it scales' table")
     args = parser.parse_args(argv)
+    if args.scale_table:
+        print("\n".join(scale_table(Settings.from_cdk_json(), args.region)))
+        return 0
     workload = Workload(
         args.jobs_per_second,
         args.owners,
@@ -360,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.progress_writes,
         args.dispatch,
         args.notify,
-        owner_shards=args.owner_shards,
+        legacy_owner_index=args.legacy_owner_index,
     )
     print("\n".join(report(workload, Settings.from_cdk_json(), args.region)))
     return 0

@@ -14,6 +14,8 @@ work), 0 otherwise (warnings included). What each check reads:
 * the Powertools layer version in this region, and the runtime and architecture it is built
   for (``lambda:GetLayerVersionByArn``; the layer is public);
 * the account's Lambda concurrency (``lambda:GetAccountSettings``);
+* whether the deployed stack's jobs table needs the owner-index upgrade first
+  (``cloudformation:DescribeStacks``, ``dynamodb:DescribeTable``; ``doctor/upgrade.py``);
 * the alarm e-mail setting (no call).
 """
 
@@ -27,6 +29,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from doctor.upgrade import STEPS as UPGRADE_STEPS
+from doctor.upgrade import indexes_of, jobs_table_of, upgrade_step
 from local.synth import parse_context
 from stacks.config import UNRESERVED_CONCURRENCY_MINIMUM, AppConfig, ConfigError
 from stacks.python_function import POWERTOOLS_LAYER_NAME, POWERTOOLS_PUBLISHERS, RUNTIME
@@ -164,6 +168,19 @@ def check_concurrency(clients: ClientFactory, config: AppConfig) -> Finding:
     return Finding(name, OK, found)
 
 
+def check_owner_index(clients: ClientFactory, config: AppConfig) -> Finding:
+    name = "owner index"
+    try:
+        table = jobs_table_of(clients("cloudformation"), config.stack_name)
+        indexes = None if table is None else indexes_of(clients("dynamodb"), table)
+    except ClientError as error:
+        return Finding(name, WARN, f"could not read the deployed stack ({_error_code(error)})")
+    verdict, found = upgrade_step(indexes, config.keep_legacy_owner_index)
+    return Finding(
+        name, {"ok": OK, "warn": WARN, "fail": FAIL}[verdict], found, UPGRADE_STEPS if verdict == "fail" else ""
+    )
+
+
 def check_alarm_email(config: AppConfig) -> Finding:
     if config.alarm_email:
         return Finding("alarm e-mail", OK, f"{config.alarm_email} (confirm the subscription e-mail SNS sends)")
@@ -185,6 +202,7 @@ def run_checks(config: AppConfig, clients: ClientFactory, region: str) -> list[F
             check_api_gateway_role(clients, config),
             check_powertools_layer(clients, config, region),
             check_concurrency(clients, config),
+            check_owner_index(clients, config),
         ]
     return [*findings, check_alarm_email(config)]
 

@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from local.partitions import WriteBudget, throttling_answer
+
 log = logging.getLogger("local.faults")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 THROTTLED = json.dumps(
@@ -85,9 +87,13 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class ThrottlingProxy:
-    """An HTTP proxy to the emulated DynamoDB that refuses a share of requests as throttled."""
+    """An HTTP proxy to the emulated DynamoDB that refuses a share of requests as throttled
+    (``plan``), and writes over a partition key's budget as DynamoDB does (``budget``,
+    ``local/partitions.py``)."""
 
-    def __init__(self, upstream: str, plan: FaultPlan, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, upstream: str, plan: FaultPlan | None, budget: WriteBudget | None = None, host: str = "127.0.0.1"
+    ) -> None:
         target = urlsplit(upstream)
         upstream_host, upstream_port = target.hostname or host, target.port or 80
         local = threading.local()
@@ -97,9 +103,16 @@ class ThrottlingProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if plan.throttles_next_request():
+                if plan is not None and plan.throttles_next_request():
                     self._answer(400, [("Content-Type", "application/x-amz-json-1.0")], THROTTLED)
                     return
+                if budget is not None:
+                    operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
+                    over = budget.admit(operation, json.loads(body or b"{}"))
+                    if over is not None:
+                        answer = json.dumps(throttling_answer(over[0])).encode()
+                        self._answer(400, [("Content-Type", "application/x-amz-json-1.0")], answer)
+                        return
                 if getattr(local, "connection", None) is None:
                     local.connection = http.client.HTTPConnection(upstream_host, upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}

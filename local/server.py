@@ -30,6 +30,7 @@ from local.event_filter import matches
 from local.event_sources import EventSources
 from local.faults import FaultPlan, ThrottlingProxy
 from local.lambda_service import FunctionNotFound, FunctionRuntime, LambdaService
+from local.partitions import WriteBudget
 from local.postgres import LocalPostgres
 from local.provisioning import HOST, bucket_name, create_state_machines, provision, queue_arn, start_moto
 from local.template import (
@@ -133,14 +134,20 @@ class LocalRuntime:
         schedule_interval: float | None = None,
         faults: FaultPlan | None = None,
         preload: Sequence[str] = (),
+        partition_writes_per_second: float | None = None,
     ) -> None:
         """``schedule_interval`` replaces every EventBridge rule's rate (tests use seconds);
         ``faults`` injects crashes, hangs and DynamoDB throttling (``local/faults.py``);
+        ``partition_writes_per_second`` gives every partition key of every table and index
+        that many writes per second, as DynamoDB gives each 1,000 (``local/partitions.py``);
         ``preload`` names modules each sandbox imports before its handler (the tests'
         own tasks, ``tests/support/tasks.py``, in place of the app's)."""
         self.faults = faults
         self._preload = tuple(preload)
         self._throttling_proxy: ThrottlingProxy | None = None
+        self._partition_writes_per_second = partition_writes_per_second
+        self.write_budget: WriteBudget | None = None
+        self._budget_proxy: ThrottlingProxy | None = None
         self.template: AppTemplate = load(cdk_out, stack_name)
         self._schedule_interval = schedule_interval
         self._stopping = Event()
@@ -187,8 +194,11 @@ class LocalRuntime:
         )
         self._start_websocket_apis()
         self._start_database()
+        if self._partition_writes_per_second is not None:
+            self.write_budget = WriteBudget(self._partition_writes_per_second, self.aws_client("dynamodb"))
+            self._budget_proxy = ThrottlingProxy(self.aws_endpoint, None, self.write_budget)
         if self.faults is not None and self.faults.throttle > 0:
-            self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults)
+            self._throttling_proxy = ThrottlingProxy(self.aws_endpoint, self.faults, self.write_budget)
         resolver = self._resolver()
         runtimes = {}
         for name, spec in self.template.functions.items():
@@ -205,6 +215,8 @@ class LocalRuntime:
                 merged.update(self.postgres.environment())
             if self._throttling_proxy is not None and self.faults is not None and self.faults.applies_to(spec.handler):
                 merged["AWS_ENDPOINT_URL_DYNAMODB"] = self._throttling_proxy.url  # boto3's per-service endpoint
+            elif self._budget_proxy is not None:
+                merged["AWS_ENDPOINT_URL_DYNAMODB"] = self._budget_proxy.url
             runtimes[name] = FunctionRuntime(spec, merged, self.faults, self._preload)
         self.lambdas = LambdaService(runtimes, self._send_to_queue, self._retry_base_delay)
         if self.template.apis:
@@ -237,8 +249,9 @@ class LocalRuntime:
             self.durable.stop()
         if self.lambdas:
             self.lambdas.stop()
-        if self._throttling_proxy:
-            self._throttling_proxy.stop()
+        for proxy in (self._throttling_proxy, self._budget_proxy):
+            if proxy is not None:
+                proxy.stop()
         if self.postgres:
             self.postgres.stop()
         if self._moto:

@@ -116,7 +116,7 @@ class JobsApi(Construct):
         )
         self.status_function = status.function
         invoked["Status"] = status.invoked
-        store.grant_jobs(self.status_function, "dynamodb:GetItem")
+        store.grant_jobs(self.status_function, "dynamodb:GetItem", "dynamodb:BatchGetItem")
         store.grant_query_index(self.status_function, OWNER_INDEX)
         store.grant_results(self.status_function, "s3:GetObject")
 

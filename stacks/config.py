@@ -137,8 +137,9 @@ class AppConfig:
     database_min_capacity: float = field(metadata=checked(values.capacity(0.5, 256)))
     database_max_capacity: float = field(metadata=checked(values.capacity(1, 256)))
     api_stage_name: str = field(metadata=checked(values.stage_name))
-    api_throttle_rate_limit: int = field(metadata=checked(values.integer(1, 10_000)))
-    api_throttle_burst_limit: int = field(metadata=checked(values.integer(1, 5_000)))
+    # Up to what a raised account quota allows (the account's own throttle applies above it).
+    api_throttle_rate_limit: int = field(metadata=checked(values.integer(1, 1_000_000)))
+    api_throttle_burst_limit: int = field(metadata=checked(values.integer(1, 500_000)))
     api_integration_timeout_seconds: int = field(metadata=checked(values.integer(1, 29)))
     worker_timeout_seconds: int = field(metadata=checked(values.integer(3, 900)))
     worker_memory_mb: int = field(metadata=checked(values.integer(128, 10_240)))
@@ -177,6 +178,7 @@ class AppConfig:
     powertools_layer_version: int = field(metadata=checked(values.integer(1, 10_000)))
     apigateway_cloudwatch_role: bool = field(metadata=checked(values.boolean))
     lambda_account_concurrency: int = field(metadata=checked(values.integer(10, 1_000_000)))
+    keep_legacy_owner_index: bool = field(metadata=checked(values.boolean))
 
     @classmethod
     def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:

@@ -23,11 +23,13 @@ JOB_TTL_ATTRIBUTE = "expires_at"
 ACTIVE_INDEX = "active-jobs"
 ACTIVE_SHARD = "active_shard"
 STUCK_AFTER = "stuck_after"
-OWNER_INDEX = "owner-jobs"
-OWNER = "owner"
-CREATED_AT = "created_at"
-# What a listing shows of each job (everything public but the input and the result).
-LISTED_ATTRIBUTES = (
+OWNER_INDEX = "owner-shards"
+OWNER_SHARD = "owner_shard"
+LISTING_ORDER = "listing_order"
+# The owner index of stacks deployed before it was sharded: kept only while upgrading one
+# (keep_legacy_owner_index), exactly as it was, so that CloudFormation leaves it alone.
+LEGACY_OWNER_INDEX = "owner-jobs"
+LEGACY_LISTED_ATTRIBUTES = (
     "task",
     "status",
     "updated_at",
@@ -75,14 +77,23 @@ class JobStore(Construct):
             sort_key=dynamodb.Attribute(name=STUCK_AFTER, type=dynamodb.AttributeType.NUMBER),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
-        # Each caller's jobs, newest first, for GET /jobs; carries only what a listing shows.
+        # Each caller's job ids, newest first, for GET /jobs. Keys only, so that nothing but
+        # a job's creation (and its expiry) writes it; each caller spread over several keys,
+        # so that one caller submitting everything has no hot partition (docs/capacity.md).
         self.jobs_table.add_global_secondary_index(
             index_name=OWNER_INDEX,
-            partition_key=dynamodb.Attribute(name=OWNER, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=CREATED_AT, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.INCLUDE,
-            non_key_attributes=list(LISTED_ATTRIBUTES),
+            partition_key=dynamodb.Attribute(name=OWNER_SHARD, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=LISTING_ORDER, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
+        if config.keep_legacy_owner_index:
+            self.jobs_table.add_global_secondary_index(
+                index_name=LEGACY_OWNER_INDEX,
+                partition_key=dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.INCLUDE,
+                non_key_attributes=list(LEGACY_LISTED_ATTRIBUTES),
+            )
         self.idempotency_table = dynamodb.Table(
             self,
             "IdempotencyTable",

@@ -47,7 +47,7 @@ ERRORS = {
     415: "Content-Type is not application/json",
     422: "Unknown task, input not matching the task's schema, or Idempotency-Key reused with another body",
     429: "Throttled (stage throttling or WAF rate rule): retry after a pause",
-    503: "The worker could not be started; the job is FAILED; retry",
+    503: "Busy (the worker could not be started, or the job store is throttling): retry after Retry-After",
 }
 
 
@@ -194,7 +194,7 @@ def build(config: AppConfig | None = None) -> dict[str, Any]:
                             "description": "A page of jobs (without results)",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobList"}}},
                         },
-                        **_errors(400, 403, 429),
+                        **_errors(400, 403, 429, 503),
                     },
                 },
             },
@@ -203,7 +203,7 @@ def build(config: AppConfig | None = None) -> dict[str, Any]:
                     "operationId": "getJob",
                     "summary": "A job's status, progress, and result or error",
                     "parameters": [job_id],
-                    "responses": {**_job_answer(200, "The job", retry_after=True), **_errors(400, 403, 404, 429)},
+                    "responses": {**_job_answer(200, "The job", retry_after=True), **_errors(400, 403, 404, 429, 503)},
                 },
                 "delete": {
                     "operationId": "cancelJob",
@@ -211,7 +211,7 @@ def build(config: AppConfig | None = None) -> dict[str, Any]:
                     "parameters": [job_id],
                     "responses": {
                         **_job_answer(202, "Cancelled, or cancellation requested", retry_after=True),
-                        **_errors(400, 403, 404, 409, 429),
+                        **_errors(400, 403, 404, 409, 429, 503),
                     },
                 },
             },

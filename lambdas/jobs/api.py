@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from botocore.exceptions import ClientError
 
 from jobs.observability import logger
 from jobs.service import (
@@ -24,6 +25,7 @@ from jobs.service import (
     JobAlreadyFinished,
     JobNotFound,
     JobsError,
+    ListingUnavailable,
     UnknownTask,
 )
 
@@ -133,7 +135,22 @@ STATUS_OF: dict[type[JobsError], int] = {
     InvalidTaskInput: 422,
     InvalidCallbackUrl: 422,
     DispatchFailed: 503,
+    ListingUnavailable: 503,
 }
+
+
+# An AWS service still throttling after botocore's retries: capacity, not a bug, and over
+# soon; the caller should retry (DynamoDB: ProvisionedThroughputExceededException, also for
+# an on-demand table's hot partition; ThrottlingException, RequestLimitExceeded).
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "Throttling",
+    }
+)
 
 
 def build_resolver(retry_after_seconds: int) -> APIGatewayRestResolver:
@@ -151,7 +168,11 @@ def build_resolver(retry_after_seconds: int) -> APIGatewayRestResolver:
         return json_response(status, {"message": excerpt(str(error))}, headers)
 
     @app.exception_handler(Exception)
-    def on_unexpected(_error: Exception) -> Response[str]:
+    def on_unexpected(error: Exception) -> Response[str]:
+        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in THROTTLING_CODES:
+            logger.warning("throttled by AWS after retries", extra={"error": str(error)})
+            retry = {"Retry-After": str(retry_after_seconds)}
+            return json_response(503, {"message": "the service is busy; retry after the Retry-After header"}, retry)
         logger.exception("unhandled error")
         return json_response(500, {"message": "Internal server error"})
 

@@ -9,6 +9,8 @@ Item layout (key ``job_id``): ``owner``, ``task``, ``input`` and ``result`` (JSO
 delivery), ``expires_at`` (TTL), and, only while the job is unfinished,
 ``active_shard``/``stuck_after``: the keys of the sparse index the reaper queries.
 
+``owner_shard``/``listing_order`` are the keys of the owner index that listings query.
+
 ``jobs/repository.py`` runs the queries and conditional updates over these items.
 """
 
@@ -24,6 +26,30 @@ from jobs.model import CallbackRecord, Job, JobError, JobStatus, Progress
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+# What a listing reads of each job: everything Job.to_summary_dict shows, not the input
+# or the result (a read costs the whole item either way, but need not carry it).
+SUMMARY_ATTRIBUTES = (
+    "job_id",
+    "owner",
+    "task",
+    "status",
+    "created_at",
+    "updated_at",
+    "attempts",
+    "progress_percent",
+    "progress_message",
+    "step",
+    "error_type",
+    "error_message",
+    "cancel_requested_at",
+    "callback_url",
+    "callback_status",
+    "callback_attempts",
+    "callback_at",
+    "callback_response_status",
+    "callback_error",
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -10,12 +10,14 @@ The item layout and its mapping to :class:`Job` are in ``jobs/items.py``.
 
 from __future__ import annotations
 
+import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from jobs import clients
-from jobs.items import from_attributes, job_from_item, new_job_item, to_attributes
+from jobs.items import SUMMARY_ATTRIBUTES, from_attributes, job_from_item, new_job_item, to_attributes
 from jobs.model import (
     ALLOWED_TRANSITIONS,
     CallbackRecord,
@@ -27,6 +29,7 @@ from jobs.model import (
     iso,
     utc_now,
 )
+from jobs.service import ListingUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,17 +39,32 @@ if TYPE_CHECKING:
 # The sparse "active jobs" index (stacks/job_store.py creates it with these names): only
 # PENDING and RUNNING jobs carry its keys, so the reaper queries the few unfinished jobs
 # instead of scanning the table. Keys are spread over shards so that a burst of
-# submissions does not make one index partition hot.
+# submissions does not make one index partition hot: a job writes its shard twice (enters,
+# leaves), so 32 shards take 16,000 jobs a second (bench/capacity.py). Raising the count is
+# safe (the reaper queries every shard below it); lowering it would strand unfinished jobs.
 ACTIVE_INDEX = "active-jobs"
 ACTIVE_SHARD = "active_shard"
 STUCK_AFTER = "stuck_after"
-ACTIVE_SHARDS = 8
+ACTIVE_SHARDS = 32
 # Every move to a terminal status ends with this, taking the job out of the index.
 LEAVE_ACTIVE_INDEX = f"{ACTIVE_SHARD}, {STUCK_AFTER}"
-# Each owner's jobs by creation time, for listings (without input and result).
-OWNER_INDEX = "owner-jobs"
+# Each owner's job ids by creation time, for listings: keys only, so that only a job's
+# creation writes it, and each owner's keys spread over OWNER_SHARDS partition keys, so that
+# one caller submitting everything does not make one index partition hot: 16 keys take
+# 16,000 jobs a second from one caller, and a listing page reads each (bench/capacity.py).
+# Raising the count is safe (listings read every shard below it); lowering it would hide
+# older jobs from listings until they expire.
+OWNER_INDEX = "owner-shards"
+OWNER_SHARD = "owner_shard"
+LISTING_ORDER = "listing_order"
+OWNER_SHARDS = 16
 # Reads of the index per listing request, so a rare status filter cannot make one slow.
 MAX_LIST_PAGES = 5
+
+
+# BatchGetItem's unprocessed keys are asked for again after these pauses (exponential
+# backoff, as the API reference asks); still unprocessed after them, the store is busy.
+BATCH_GET_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def _sources_of(target: JobStatus) -> list[JobStatus]:
@@ -66,8 +84,32 @@ def _status_in(target: JobStatus, values: dict[str, Any]) -> str:
     return f"#status IN ({', '.join(placeholders)})"
 
 
+def _is_validation_error(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ValidationException"
+
+
 def _is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def shard_of(job_id: str, shards: int) -> int:
+    """A shard from the job id's random bits (uuid4), so shards fill evenly."""
+    return int(job_id[:8], 16) % shards
+
+
+def owner_shard_key(owner: str, shard: int) -> str:
+    """The owner index's partition key for one of an owner's shards."""
+    return f"{owner}#{shard}"
+
+
+# created_at has a fixed width (milliseconds, UTC), so text order is time order, and the job
+# id makes each position unique: a listing resumes exactly after the last job it returned.
+ORDER_SEPARATOR = "#"
+
+
+def listing_order(created_at: str, job_id: str) -> str:
+    """The owner index's sort key: newest first is descending order of this."""
+    return f"{created_at}{ORDER_SEPARATOR}{job_id}"
 
 
 def _epoch(seconds_from_now: float = 0) -> int:
@@ -103,38 +145,98 @@ class JobRepository:
     ) -> tuple[list[Job], dict[str, str] | None]:
         """Up to ``limit`` of ``owner``'s jobs, newest first, optionally of one ``status``.
 
-        ``start_after`` is the position a previous call returned; the second value is the
-        position to continue from, None at the end. With a status filter a call may return
-        fewer than ``limit`` jobs and still a position: DynamoDB filters after reading, and
-        reads are capped per call (``MAX_LIST_PAGES``).
+        ``start_after`` is the position a previous call returned (the last job it looked
+        at); the second value is the position to continue from, None at the end. With a
+        status filter a call may return fewer than ``limit`` jobs and still a position:
+        jobs are filtered after reading, and reads are capped per call (``MAX_LIST_PAGES``).
+
+        The owner index holds keys only, spread over ``OWNER_SHARDS`` keys per owner: each
+        shard is read newest first and the shards merged. The jobs themselves then come
+        from the table (strongly consistent), so a listing shows each job as ``GET
+        /jobs/{job_id}`` does, and no progress write ever touches the index.
         """
-        values: dict[str, Any] = {":owner": owner}
-        query: dict[str, Any] = {
-            "TableName": self._table_name,
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": "#owner = :owner",
-            "ExpressionAttributeNames": {"#owner": "owner"},
-            "ScanIndexForward": False,
-        }
-        if status is not None:
-            query["FilterExpression"] = "#status = :status"
-            query["ExpressionAttributeNames"]["#status"] = "status"
-            values[":status"] = status.value
-        query["ExpressionAttributeValues"] = to_attributes(values)
-        position: dict[str, Any] | None = to_attributes({**start_after, "owner": owner}) if start_after else None
+        cursor = listing_order(start_after["created_at"], start_after["job_id"]) if start_after else None
         jobs: list[Job] = []
         for _ in range(MAX_LIST_PAGES):
-            if position:
-                query["ExclusiveStartKey"] = position
-            # Limit counts items read before the filter, so this never reads past `limit` jobs.
-            page = self._client.query(**query, Limit=limit - len(jobs))
-            jobs.extend(job_from_item(from_attributes(item)) for item in page.get("Items", []))
-            position = page.get("LastEvaluatedKey")
-            if position is None or len(jobs) >= limit:
+            keys, more = self._newest_keys(owner, cursor, limit - len(jobs))
+            found = self._get_many([job_id for _, job_id in keys])
+            for _, job_id in keys:
+                job = found.get(job_id)  # gone only if expired since the index saw it
+                if job is not None and job.owner == owner and (status is None or job.status is status):
+                    jobs.append(job)
+            if not keys or not more:
+                return jobs, None
+            cursor = keys[-1][0]
+            if len(jobs) >= limit:
                 break
-        if position is None:
+        if cursor is None:  # MAX_LIST_PAGES rounds each returned or moved the cursor
             return jobs, None
-        return jobs, {key: str(value) for key, value in from_attributes(position).items() if key != "owner"}
+        created_at, job_id = cursor.rsplit(ORDER_SEPARATOR, 1)
+        return jobs, {"created_at": created_at, "job_id": job_id}
+
+    def _newest_keys(self, owner: str, before: str | None, count: int) -> tuple[list[tuple[str, str]], bool]:
+        """The ``count`` newest (order, job id) pairs of ``owner`` older than ``before``,
+        and whether any older ones may remain.
+
+        Each shard gives its own ``count`` newest; the newest ``count`` of their union are
+        the owner's, since no shard's next key can beat the ``count`` it already gave."""
+        merged: list[tuple[str, str]] = []
+        more = False
+        for shard in range(OWNER_SHARDS):
+            condition = f"{OWNER_SHARD} = :shard"
+            values: dict[str, Any] = {":shard": owner_shard_key(owner, shard)}
+            if before is not None:
+                condition += f" AND {LISTING_ORDER} < :before"
+                values[":before"] = before
+            try:
+                page = self._client.query(
+                    TableName=self._table_name,
+                    IndexName=OWNER_INDEX,
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeValues=to_attributes(values),
+                    ScanIndexForward=False,
+                    Limit=count,
+                )
+            except ClientError as error:
+                # "Cannot read from backfilling global secondary index": a new index takes
+                # queries only once ACTIVE (docs/operations.md, upgrading the owner index).
+                if _is_validation_error(error) and "backfilling" in str(error):
+                    raise ListingUnavailable("the listing index is still being built; retry later") from error
+                raise
+            for item in page.get("Items", []):
+                key = from_attributes(item)
+                merged.append((str(key[LISTING_ORDER]), str(key["job_id"])))
+            more = more or "LastEvaluatedKey" in page
+        merged.sort(reverse=True)
+        return merged[:count], more or len(merged) > count
+
+    def _get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs with these ids (at most 100, BatchGetItem's limit), as a listing shows
+        them; unprocessed keys (throttling, the 16 MB cap) are asked for again."""
+        if not job_ids:
+            return {}
+        names = {f"#a{index}": name for index, name in enumerate(SUMMARY_ATTRIBUTES)}
+        request: dict[str, Any] = {
+            self._table_name: {
+                "Keys": [_key(job_id) for job_id in job_ids],
+                "ConsistentRead": True,
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
+            }
+        }
+        found: dict[str, Job] = {}
+        for pause in (*BATCH_GET_PAUSES, None):
+            response = self._client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._table_name, []):
+                job = job_from_item(from_attributes(item))
+                found[job.job_id] = job
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
+            if not unprocessed.get(self._table_name, {}).get("Keys"):
+                return found
+            request = unprocessed
+            if pause is not None:
+                time.sleep(pause * random.uniform(0.5, 1))  # noqa: S311  jitter, not security
+        raise ListingUnavailable("the job store is busy; retry later")
 
     # -- writes ------------------------------------------------------------------------
 
@@ -143,8 +245,10 @@ class JobRepository:
         item = new_job_item(job)
         # Set from the start so that even a job nobody ever finishes expires eventually.
         item["expires_at"] = _epoch(self._retention_seconds)
-        item[ACTIVE_SHARD] = str(int(job.job_id[:8], 16) % ACTIVE_SHARDS)
+        item[ACTIVE_SHARD] = str(shard_of(job.job_id, ACTIVE_SHARDS))
         item[STUCK_AFTER] = _epoch(self._stuck_after_seconds)
+        item[OWNER_SHARD] = owner_shard_key(job.owner, shard_of(job.job_id, OWNER_SHARDS))
+        item[LISTING_ORDER] = listing_order(job.created_at, job.job_id)
         self._client.put_item(
             TableName=self._table_name, Item=to_attributes(item), ConditionExpression="attribute_not_exists(job_id)"
         )

@@ -53,6 +53,11 @@ class InvalidCallbackUrl(JobsError):
     pass
 
 
+class ListingUnavailable(JobsError):
+    """Retryable (the store raises it): the listing index is still being built, or the
+    job store keeps leaving keys unread."""
+
+
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")

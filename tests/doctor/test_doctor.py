@@ -20,7 +20,9 @@ class Account:
 
     def __init__(self) -> None:
         session = boto3.session.Session(region_name=REGION)
-        self.clients = {name: session.client(name) for name in ("sts", "ssm", "apigateway", "lambda")}
+        self.clients = {
+            name: session.client(name) for name in ("sts", "ssm", "apigateway", "lambda", "cloudformation", "dynamodb")
+        }
         self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
 
     def __call__(self, service: str) -> Any:
@@ -33,6 +35,7 @@ class Account:
         api_role: str | None = None,
         layer: dict[str, Any] | None = None,
         concurrency: tuple[int, int] = (1000, 1000),
+        indexes: dict[str, str] | None = None,
     ) -> Account:
         self.stubs["sts"].add_response("get_caller_identity", {"Account": "123456789012"})
         if bootstrap is None:
@@ -58,6 +61,28 @@ class Account:
             "CodeSizeZipped": 1,
         }
         self.stubs["lambda"].add_response("get_account_settings", {"AccountLimit": limits})
+        if indexes is None:  # no stack deployed yet
+            self.stubs["cloudformation"].add_client_error(
+                "describe_stacks", "ValidationError", "Stack with id AsyncJobs-dev does not exist"
+            )
+        else:
+            stack = {
+                "StackName": "AsyncJobs-dev",
+                "CreationTime": "2026-11-01T00:00:00Z",
+                "StackStatus": "UPDATE_COMPLETE",
+                "Outputs": [{"OutputKey": "JobsTableName", "OutputValue": "AsyncJobs-dev-Jobs"}],
+            }
+            self.stubs["cloudformation"].add_response(
+                "describe_stacks", {"Stacks": [stack]}, {"StackName": "AsyncJobs-dev"}
+            )
+            table = {
+                "TableName": "AsyncJobs-dev-Jobs",
+                "GlobalSecondaryIndexes": [
+                    {"IndexName": name, "IndexStatus": status, "Backfilling": status == "CREATING"}
+                    for name, status in indexes.items()
+                ],
+            }
+            self.stubs["dynamodb"].add_response("describe_table", {"Table": table}, {"TableName": "AsyncJobs-dev-Jobs"})
         return self
 
 
@@ -163,3 +188,41 @@ def test_without_credentials_only_the_settings_are_checked(capsys):
         code = checks.main(["--region", REGION], clients=lambda _service: sts)
     out = capsys.readouterr().out
     assert code == 1 and verdicts(out) == {"credentials": "FAIL", "alarm e-mail": "warn"}
+
+
+def test_a_stack_with_the_old_owner_index_is_told_to_upgrade_in_two_deploys(account, capsys):
+    code, out = doctor(account.answers(indexes={"active-jobs": "ACTIVE", "owner-jobs": "ACTIVE"}), capsys)
+    assert code == 1 and verdicts(out)["owner index"] == "FAIL"
+    assert "which CloudFormation refuses" in out and "-c keep_legacy_owner_index=true" in out
+
+
+def test_the_first_upgrade_deploy_keeps_the_old_index(account, capsys):
+    code, out = doctor(
+        account.answers(indexes={"active-jobs": "ACTIVE", "owner-jobs": "ACTIVE"}),
+        capsys,
+        "keep_legacy_owner_index=true",
+    )
+    assert code == 0 and verdicts(out)["owner index"] == "ok" and "python -m doctor.upgrade" in out
+
+
+def test_the_second_upgrade_deploy_deletes_it(account, capsys):
+    code, out = doctor(
+        account.answers(indexes={"active-jobs": "ACTIVE", "owner-jobs": "ACTIVE", "owner-shards": "ACTIVE"}), capsys
+    )
+    assert code == 0 and verdicts(out)["owner index"] == "ok" and "this deploy deletes owner-jobs" in out
+
+
+def test_an_upgraded_stack_told_to_keep_the_old_index_is_warned(account, capsys):
+    code, out = doctor(
+        account.answers(indexes={"active-jobs": "ACTIVE", "owner-shards": "ACTIVE"}),
+        capsys,
+        "keep_legacy_owner_index=true",
+    )
+    assert code == 0 and verdicts(out)["owner index"] == "warn"
+
+
+def test_the_old_index_is_not_deleted_while_the_new_one_is_still_being_built(account, capsys):
+    building = {"active-jobs": "ACTIVE", "owner-jobs": "ACTIVE", "owner-shards": "CREATING"}
+    code, out = doctor(account.answers(indexes=building), capsys)
+    assert code == 1 and verdicts(out)["owner index"] == "FAIL"
+    assert "owner-shards is still being built (CREATING)" in out

@@ -171,6 +171,19 @@ def test_dispatch_failure_answers_503_and_leaves_no_pending_job():
     assert item["error_type"] == "DispatchFailed"
 
 
+def test_a_table_still_throttling_after_retries_answers_503_with_retry_after_and_stores_nothing():
+    """A hot partition or a table quota (ProvisionedThroughputExceededException, also for an
+    on-demand table) is capacity, not a bug: the caller is told to retry, not given a 500."""
+    with Stubber(clients.dynamodb()) as stubber:
+        stubber.add_client_error(
+            "put_item", service_error_code="ProvisionedThroughputExceededException", http_status_code=400
+        )
+        status, body, headers = call(submit_event({"task": "sleep", "input": {"seconds": 1}}))
+    assert (status, headers["Retry-After"]) == (503, "2")
+    assert body == {"message": "the service is busy; retry after the Retry-After header"}
+    assert all_job_items() == []
+
+
 def test_a_snapstart_version_not_ready_yet_is_waited_for_then_invoked(monkeypatch):
     pauses: list[float] = []
     monkeypatch.setattr("jobs.dispatcher.time.sleep", pauses.append)

@@ -50,8 +50,22 @@ def test_jobs_table_indexes_match_what_the_repository_queries(template: Template
     from jobs import repository
     from stacks import job_store
 
-    names = (repository.ACTIVE_INDEX, repository.ACTIVE_SHARD, repository.STUCK_AFTER, repository.OWNER_INDEX)
-    assert names == (job_store.ACTIVE_INDEX, job_store.ACTIVE_SHARD, job_store.STUCK_AFTER, job_store.OWNER_INDEX)
+    names = (
+        repository.ACTIVE_INDEX,
+        repository.ACTIVE_SHARD,
+        repository.STUCK_AFTER,
+        repository.OWNER_INDEX,
+        repository.OWNER_SHARD,
+        repository.LISTING_ORDER,
+    )
+    assert names == (
+        job_store.ACTIVE_INDEX,
+        job_store.ACTIVE_SHARD,
+        job_store.STUCK_AFTER,
+        job_store.OWNER_INDEX,
+        job_store.OWNER_SHARD,
+        job_store.LISTING_ORDER,
+    )
     [(_, table)] = [
         t
         for t in template.find_resources("AWS::DynamoDB::Table").items()
@@ -68,15 +82,58 @@ def test_jobs_table_indexes_match_what_the_repository_queries(template: Template
         "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
     assert {"AttributeName": "stuck_after", "AttributeType": "N"} in table["Properties"]["AttributeDefinitions"]
-    # Listings: newest first per owner, carrying what a summary shows and never input or result.
-    assert by_owner["KeySchema"] == [
-        {"AttributeName": "owner", "KeyType": "HASH"},
-        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    # Listings: each owner's job ids over several keys, newest first. Keys only: DynamoDB
+    # writes an index only when an item enters or leaves it, or changes a key or projected
+    # attribute, so progress reports and status changes never write it.
+    assert by_owner == {
+        "IndexName": "owner-shards",
+        "KeySchema": [
+            {"AttributeName": "owner_shard", "KeyType": "HASH"},
+            {"AttributeName": "listing_order", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+
+
+def test_upgrading_keeps_the_old_owner_index_as_it_was_beside_the_new_one():
+    """CloudFormation adds or deletes one global secondary index per update, not both
+    ("AWS::DynamoDB::Table", GlobalSecondaryIndexes: "If you do both in the same update
+    (for example, by changing the index's logical ID), the update fails",
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-dynamodb-table.html;
+    DynamoDB itself: "You can create or delete only one global secondary index per UpdateTable
+    operation", https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateTable.html).
+    A stack deployed with the old index therefore upgrades in two deploys: the first keeps
+    it, unchanged to the letter, and adds the new one; the second deletes it."""
+    _, upgrading = synth({"keep_legacy_owner_index": True})
+    [(_, table)] = [
+        t
+        for t in upgrading.find_resources("AWS::DynamoDB::Table").items()
+        if "GlobalSecondaryIndexes" in t[1]["Properties"]
     ]
-    projection = by_owner["Projection"]
-    assert projection["ProjectionType"] == "INCLUDE"
-    assert {"status", "task", "progress_percent", "error_type"} <= set(projection["NonKeyAttributes"])
-    assert not {"input", "result"} & set(projection["NonKeyAttributes"])
+    indexes = {index["IndexName"]: index for index in table["Properties"]["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"active-jobs", "owner-shards", "owner-jobs"}
+    # The definition the stack was deployed with (git show e69a0ee:stacks/job_store.py).
+    assert indexes["owner-jobs"] == {
+        "IndexName": "owner-jobs",
+        "KeySchema": [
+            {"AttributeName": "owner", "KeyType": "HASH"},
+            {"AttributeName": "created_at", "KeyType": "RANGE"},
+        ],
+        "Projection": {
+            "NonKeyAttributes": [
+                "task",
+                "status",
+                "updated_at",
+                "attempts",
+                "progress_percent",
+                "progress_message",
+                "error_type",
+                "error_message",
+                "cancel_requested_at",
+            ],
+            "ProjectionType": "INCLUDE",
+        },
+    }
 
 
 def test_results_bucket_is_private_encrypted_tls_only_and_expires_with_the_jobs(template: Template):
@@ -233,9 +290,9 @@ def _actions(statements: list[dict]) -> set[str]:
 def test_least_privilege_per_function(template: Template):
     xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     status = _policy_of(template, HANDLERS["status"])
-    assert _actions(status) - xray == {"dynamodb:GetItem", "dynamodb:Query", "s3:GetObject"}
+    assert _actions(status) - xray == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "s3:GetObject"}
     [listing] = [s for s in status if s["Action"] == "dynamodb:Query"]
-    assert listing["Resource"]["Fn::Join"][1][1] == "/index/owner-jobs"
+    assert listing["Resource"]["Fn::Join"][1][1] == "/index/owner-shards"
     assert _actions(_policy_of(template, HANDLERS["cancel"])) - xray == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert _actions(_policy_of(template, HANDLERS["worker"])) - xray == {
         "dynamodb:GetItem",
@@ -1025,3 +1082,26 @@ def test_a_template_rule_refuses_snapstart_in_regions_without_it():
     }
     _, without = synth({"api_cold_start": "provisioned"})
     assert "SnapStartRegion" not in without.to_json().get("Rules", {})
+
+
+def test_the_jobs_stream_has_no_more_readers_than_dynamodb_advises_per_shard():
+    """ "You can design for up to two simultaneous processes to read from the same DynamoDB
+    Streams shard at the same time. Exceeding this limit can result in request throttling"
+    ('Quotas in Amazon DynamoDB',
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html). The
+    capacity model (bench/capacity.py) counts the same readers."""
+    from bench.capacity import STREAM_READERS_PER_SHARD, Workload, stream_readers
+
+    for notify in ("none", "websocket"):
+        _, variant = synth({"notify": notify})
+        [table_id] = [
+            logical_id
+            for logical_id, table in variant.find_resources("AWS::DynamoDB::Table").items()
+            if "StreamSpecification" in table["Properties"] and "JobsTable" in logical_id
+        ]
+        readers = [
+            mapping
+            for mapping in variant.find_resources("AWS::Lambda::EventSourceMapping").values()
+            if mapping["Properties"].get("EventSourceArn") == {"Fn::GetAtt": [table_id, "StreamArn"]}
+        ]
+        assert len(readers) == len(stream_readers(Workload(1, notify=notify))) <= STREAM_READERS_PER_SHARD
