@@ -71,13 +71,20 @@ def upgrade_step(indexes: dict[str, str] | None, keep_legacy: bool) -> tuple[str
             return "warn", "no stack yet: keep_legacy_owner_index=true would create an index nothing needs"
         return "ok", "no stack yet"
     old, new = LEGACY_OWNER_INDEX in indexes, OWNER_INDEX in indexes
+    if keep_legacy and not old and not new:
+        return "fail", (
+            "the jobs table has neither owner index: keep_legacy_owner_index=true would add two in one "
+            "update, which CloudFormation refuses; deploy without it"
+        )
+    if keep_legacy and indexes.get(LEGACY_OWNER_INDEX) == "DELETING":
+        return "fail", f"{LEGACY_OWNER_INDEX} is being deleted: deploy without keep_legacy_owner_index"
     if old and not new and not keep_legacy:
         return "fail", (
             f"the jobs table has {LEGACY_OWNER_INDEX} and not {OWNER_INDEX}: this deploy would delete one "
             "index and add another in one update, which CloudFormation refuses"
         )
     if old and new and not keep_legacy:
-        if indexes[OWNER_INDEX] != "ACTIVE":
+        if indexes[OWNER_INDEX] == "CREATING":
             # "During the backfilling phase, you can't add or delete other indexes on the
             # table" (Amazon DynamoDB Developer Guide, GSI.OnlineOps.html).
             return "fail", (
@@ -102,6 +109,8 @@ def backfill(dynamodb: Any, table: str) -> int:
     )
     for page in pages:
         for item in page.get("Items", []):
+            if "owner" not in item or "created_at" not in item:
+                continue  # not a job this app wrote: nothing to list it under
             job_id, owner, created_at = item["job_id"]["S"], item["owner"]["S"], item["created_at"]["S"]
             try:
                 dynamodb.update_item(

@@ -106,11 +106,12 @@ class ThrottlingProxy:
                 if plan is not None and plan.throttles_next_request():
                     self._answer(400, [("Content-Type", "application/x-amz-json-1.0")], THROTTLED)
                     return
+                admission = None
                 if budget is not None:
                     operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
-                    over = budget.admit(operation, json.loads(body or b"{}"))
-                    if over is not None:
-                        answer = json.dumps(throttling_answer(over[0])).encode()
+                    admission = budget.admit(operation, json.loads(body or b"{}"))
+                    if admission.over is not None:
+                        answer = json.dumps(throttling_answer(admission.over[0])).encode()
                         self._answer(400, [("Content-Type", "application/x-amz-json-1.0")], answer)
                         return
                 if getattr(local, "connection", None) is None:
@@ -124,6 +125,8 @@ class ThrottlingProxy:
                     local.connection.close()
                     local.connection = None
                     raise
+                if budget is not None and admission is not None and b"ConditionalCheckFailedException" in data:
+                    budget.refund_indexes(admission)
                 passed = [(k, v) for k, v in reply.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
                 self._answer(reply.status, passed, data)
 

@@ -60,6 +60,15 @@ class Keyspace:
         return bool(touched & (self.projected | set(self.key_attributes)))
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A budget's answer to a write: the first key over its budget (the write is refused),
+    or None and the keys it was charged to."""
+
+    over: tuple[Keyspace, str] | None
+    charged: tuple[tuple[Keyspace, str], ...] = ()
+
+
 @dataclass
 class KeyUse:
     """Writes to one partition key: the token bucket and what it saw."""
@@ -140,17 +149,17 @@ class WriteBudget:
 
     # -- the budget ------------------------------------------------------------------------
 
-    def admit(self, operation: str, request: dict[str, Any]) -> tuple[Keyspace, str] | None:
-        """Take a write from each key the request writes; None if it may go ahead, else
-        the first key over its budget (and the request takes nothing)."""
+    def admit(self, operation: str, request: dict[str, Any]) -> Admission:
+        """Take a write from each key the request writes, or, when one is over its budget,
+        refuse the request (and take nothing)."""
         written = self.keys_written(operation, request)
-        now = time.monotonic()
         with self._lock:
+            now = time.monotonic()
             uses = [self._use((space.index or space.table, value), now) for space, value in written]
             for (space, value), use in zip(written, uses, strict=True):
                 if use.tokens < 1:
                     use.throttled += 1
-                    return space, value
+                    return Admission(over=(space, value))
             for use in uses:
                 use.tokens -= 1
                 use.accepted += 1
@@ -158,7 +167,17 @@ class WriteBudget:
                     use.window_start, use.window_writes = now, 0
                 use.window_writes += 1
                 use.peak_writes_per_second = max(use.peak_writes_per_second, use.window_writes)
-        return None
+        return Admission(over=None, charged=tuple(written))
+
+    def refund_indexes(self, admission: Admission) -> None:
+        """A write refused by its condition: DynamoDB charges the table for it but writes no
+        index, so the index keys get their write back."""
+        with self._lock:
+            for space, value in admission.charged:
+                if space.index is not None:
+                    use = self.uses[(space.index, value)]
+                    use.tokens = min(self.writes_per_second, use.tokens + 1)
+                    use.accepted -= 1
 
     def _use(self, name: tuple[str, str], now: float) -> KeyUse:
         use = self.uses.get(name)

@@ -157,8 +157,9 @@ class JobRepository:
         """
         cursor = listing_order(start_after["created_at"], start_after["job_id"]) if start_after else None
         jobs: list[Job] = []
+        shards = set(range(OWNER_SHARDS))  # those that may still hold older jobs
         for _ in range(MAX_LIST_PAGES):
-            keys, more = self._newest_keys(owner, cursor, limit - len(jobs))
+            keys, more = self._newest_keys(owner, cursor, limit - len(jobs), shards)
             found = self._get_many([job_id for _, job_id in keys])
             for _, job_id in keys:
                 job = found.get(job_id)  # gone only if expired since the index saw it
@@ -169,20 +170,25 @@ class JobRepository:
             cursor = keys[-1][0]
             if len(jobs) >= limit:
                 break
-        if cursor is None:  # MAX_LIST_PAGES rounds each returned or moved the cursor
+        if cursor is None:  # every round returns or moves the cursor: never here
             return jobs, None
         created_at, job_id = cursor.rsplit(ORDER_SEPARATOR, 1)
         return jobs, {"created_at": created_at, "job_id": job_id}
 
-    def _newest_keys(self, owner: str, before: str | None, count: int) -> tuple[list[tuple[str, str]], bool]:
+    def _newest_keys(
+        self, owner: str, before: str | None, count: int, shards: set[int]
+    ) -> tuple[list[tuple[str, str]], bool]:
         """The ``count`` newest (order, job id) pairs of ``owner`` older than ``before``,
         and whether any older ones may remain.
 
         Each shard gives its own ``count`` newest; the newest ``count`` of their union are
-        the owner's, since no shard's next key can beat the ``count`` it already gave."""
+        the owner's, since no shard's next key can beat the ``count`` it already gave. A
+        shard found to hold nothing more is dropped from ``shards``: the next round looks
+        further back still."""
         merged: list[tuple[str, str]] = []
         more = False
-        for shard in range(OWNER_SHARDS):
+        ended: dict[int, str] = {}  # shards with nothing older than what they gave: their oldest
+        for shard in sorted(shards):
             condition = f"{OWNER_SHARD} = :shard"
             values: dict[str, Any] = {":shard": owner_shard_key(owner, shard)}
             if before is not None:
@@ -203,12 +209,19 @@ class JobRepository:
                 if _is_validation_error(error) and "backfilling" in str(error):
                     raise ListingUnavailable("the listing index is still being built; retry later") from error
                 raise
-            for item in page.get("Items", []):
-                key = from_attributes(item)
-                merged.append((str(key[LISTING_ORDER]), str(key["job_id"])))
-            more = more or "LastEvaluatedKey" in page
+            given = [from_attributes(item) for item in page.get("Items", [])]
+            merged.extend((str(key[LISTING_ORDER]), str(key["job_id"])) for key in given)
+            if "LastEvaluatedKey" in page:
+                more = True
+            else:
+                ended[shard] = str(given[-1][LISTING_ORDER]) if given else ""
         merged.sort(reverse=True)
-        return merged[:count], more or len(merged) > count
+        taken = merged[:count]
+        # A shard that ended is done once all it gave is on this page.
+        shards.difference_update(
+            shard for shard, oldest in ended.items() if not oldest or not taken or oldest >= taken[-1][0]
+        )
+        return taken, more or len(merged) > count
 
     def _get_many(self, job_ids: list[str]) -> dict[str, Job]:
         """The jobs with these ids (at most 100, BatchGetItem's limit), as a listing shows

@@ -60,7 +60,8 @@ class ListingUnavailable(JobsError):
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
-ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+# As model.iso writes it (ASCII digits only: \d would take any script's digits, and $ a final newline).
+ISO_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 class JobStore(Protocol):
@@ -276,7 +277,7 @@ def decode_next_token(token: str) -> dict[str, str]:
         or not isinstance(position["job_id"], str)
         or not is_job_id(position["job_id"])
         or not isinstance(position["created_at"], str)
-        or not ISO_TIMESTAMP.match(position["created_at"])
+        or not ISO_TIMESTAMP.fullmatch(position["created_at"])
     ):
         raise invalid
     return position

@@ -226,3 +226,8 @@ def test_the_old_index_is_not_deleted_while_the_new_one_is_still_being_built(acc
     code, out = doctor(account.answers(indexes=building), capsys)
     assert code == 1 and verdicts(out)["owner index"] == "FAIL"
     assert "owner-shards is still being built (CREATING)" in out
+
+
+def test_a_stack_without_either_owner_index_cannot_take_both_in_one_deploy(account, capsys):
+    code, out = doctor(account.answers(indexes={"active-jobs": "ACTIVE"}), capsys, "keep_legacy_owner_index=true")
+    assert code == 1 and "would add two in one update" in out

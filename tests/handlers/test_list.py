@@ -2,6 +2,7 @@
 
 import base64
 import time
+import uuid
 
 import boto3
 import pytest
@@ -126,6 +127,22 @@ def test_only_the_callers_jobs_are_listed_and_a_token_cannot_cross_owners():
             "next_token is invalid; pass the value a previous listing returned",
         ),
         ({"next_token": "A" * 300}, "next_token is invalid; pass the value a previous listing returned"),
+        (
+            {
+                "next_token": encode_next_token(
+                    {"job_id": str(uuid.uuid4()), "created_at": "2026-11-24T10:00:00.000Z\n"}
+                )
+            },
+            "next_token is invalid; pass the value a previous listing returned",
+        ),
+        (
+            {
+                "next_token": encode_next_token(
+                    {"job_id": str(uuid.uuid4()), "created_at": "\uff12\uff10\uff12\uff16-11-24T10:00:00.000Z"}
+                )
+            },
+            "next_token is invalid; pass the value a previous listing returned",
+        ),
     ],
 )
 def test_bad_query_parameters_are_400(query, message):

@@ -95,16 +95,16 @@ def test_a_write_over_a_keys_budget_is_refused_as_dynamodb_refuses_it_and_the_bu
         "UpdateExpression": "SET updated_at = :now",
         "ExpressionAttributeValues": {":now": {"S": "2026-11-26T00:00:00.000Z"}},
     }
-    assert budget.admit("UpdateItem", update) is None
-    assert budget.admit("UpdateItem", update) is None
-    over = budget.admit("UpdateItem", update)
+    assert budget.admit("UpdateItem", update).over is None
+    assert budget.admit("UpdateItem", update).over is None
+    over = budget.admit("UpdateItem", update).over
     assert over is not None and over[1] == f"S:{job.job_id}"
     answer = throttling_answer(over[0])
     assert answer["__type"].endswith("#ProvisionedThroughputExceededException")
     assert answer["ThrottlingReasons"] == [{"reason": "TableWriteKeyRangeThroughputExceeded", "resource": over[0].arn}]
     assert budget.throttled() == {(TABLE, f"S:{job.job_id}"): 1}
     time.sleep(0.6)  # one more write's worth at 2 per second
-    assert budget.admit("UpdateItem", update) is None
+    assert budget.admit("UpdateItem", update).over is None
 
 
 def test_a_write_whose_index_key_is_over_budget_is_refused_though_its_own_key_is_not():
@@ -115,10 +115,14 @@ def test_a_write_whose_index_key_is_over_budget_is_refused_though_its_own_key_is
         item = {"job_id": {"S": job_id}, "active_shard": {"S": "3"}, "stuck_after": {"N": "1"}}
         return {"TableName": TABLE, "Item": item}
 
-    assert budget.admit("PutItem", new_job(new_job_id())) is None
-    over = budget.admit("PutItem", new_job(new_job_id()))
+    first = budget.admit("PutItem", new_job(new_job_id()))
+    assert first.over is None
+    over = budget.admit("PutItem", new_job(new_job_id())).over
     assert over is not None and (over[0].index, over[1]) == ("active-jobs", "S:3")
     answer = throttling_answer(over[0])
     assert answer["__type"].endswith("#ThrottlingException")
     assert answer["throttlingReasons"][0]["reason"] == "IndexWriteKeyRangeThroughputExceeded"
     assert over[0].arn.endswith(f"table/{TABLE}/index/active-jobs")
+    # Had the first write failed its condition, DynamoDB would have written no index.
+    budget.refund_indexes(first)
+    assert budget.admit("PutItem", new_job(new_job_id())).over is None
