@@ -10,8 +10,12 @@ import pytest
 from botocore.stub import Stubber
 
 from doctor import checks
+from stacks.config import AppConfig
 
 REGION = "eu-west-1"
+# The deployed stack the doctor looks for: the app's name (a fork renames it) and the dev stage.
+STACK = AppConfig.from_mapping({}).stack_name
+TABLE = f"{STACK}-Jobs"
 LAYER_ARN = f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:38"
 
 
@@ -63,26 +67,24 @@ class Account:
         self.stubs["lambda"].add_response("get_account_settings", {"AccountLimit": limits})
         if indexes is None:  # no stack deployed yet
             self.stubs["cloudformation"].add_client_error(
-                "describe_stacks", "ValidationError", "Stack with id AsyncJobs-dev does not exist"
+                "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
             )
         else:
             stack = {
-                "StackName": "AsyncJobs-dev",
+                "StackName": STACK,
                 "CreationTime": "2026-11-01T00:00:00Z",
                 "StackStatus": "UPDATE_COMPLETE",
-                "Outputs": [{"OutputKey": "JobsTableName", "OutputValue": "AsyncJobs-dev-Jobs"}],
+                "Outputs": [{"OutputKey": "JobsTableName", "OutputValue": TABLE}],
             }
-            self.stubs["cloudformation"].add_response(
-                "describe_stacks", {"Stacks": [stack]}, {"StackName": "AsyncJobs-dev"}
-            )
+            self.stubs["cloudformation"].add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": STACK})
             table = {
-                "TableName": "AsyncJobs-dev-Jobs",
+                "TableName": TABLE,
                 "GlobalSecondaryIndexes": [
                     {"IndexName": name, "IndexStatus": status, "Backfilling": status == "CREATING"}
                     for name, status in indexes.items()
                 ],
             }
-            self.stubs["dynamodb"].add_response("describe_table", {"Table": table}, {"TableName": "AsyncJobs-dev-Jobs"})
+            self.stubs["dynamodb"].add_response("describe_table", {"Table": table}, {"TableName": TABLE})
         return self
 
 
