@@ -362,20 +362,20 @@ def first_ceiling(workload: Workload, settings: Settings, region: str = "other")
 def needs(workload: Workload, settings: Settings, region: str = "other") -> list[str]:
     """What this workload needs beyond the defaults: each setting to raise, each quota
     increase to ask for, each key no quota can help (the most each one must allow)."""
-    wanted: dict[str, float] = {}
+    wanted: dict[str, float | None] = {}  # what to raise: the least it must allow (None: no quota helps)
     for row in rows(workload, settings, region):
         load = row.load(workload)
         if load <= row.ceiling:
             continue
         if not row.limit.adjustable and load > row.limit.value:
-            wanted[f"{row.what}: {row.limit.remedy}"] = load
+            wanted[f"{row.what}: {row.limit.remedy}"] = None
             continue
         if load > row.limit.value:
             name = f"{row.limit.name} quota"
-            wanted[name] = max(wanted.get(name, 0), load)
+            wanted[name] = max(wanted.get(name) or 0, load)
         if row.cap is not None and load > row.cap and row.cap_name:
-            wanted[f"`{row.cap_name}`"] = max(wanted.get(f"`{row.cap_name}`", 0), load)
-    return [name if ":" in name else f"{name} ≥ {math.ceil(value):,}" for name, value in wanted.items()]
+            wanted[f"`{row.cap_name}`"] = max(wanted.get(f"`{row.cap_name}`") or 0, load)
+    return [name if least is None else f"{name} ≥ {math.ceil(least):,}" for name, least in wanted.items()]
 
 
 # The README's "How far it scales": each rate from one caller and from 10,000.

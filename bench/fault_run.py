@@ -35,6 +35,8 @@ JOB_RUNNERS = {
 }
 WORKER_HANDLER = JOB_RUNNERS["lambda"]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+# The sandboxes' logs and metrics, silenced: a run's figures are what it prints.
+QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 CONTEXT = {
     "worker_timeout_seconds": 4,  # a hung attempt costs 4 s, not 15 minutes
     "progress_min_interval_ms": 100,
@@ -79,6 +81,17 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {key: next(iter(value.values())) for key, value in item.items()}
 
 
+def job_items(runtime: Any) -> dict[str, dict[str, Any]]:
+    """Every item of the runtime's jobs table, by job id, as plain values (one consistent scan)."""
+    dynamodb = runtime.aws_client("dynamodb")
+    [table] = [name for name in runtime.template.tables if "JobsTable" in name]
+    items: dict[str, dict[str, Any]] = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for item in page["Items"]:
+            items[item["job_id"]["S"]] = _plain(item)
+    return items
+
+
 def run_fault_scenario(runtime: Any, client: Any, jobs: int, clients: int = 16, timeout: float = 600) -> FaultRunReport:
     """Submit ``jobs`` primes jobs, wait until every one is finished and the runtime idle,
     then collect every job item and the dead-letter queue."""
@@ -97,14 +110,9 @@ def run_fault_scenario(runtime: Any, client: Any, jobs: int, clients: int = 16, 
             report.submitted[job_id] = limit
             report.submit_times[job_id] = sent
 
-    dynamodb = runtime.aws_client("dynamodb")
-    [table] = [name for name in runtime.template.tables if "JobsTable" in name]
     deadline = time.monotonic() + timeout
     while True:
-        items: dict[str, dict[str, Any]] = {}
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-            for item in page["Items"]:
-                items[item["job_id"]["S"]] = _plain(item)
+        items = job_items(runtime)
         finished = all(items.get(job_id, {}).get("status") in TERMINAL for job_id in report.submitted)
         if (finished or _nothing_left_to_deliver(runtime)) and runtime.lambdas.idle:
             # With dispatch=sqs, a job whose every receive crashed has its message in the
@@ -174,10 +182,9 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
 
     plan = FaultPlan((JOB_RUNNERS[args.dispatch],), crash=args.crash, hang=args.hang, throttle=args.throttle, seed=7)
     with tempfile.TemporaryDirectory() as folder:
-        quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
         cdk_out = synthesize(ROOT / "app.py", Path(folder), {**CONTEXT, "dispatch": args.dispatch})
         runtime = LocalRuntime(
-            cdk_out, port=0, extra_environment=quiet, retry_base_delay=0.2, faults=plan, preload=TEST_TASKS
+            cdk_out, port=0, extra_environment=QUIET, retry_base_delay=0.2, faults=plan, preload=TEST_TASKS
         ).start()
         try:
             client = JobsClient(runtime.api_url, credentials=Credentials("BENCH", "local"))

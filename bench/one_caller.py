@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+from bench.fault_run import QUIET, TERMINAL, job_items
+
 # A job that reports progress a few times (the test tasks' sleep reports at most once per
 # progress interval) and finishes quickly.
 TASK = ("sleep", {"seconds": 1.5})
-QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 # The stage throttle must not be what refuses the caller here; progress at most twice a
 # second, so one job's own item stays under the scaled-down budget as it does under AWS's.
 CONTEXT = {"api_throttle_rate_limit": "1000", "api_throttle_burst_limit": "1000", "progress_min_interval_ms": "500"}
@@ -73,14 +73,9 @@ def run_one_caller(runtime: Any, client: Any, jobs: int, rate: float, timeout: f
             else:
                 report.submitted.append(job_id)
 
-    dynamodb = runtime.aws_client("dynamodb")
-    [table] = [name for name in runtime.template.tables if "JobsTable" in name]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        report.statuses = {}
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-            for item in page["Items"]:
-                report.statuses[item["job_id"]["S"]] = item["status"]["S"]
+        report.statuses = {job_id: str(item["status"]) for job_id, item in job_items(runtime).items()}
         if all(report.statuses.get(job_id) in TERMINAL for job_id in report.submitted) and runtime.lambdas.idle:
             break
         time.sleep(0.5)

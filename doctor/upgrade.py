@@ -22,15 +22,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from jobs.repository import (
-    LISTING_ORDER,
-    OWNER_INDEX,
-    OWNER_SHARD,
-    OWNER_SHARDS,
-    listing_order,
-    owner_shard_key,
-    shard_of,
-)
+from jobs.items import to_attributes
+from jobs.repository import LISTING_ORDER, OWNER_INDEX, OWNER_SHARD, owner_index_keys
 from local.synth import parse_context
 from stacks.config import AppConfig, ConfigError
 from stacks.job_store import LEGACY_OWNER_INDEX
@@ -112,21 +105,20 @@ def backfill(dynamodb: Any, table: str) -> int:
             if "owner" not in item or "created_at" not in item:
                 continue  # not a job this app wrote: nothing to list it under
             job_id, owner, created_at = item["job_id"]["S"], item["owner"]["S"], item["created_at"]["S"]
+            keys = owner_index_keys(owner, job_id, created_at)
             try:
                 dynamodb.update_item(
                     TableName=table,
                     Key={"job_id": {"S": job_id}},
                     UpdateExpression=f"SET {OWNER_SHARD} = :shard, {LISTING_ORDER} = :order",
                     ConditionExpression=f"attribute_exists(job_id) AND attribute_not_exists({OWNER_SHARD})",
-                    ExpressionAttributeValues={
-                        ":shard": {"S": owner_shard_key(owner, shard_of(job_id, OWNER_SHARDS))},
-                        ":order": {"S": listing_order(created_at, job_id)},
-                    },
+                    ExpressionAttributeValues=to_attributes(
+                        {":shard": keys[OWNER_SHARD], ":order": keys[LISTING_ORDER]}
+                    ),
                 )
                 changed += 1
-            except ClientError as error:  # expired meanwhile, or keyed by the app already
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                pass  # expired meanwhile, or keyed by the app already
     return changed
 
 

@@ -125,7 +125,7 @@ class ThrottlingProxy:
                     local.connection.close()
                     local.connection = None
                     raise
-                if budget is not None and admission is not None and b"ConditionalCheckFailedException" in data:
+                if budget and admission and reply.status == 400 and b"ConditionalCheckFailedException" in data:
                     budget.refund_indexes(admission)
                 passed = [(k, v) for k, v in reply.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
                 self._answer(reply.status, passed, data)

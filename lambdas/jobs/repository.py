@@ -84,12 +84,12 @@ def _status_in(target: JobStatus, values: dict[str, Any]) -> str:
     return f"#status IN ({', '.join(placeholders)})"
 
 
-def _is_validation_error(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ValidationException"
+def _error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
 
 
 def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return _error_code(error) == "ConditionalCheckFailedException"
 
 
 def shard_of(job_id: str, shards: int) -> int:
@@ -110,6 +110,15 @@ ORDER_SEPARATOR = "#"
 def listing_order(created_at: str, job_id: str) -> str:
     """The owner index's sort key: newest first is descending order of this."""
     return f"{created_at}{ORDER_SEPARATOR}{job_id}"
+
+
+def owner_index_keys(owner: str, job_id: str, created_at: str) -> dict[str, str]:
+    """A job's keys in the owner index (set when it is created; ``doctor/upgrade.py`` gives
+    jobs created before the index existed the same)."""
+    return {
+        OWNER_SHARD: owner_shard_key(owner, shard_of(job_id, OWNER_SHARDS)),
+        LISTING_ORDER: listing_order(created_at, job_id),
+    }
 
 
 def _epoch(seconds_from_now: float = 0) -> int:
@@ -158,7 +167,8 @@ class JobRepository:
         cursor = listing_order(start_after["created_at"], start_after["job_id"]) if start_after else None
         jobs: list[Job] = []
         shards = set(range(OWNER_SHARDS))  # those that may still hold older jobs
-        for _ in range(MAX_LIST_PAGES):
+        rounds = 0
+        while True:
             keys, more = self._newest_keys(owner, cursor, limit - len(jobs), shards)
             found = self._get_many([job_id for _, job_id in keys])
             for _, job_id in keys:
@@ -167,13 +177,10 @@ class JobRepository:
                     jobs.append(job)
             if not keys or not more:
                 return jobs, None
-            cursor = keys[-1][0]
-            if len(jobs) >= limit:
-                break
-        if cursor is None:  # every round returns or moves the cursor: never here
-            return jobs, None
-        created_at, job_id = cursor.rsplit(ORDER_SEPARATOR, 1)
-        return jobs, {"created_at": created_at, "job_id": job_id}
+            cursor, last_id = keys[-1]
+            rounds += 1
+            if len(jobs) >= limit or rounds == MAX_LIST_PAGES:
+                return jobs, {"created_at": cursor.rsplit(ORDER_SEPARATOR, 1)[0], "job_id": last_id}
 
     def _newest_keys(
         self, owner: str, before: str | None, count: int, shards: set[int]
@@ -206,7 +213,7 @@ class JobRepository:
             except ClientError as error:
                 # "Cannot read from backfilling global secondary index": a new index takes
                 # queries only once ACTIVE (docs/operations.md, upgrading the owner index).
-                if _is_validation_error(error) and "backfilling" in str(error):
+                if _error_code(error) == "ValidationException" and "backfilling" in str(error):
                     raise ListingUnavailable("the listing index is still being built; retry later") from error
                 raise
             given = [from_attributes(item) for item in page.get("Items", [])]
@@ -260,8 +267,7 @@ class JobRepository:
         item["expires_at"] = _epoch(self._retention_seconds)
         item[ACTIVE_SHARD] = str(shard_of(job.job_id, ACTIVE_SHARDS))
         item[STUCK_AFTER] = _epoch(self._stuck_after_seconds)
-        item[OWNER_SHARD] = owner_shard_key(job.owner, shard_of(job.job_id, OWNER_SHARDS))
-        item[LISTING_ORDER] = listing_order(job.created_at, job.job_id)
+        item.update(owner_index_keys(job.owner, job.job_id, job.created_at))
         self._client.put_item(
             TableName=self._table_name, Item=to_attributes(item), ConditionExpression="attribute_not_exists(job_id)"
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from botocore.credentials import Credentials
 
-from bench.fault_run import JOB_RUNNERS, FaultRunReport, prime_count, run_fault_scenario
+from bench.fault_run import JOB_RUNNERS, QUIET, FaultRunReport, prime_count, run_fault_scenario
 from jobs_cli.client import JobsClient
 from local.faults import FaultPlan
 from local.server import LocalRuntime
@@ -55,9 +55,8 @@ def faulty_runtime(
 ) -> Iterator[LocalRuntime]:
     if dispatch != "lambda":
         cdk_out = synthesize_app(tmp_path_factory.mktemp(f"cdk.out.faults.{dispatch}"), dispatch=dispatch)
-    quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
     runtime = LocalRuntime(
-        cdk_out, port=0, retry_base_delay=0.2, faults=plan, extra_environment=quiet, preload=TEST_TASKS
+        cdk_out, port=0, retry_base_delay=0.2, faults=plan, extra_environment=QUIET, preload=TEST_TASKS
     ).start()
     yield runtime
     runtime.stop()
