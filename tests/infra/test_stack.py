@@ -84,7 +84,9 @@ def test_jobs_table_indexes_match_what_the_repository_queries(template: Template
     assert {"AttributeName": "stuck_after", "AttributeType": "N"} in table["Properties"]["AttributeDefinitions"]
     # Listings: each owner's job ids over several keys, newest first. Keys only: DynamoDB
     # writes an index only when an item enters or leaves it, or changes a key or projected
-    # attribute, so progress reports and status changes never write it.
+    # attribute, so progress reports and status changes never write it ("If a write to a table
+    # does not require a global secondary index update, no write capacity is consumed from
+    # the index", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations.Writes).
     assert by_owner == {
         "IndexName": "owner-shards",
         "KeySchema": [
@@ -290,9 +292,17 @@ def _actions(statements: list[dict]) -> set[str]:
 def test_least_privilege_per_function(template: Template):
     xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     status = _policy_of(template, HANDLERS["status"])
+    # BatchGetItem is granted on the table's ARN, as AWS's own read-only policy does
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-only-permissions-on-table-items.html);
+    # Query on the index's ARN (iam-policy-specific-table-indexes.html).
     assert _actions(status) - xray == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "s3:GetObject"}
     [listing] = [s for s in status if s["Action"] == "dynamodb:Query"]
     assert listing["Resource"]["Fn::Join"][1][1] == "/index/owner-shards"
+    [reads] = [s for s in status if "dynamodb:BatchGetItem" in s["Action"]]
+    assert (
+        reads["Resource"]["Fn::GetAtt"][0].startswith("JobStoreJobsTable")
+        and reads["Resource"]["Fn::GetAtt"][1] == "Arn"
+    )
     assert _actions(_policy_of(template, HANDLERS["cancel"])) - xray == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert _actions(_policy_of(template, HANDLERS["worker"])) - xray == {
         "dynamodb:GetItem",
