@@ -187,11 +187,12 @@ class JobRunner:
     def store_result(self, job: Job, attempt_id: str, result: Any) -> StoredResult:
         """The result as it will be kept: inline JSON, or written to the result store first
         (so a completed job's result always exists). Raises :class:`ResultRejected` for a
-        result that is not JSON or too large."""
+        result that is not strict JSON (NaN and Infinity included: no JSON parser need accept
+        them, and the API, callbacks and pushes promise JSON) or too large."""
         try:
-            text = json.dumps(result, separators=(",", ":"))
+            text = json.dumps(result, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ResultRejected(JobError("ResultNotSerializable", str(exc))) from None
+            raise ResultRejected(JobError("ResultNotSerializable", f"the result is not JSON: {exc}"[:500])) from None
         body = text.encode()
         size = len(body)
         if size > self._max_result_bytes:

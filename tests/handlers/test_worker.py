@@ -169,9 +169,16 @@ def test_a_transient_error_is_retried(monkeypatch):
 
 @pytest.mark.parametrize(
     ("result", "error_type"),
-    [({"blob": "x" * 9000}, "ResultTooLarge"), ({"not_json": {1, 2}}, "ResultNotSerializable")],
+    [
+        ({"blob": "x" * 9000}, "ResultTooLarge"),
+        ({"not_json": {1, 2}}, "ResultNotSerializable"),
+        # Python's json writes these as bare NaN/Infinity, which no strict JSON parser reads.
+        ({"ratio": float("nan")}, "ResultNotSerializable"),
+        ({"ratio": [float("inf")]}, "ResultNotSerializable"),
+        ({"ratio": -float("inf")}, "ResultNotSerializable"),
+    ],
 )
-def test_results_must_be_json_and_within_the_limit(monkeypatch, result, error_type):
+def test_results_must_be_strict_json_and_within_the_limit(monkeypatch, result, error_type):
     from jobs import registry
 
     monkeypatch.setitem(
@@ -179,7 +186,10 @@ def test_results_must_be_json_and_within_the_limit(monkeypatch, result, error_ty
     )
     job_id = submit_job("sleep", {"seconds": 1})
     assert run_worker(job_id)["outcome"] == "FAILED"
-    assert get_status(job_id)[0]["error"]["type"] == error_type
+    job, _ = get_status(job_id)
+    assert job["error"]["type"] == error_type and "result" not in job
+    if error_type == "ResultNotSerializable":
+        assert job["error"]["message"].startswith("the result is not JSON: ")
 
 
 def test_a_small_result_is_inline_and_a_large_one_is_a_presigned_link():
