@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,19,20,21
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install postgres-server run test lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
+.PHONY: help install tools postgres-server run test lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
 
 help:
 	@echo "make run       the app on 127.0.0.1:$${PORT:-3000} with AWS emulated (Ctrl-C stops it)"
@@ -21,7 +21,11 @@ help:
 	@echo "make destroy   cdk destroy"
 	@echo "make test-deployed  run the tests against a deployed API (ASYNC_JOBS_API_URL)"
 
-install: $(VENV)/.installed node_modules/.installed postgres-server
+# `tools` is all the deploy path needs (the venv and the pinned CDK CLI); the local runtime and
+# the tests also need PostgreSQL.
+tools: $(VENV)/.installed node_modules/.installed
+
+install: tools postgres-server
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layers/postgres/requirements.txt layers/durable/requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -67,7 +71,7 @@ format: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli doctor tests bench
 
-synth: install
+synth: tools
 	$(CDK) synth --quiet $(CDK_ARGS)
 
 # Read-only checks of the account and region your AWS credentials point at (see doctor/checks.py).
@@ -76,11 +80,11 @@ doctor: $(VENV)/.installed
 
 # The read-only preflight first: it stops a deploy CloudFormation would refuse halfway
 # (an account not bootstrapped, the owner-index upgrade skipped; docs/deploy.md).
-deploy: install
+deploy: tools
 	$(PYTHON) -m doctor $(CDK_ARGS)
 	$(CDK) deploy $(CDK_ARGS)
 
-destroy: install
+destroy: tools
 	$(CDK) destroy $(CDK_ARGS)
 
 test-deployed: $(VENV)/.installed
