@@ -140,6 +140,10 @@ def check_powertools_layer(clients: ClientFactory, config: AppConfig, region: st
 
 
 def check_concurrency(clients: ClientFactory, config: AppConfig) -> Finding:
+    """Reserved and provisioned concurrency both come out of the account's unreserved pool,
+    which must keep 100 (Lambda Developer Guide, "Configuring reserved concurrency" and
+    "Configuring provisioned concurrency"): CloudFormation fails on the function or alias
+    that would take more. A new account may have 10 in all."""
     name = "Lambda concurrency"
     try:
         limits = clients("lambda").get_account_settings()["AccountLimit"]
@@ -147,15 +151,35 @@ def check_concurrency(clients: ClientFactory, config: AppConfig) -> Finding:
         return Finding(name, WARN, f"could not read the account's Lambda settings ({_error_code(error)})")
     total, unreserved = int(limits["ConcurrentExecutions"]), int(limits["UnreservedConcurrentExecutions"])
     found = f"{total} in all, {unreserved} unreserved"
-    reserved = config.worker_reserved_concurrency
-    if reserved is not None and unreserved - reserved < UNRESERVED_CONCURRENCY_MINIMUM:
+    api, worker = config.allocated_concurrency()
+    if api + worker and unreserved - (api + worker) < UNRESERVED_CONCURRENCY_MINIMUM:
+        asked = " and ".join(
+            text
+            for amount, text in (
+                (api, f"{api} provisioned for the API functions (api_provisioned_concurrency)"),
+                (worker, f"{worker} reserved or provisioned for the worker"),
+            )
+            if amount
+        )
+        needed = total - unreserved + api + worker + UNRESERVED_CONCURRENCY_MINIMUM
         return Finding(
             name,
             FAIL,
-            f"{found}: reserving {reserved} for the worker would leave fewer than "
-            f"{UNRESERVED_CONCURRENCY_MINIMUM} unreserved, which Lambda refuses",
-            f"lower worker_reserved_concurrency to at most {max(unreserved - UNRESERVED_CONCURRENCY_MINIMUM, 0)}, "
-            "or ask for a Lambda concurrency quota increase",
+            f"{found}: the stack takes {asked}, leaving fewer than {UNRESERVED_CONCURRENCY_MINIMUM} unreserved, "
+            "which Lambda refuses (the deploy fails on the first function or alias that asks)",
+            f"lower worker_reserved_concurrency, worker_provisioned_concurrency or api_provisioned_concurrency "
+            f"to take at most {max(unreserved - UNRESERVED_CONCURRENCY_MINIMUM, 0)} in all, or request "
+            f"'Concurrent executions' of at least {needed} (Service Quotas, AWS Lambda, L-B99A9384)",
+        )
+    if config.dispatch == "sqs" and config.worker_reserved_concurrency is None and (
+        config.worker_max_concurrency >= unreserved
+    ):
+        return Finding(
+            name,
+            WARN,
+            f"{found}: with dispatch=sqs, worker_max_concurrency={config.worker_max_concurrency} lets the worker "
+            "take the whole unreserved pool, and the API functions are throttled (429) while it does",
+            f"-c worker_max_concurrency={max(unreserved // 2, 2)} (or reserve concurrency for the worker)",
         )
     if total < config.lambda_account_concurrency:
         return Finding(

@@ -284,19 +284,26 @@ class AppConfig:
         """What CloudFormation does with stateful resources when the stack is deleted."""
         return RemovalPolicy.DESTROY if self.destroy_on_removal else RemovalPolicy.RETAIN
 
+    def allocated_concurrency(self) -> tuple[int, int]:
+        """What the stack takes out of the account's unreserved Lambda concurrency: the API
+        functions' provisioned concurrency, and the worker's reserved or provisioned
+        concurrency (whichever is larger: provisioned comes out of a reservation)."""
+        api = API_FUNCTIONS * self.api_provisioned_concurrency if self.api_cold_start == "provisioned" else 0
+        worker = self.worker_provisioned_concurrency if self.worker_cold_start == "provisioned" else 0
+        return api, max(self.worker_reserved_concurrency or 0, worker)
+
     def _check_provisioned_concurrency(self, most_reservable: int) -> None:
         """Provisioned concurrency is allocated from the account's pool like reserved
         concurrency: it must leave the same 100 unreserved, and a function's provisioned
         concurrency cannot exceed its reserved concurrency (Lambda Developer Guide,
         "Configuring provisioned concurrency")."""
-        api = API_FUNCTIONS * self.api_provisioned_concurrency if self.api_cold_start == "provisioned" else 0
+        api, worker_allocated = self.allocated_concurrency()
         worker = self.worker_provisioned_concurrency if self.worker_cold_start == "provisioned" else 0
         if self.worker_reserved_concurrency is not None and worker > self.worker_reserved_concurrency:
             raise ConfigError(
                 f"worker_provisioned_concurrency ({worker}) must not exceed worker_reserved_concurrency "
                 f"({self.worker_reserved_concurrency})"
             )
-        worker_allocated = max(self.worker_reserved_concurrency or 0, worker)
         if api + worker_allocated > most_reservable:
             raise ConfigError(
                 f"api_provisioned_concurrency times {API_FUNCTIONS} API functions ({api}) plus the worker's "

@@ -158,13 +158,37 @@ def test_a_layer_built_for_another_runtime(account, capsys):
 def test_reserved_concurrency_the_account_cannot_give(account, capsys):
     code, out = doctor(account.answers(concurrency=(400, 400)), capsys, "worker_reserved_concurrency=350")
     assert code == 1 and verdicts(out)["Lambda concurrency"] == "FAIL"
-    assert "lower worker_reserved_concurrency to at most 300" in out
+    assert "take at most 300 in all" in out and "of at least 450 (Service Quotas" in out
 
 
-def test_a_new_account_with_little_concurrency_is_warned(account, capsys):
-    code, out = doctor(account.answers(concurrency=(10, 10)), capsys)
-    assert code == 0 and verdicts(out)["Lambda concurrency"] == "warn"
-    assert "-c lambda_account_concurrency=10" in out
+@pytest.mark.parametrize(
+    ("settings", "asked"),
+    [
+        # Three API functions with 2 each: 6 out of a new account's 10.
+        (("api_cold_start=provisioned", "api_provisioned_concurrency=2"), "6 provisioned for the API functions"),
+        (("worker_cold_start=provisioned", "worker_provisioned_concurrency=1"), "1 reserved or provisioned"),
+    ],
+)
+def test_provisioned_concurrency_a_new_account_cannot_hold_fails(account, capsys, settings, asked):
+    # Provisioned concurrency leaves 100 unreserved too: CloudFormation would fail on the alias.
+    code, out = doctor(account.answers(concurrency=(10, 10)), capsys, *settings)
+    assert code == 1 and verdicts(out)["Lambda concurrency"] == "FAIL"
+    assert asked in out and "L-B99A9384" in out and "take at most 0 in all" in out
+
+
+def test_provisioned_concurrency_the_account_can_hold_passes(account, capsys):
+    code, out = doctor(
+        account.answers(concurrency=(1000, 900)), capsys, "api_cold_start=provisioned", "api_provisioned_concurrency=5"
+    )
+    assert code == 0 and verdicts(out)["Lambda concurrency"] == "ok"
+
+
+@pytest.mark.parametrize(("unreserved", "verdict"), [(50, "warn"), (51, "ok")])
+def test_a_queue_worker_that_can_take_the_whole_pool_is_warned(account, capsys, unreserved, verdict):
+    answers = account.answers(concurrency=(1000, unreserved))
+    code, out = doctor(answers, capsys, "dispatch=sqs", "worker_max_concurrency=50")
+    assert code == 0 and verdicts(out)["Lambda concurrency"] == verdict
+    assert ("API functions are throttled" in out and "-c worker_max_concurrency=25" in out) == (verdict == "warn")
 
 
 def test_no_alarm_email_is_a_warning(account, capsys):
