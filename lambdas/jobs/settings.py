@@ -81,7 +81,12 @@ class Tuning:
     max_request_bytes: int = setting("MAX_REQUEST_BYTES", integer(1024, 256 * 1024), 64 * 1024)
     max_result_bytes: int = setting("MAX_RESULT_BYTES", integer(1024, 1024 * 1024 * 1024), 50 * 1024 * 1024)
     max_inline_result_bytes: int = setting("MAX_INLINE_RESULT_BYTES", integer(1024, 300 * 1024), 64 * 1024)
-    result_url_expiry_seconds: int = setting("RESULT_URL_EXPIRY_SECONDS", integer(1, 7 * 86_400), 300)
+    # A presigned URL dies with the credentials that signed it, whatever its own expiry (S3
+    # User Guide, "Download and upload objects with presigned URLs": a URL signed with an IAM
+    # role's credentials expires when the role session does). AWS documents no lifetime for
+    # a Lambda execution role's session, so S3's 7-day maximum could never be kept; an hour,
+    # a role session's default length, is the most promised. Each GET signs a fresh URL.
+    result_url_expiry_seconds: int = setting("RESULT_URL_EXPIRY_SECONDS", integer(1, 3600), 300)
     progress_min_interval_ms: int = setting("PROGRESS_MIN_INTERVAL_MS", integer(0, 600_000), 2000)
     idempotency_window_seconds: int = setting("IDEMPOTENCY_WINDOW_SECONDS", integer(60, 7 * 86_400), 3600)
     callback_max_attempts: int = setting("CALLBACK_MAX_ATTEMPTS", integer(1, 10), 4)

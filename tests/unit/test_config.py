@@ -98,6 +98,12 @@ def test_a_tuning_choice_is_checked_at_synth_with_the_runtimes_bounds():
         AppConfig.from_mapping({"retry_after_seconds": 0})
 
 
+def test_a_result_url_may_not_promise_to_outlive_the_credentials_that_sign_it():
+    assert AppConfig.from_mapping({"result_url_expiry_seconds": 3600}).tuning.result_url_expiry_seconds == 3600
+    with pytest.raises(ConfigError, match="context 'result_url_expiry_seconds' must be between 1 and 3600, got 86400"):
+        AppConfig.from_mapping({"result_url_expiry_seconds": 86_400})
+
+
 def test_the_reapers_deadline_outlasts_any_live_attempt():
     config = AppConfig.from_mapping({"worker_max_event_age_seconds": 600, "reaper_slack_seconds": 0})
     assert config.stuck_after_seconds == 600 + config.worker_timeout_seconds
