@@ -22,7 +22,8 @@ def matches(pattern: dict[str, Any], event: Any) -> bool:
     for key, expected in pattern.items():
         value = event.get(key, _MISSING)
         if isinstance(expected, dict):
-            if value is _MISSING or not matches(expected, value):
+            # No object here: none of the leaves below it exist (only "exists": false holds).
+            if not matches(expected, value if isinstance(value, dict) else {}):
                 return False
         elif isinstance(expected, list):
             if not any(_matches_one(rule, value) for rule in expected):
@@ -33,6 +34,12 @@ def matches(pattern: dict[str, Any], event: Any) -> bool:
 
 
 def _matches_one(rule: Any, value: Any) -> bool:
+    # Rules test leaves only: the engine flattens an event into the paths of its leaf values,
+    # so an object (an intermediate node) is no value at all; ``exists`` "only works on leaf
+    # nodes" (EventBridge User Guide, "Content filtering in event patterns": exists matching;
+    # Lambda's event filtering shares the syntax). ``{"exists": false}`` on an object matches.
+    if isinstance(value, dict):
+        value = _MISSING
     if isinstance(rule, dict):
         if "exists" in rule:
             return (value is not _MISSING) == bool(rule["exists"])

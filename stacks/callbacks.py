@@ -37,7 +37,9 @@ def finished_with_callback() -> dict[str, object]:
             "NewImage": {
                 "status": {"S": list(FINAL_STATUSES)},
                 "callback_url": {"S": lambda_.FilterRule.exists()},
-                "callback_status": lambda_.FilterRule.not_exists(),
+                # On the leaf: exists matching works on leaf nodes only (EventBridge User
+                # Guide, exists matching), and on the attribute itself it always matched.
+                "callback_status": {"S": lambda_.FilterRule.not_exists()},
             },
         },
     }

@@ -2,8 +2,8 @@
 
 Rules, in order: a per-IP rate limit (429), a body-size limit that refuses oversized
 ``POST /jobs`` bodies before any function runs (413), and AWS's managed common rule set
-(403), whose own 8 KB body rule is counted rather than enforced because this API accepts
-bodies up to ``max_request_bytes``. Answers are JSON ``{"message": ...}`` like every
+(403), whose body rules and no-User-Agent rule are counted rather than enforced
+(``COUNTED_COMMON_RULES`` says why, one by one). Answers are JSON ``{"message": ...}`` like every
 other error of the API.
 """
 
@@ -19,6 +19,25 @@ from stacks.config import AppConfig
 
 # Request body sizes API Gateway can forward to WAF for inspection (16 KB is free).
 INSPECTION_LIMITS_KB = (16, 32, 48, 64)
+# Rules of AWS's common rule set (AWS WAF Developer Guide, "Core rule set (CRS) managed rule
+# group") that are counted, not enforced: each blocks valid requests to a JSON job API whose
+# callers are IAM identities. Counting keeps their matches in the metrics and sampled
+# requests (the Developer Guide's advice for tuning a managed group: set a rule to Count and
+# watch it before you enforce it); the URI, query string and cookie rules stay enforced.
+COUNTED_COMMON_RULES = {
+    # Our own BodyTooLarge rule enforces max_request_bytes; this one refuses anything over 8 KB.
+    "SizeRestrictions_BODY": "bodies over 8 KB",
+    # A job input is data checked against its task's schema and never rendered as a page:
+    # HTML, a relative path or a URL with an IPv4 host in it is a legitimate input.
+    "CrossSiteScripting_BODY": "job inputs holding HTML",
+    "GenericLFI_BODY": "job inputs holding relative paths (../)",
+    "GenericRFI_BODY": "job inputs holding URLs with an IPv4 host",
+    # callback_url is judged by the callback address policy (lambdas/jobs/callbacks.py), which
+    # refuses link-local addresses (the metadata endpoint among them) when the job is submitted.
+    "EC2MetaDataSSRF_BODY": "job inputs naming 169.254.169.254",
+    # SigV4-signed backends authenticate every call; a missing User-Agent says nothing of them.
+    "NoUserAgent_HEADER": "signed clients that send no User-Agent",
+}
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -85,9 +104,9 @@ class ApiFirewall(Construct):
                         name="AWSManagedRulesCommonRuleSet",
                         rule_action_overrides=[
                             wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                name="SizeRestrictions_BODY",
-                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                                name=name, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
                             )
+                            for name in COUNTED_COMMON_RULES
                         ],
                     )
                 ),

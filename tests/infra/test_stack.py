@@ -590,7 +590,8 @@ def test_callbacks_read_the_jobs_stream_filtered_to_finished_jobs_with_a_callbac
     [pattern] = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
     new_image = pattern["dynamodb"]["NewImage"]
     assert new_image["status"] == {"S": ["COMPLETED", "FAILED", "CANCELLED"]}
-    assert new_image["callback_status"] == [{"exists": False}]  # recording the outcome does not re-trigger
+    # Recording the outcome does not re-trigger; on the leaf, where exists matching works.
+    assert new_image["callback_status"] == {"S": [{"exists": False}]}
 
 
 def test_callbacks_sign_with_a_generated_secret_they_alone_may_read(template: Template):
@@ -653,8 +654,16 @@ def test_waf_rate_limit_body_limit_and_common_rules_on_the_stage(template: Templ
     # Bodies up to the limit must reach WAF whole, or the size rule could not see them.
     assert props["AssociationConfig"]["RequestBody"]["API_GATEWAY"]["DefaultSizeInspectionLimit"] == "KB_64"
     common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
-    # Its 8 KB body rule would refuse valid jobs; ours (above) enforces the real limit.
-    assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    # Its 8 KB body rule would refuse valid jobs (ours, above, enforces the real limit), and so
+    # would its other body rules (HTML, ../, IPv4 URLs, the metadata address in an input) and
+    # its rule against signed clients without a User-Agent: counted, so they show in metrics.
+    counted = {o["Name"] for o in common["RuleActionOverrides"] if o["ActionToUse"] == {"Count": {}}}
+    assert len(counted) == len(common["RuleActionOverrides"])
+    assert counted == {
+        "SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY",
+        "EC2MetaDataSSRF_BODY", "NoUserAgent_HEADER",
+    }  # fmt: skip
+    assert not any(name.endswith(("_URIPATH", "_QUERYARGUMENTS", "_COOKIE")) for name in counted)
     for body in props["CustomResponseBodies"].values():
         assert body["ContentType"] == "APPLICATION_JSON" and "message" in json.loads(body["Content"])
     _, association = only(template, "AWS::WAFv2::WebACLAssociation")

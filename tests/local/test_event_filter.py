@@ -26,6 +26,12 @@ def test_operators():
     assert not matches({"a": [{"anything-but": ["x"]}]}, {})
     assert matches({"a": [{"prefix": "ab"}]}, {"a": "abc"})
     assert not matches({"a": [{"unknown-op": 1}]}, {"a": 1})
+    # Rules see leaves only: an object is no value, so exists matching on it always says "absent".
+    assert matches({"a": [{"exists": False}]}, {"a": {"S": "x"}})
+    assert not matches({"a": [{"exists": True}]}, {"a": {"S": "x"}})
+    assert not matches({"a": [{"anything-but": ["x"]}]}, {"a": {"S": "y"}})
+    assert matches({"a": {"S": [{"exists": False}]}}, {})
+    assert not matches({"a": {"S": [{"exists": False}]}}, {"a": {"S": "x"}})
     assert matches({"a": {"b": ["x"]}}, {"a": {"b": "x"}})
     assert not matches({"a": {"b": ["x"]}}, {"a": "x"})
     assert passes([], {"anything": 1})
@@ -43,4 +49,6 @@ def test_the_callbacks_filter_passes_only_a_move_into_a_final_status_with_a_call
     assert not passes([rule], record("RUNNING", {"status": {"S": "COMPLETED"}}))  # no callback wanted
     recorded = {"status": {"S": "COMPLETED"}, "callback_url": url, "callback_status": {"S": "DELIVERED"}}
     assert not passes([rule], record("COMPLETED", recorded))  # recording the outcome
+    # A callback already recorded is never sent again, even on a move into a final status.
+    assert not passes([rule], record("RUNNING", recorded))
     assert not passes([rule], record(None, {"status": {"S": "PENDING"}, "callback_url": url}, "INSERT"))
