@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.config import AppConfig, ConfigError, default_context
 from stacks.layers import InstalledDistributions, pinned_requirements
+from stacks.python_function import LAMBDAS_DIR
 from stacks.worker import DURABLE_SDK_REQUIREMENTS
 from tests.infra.conftest import function_id, only, synth
 
@@ -87,6 +89,14 @@ def test_submit_starts_executions_through_the_live_alias_only(durable: Template)
     assert not durable.find_resources(
         "AWS::Lambda::EventInvokeConfig", {"Properties": {"FunctionName": {"Ref": worker}}}
     )
+
+
+def test_a_retained_version_costs_little_of_the_code_storage_quota(tmp_path: Path) -> None:
+    # Replaced versions are kept (above) and nothing deletes them (docs/operations.md): each
+    # holds the lambdas/ package, so it must stay small against Lambda's 75 GB of function
+    # and layer storage per region (Lambda Developer Guide, "Lambda quotas").
+    package = Path(shutil.make_archive(str(tmp_path / "lambdas"), "zip", LAMBDAS_DIR))
+    assert package.stat().st_size < 1024 * 1024
 
 
 def test_unfinished_executions_reach_the_recorder_from_lambdas_status_change_events(durable: Template) -> None:
