@@ -69,7 +69,14 @@ class JobsApi(Construct):
         self._build_routes()
         self._acknowledge_findings(config)
 
-    def _api_function(self, construct_id: str, handler: str, description: str, **extra: str) -> PythonFunction:
+    def _api_function(
+        self,
+        construct_id: str,
+        handler: str,
+        description: str,
+        layers: tuple[lambda_.ILayerVersion, ...] = (),
+        **extra: str,
+    ) -> PythonFunction:
         """A function behind the API: the integration timeout, API memory, the shared environment."""
         config = self._config
         return PythonFunction(
@@ -83,6 +90,7 @@ class JobsApi(Construct):
             memory_size=config.api_function_memory_mb,
             cold_start=config.api_cold_start,
             provisioned_concurrency=config.api_provisioned_concurrency,
+            layers=layers,
         )
 
     def _build_functions(self, store: JobStore, worker: Worker) -> None:
@@ -92,6 +100,7 @@ class JobsApi(Construct):
             "Submit",
             "jobs.handlers.submit.handler",
             "POST /jobs: stores a job and hands it to the worker",
+            worker.sdk_layers,
             **Settings.variables(idempotency_table_name=store.idempotency_table.table_name),
             **worker.dispatch_environment(),
         )
@@ -124,6 +133,7 @@ class JobsApi(Construct):
             "Cancel",
             "jobs.handlers.cancel.handler",
             "DELETE /jobs/{job_id}: cancels a job (at once if pending, cooperatively if running)",
+            worker.sdk_layers,
             **worker.cancel_environment(),
         )
         self.cancel_function = cancel.function

@@ -67,6 +67,7 @@ class Worker(Construct):
         )
 
         self.durable = False
+        self.sdk_layers: tuple[lambda_.ILayerVersion, ...] = ()
         self.jobs_queue: sqs.Queue | None = None
         self.recorder: lambda_.IFunction | None = None
         self.workflow: JobWorkflow | None = None
@@ -222,6 +223,11 @@ class Worker(Construct):
         sdk = python_layer(
             self, "DurableSdk", DURABLE_SDK_REQUIREMENTS, "The AWS durable execution SDK and its boto3 (pure Python)"
         )
+        # The submit and cancel functions call the durable-execution APIs too (the invoke's
+        # DurableExecutionName, StopDurableExecution): the same boto3, not the runtime's,
+        # whose version depends on runtime and Region (Lambda Developer Guide, "Supported
+        # runtimes for durable functions").
+        self.sdk_layers = (sdk,)
         worker = self._worker_function(
             config,
             environment,

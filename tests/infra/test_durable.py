@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from aws_cdk.assertions import Match, Template
 
@@ -89,6 +90,23 @@ def test_submit_starts_executions_through_the_live_alias_only(durable: Template)
     assert not durable.find_resources(
         "AWS::Lambda::EventInvokeConfig", {"Properties": {"FunctionName": {"Ref": worker}}}
     )
+
+
+def test_submit_and_cancel_call_the_durable_apis_with_the_workers_boto3(durable: Template) -> None:
+    # The runtime's boto3 may predate the durable-execution APIs (its version depends on the
+    # runtime and the Region): submit names the execution, cancel stops it, with the layer's.
+    resources = durable.to_json()["Resources"]
+    [layer_id] = durable.find_resources("AWS::Lambda::LayerVersion")
+    for handler in (DURABLE_WORKER, "jobs.handlers.submit.handler", "jobs.handlers.cancel.handler"):
+        layers = resources[function_id(durable, handler)]["Properties"]["Layers"]
+        assert {"Ref": layer_id} in layers, handler
+    status = resources[function_id(durable, "jobs.handlers.status.handler")]["Properties"]["Layers"]
+    assert {"Ref": layer_id} not in status  # it calls no durable API: no layer to load
+    # The layer's botocore (the pinned one, installed here) knows both calls.
+    lambda_model = botocore.session.get_session().get_service_model("lambda")
+    assert "StopDurableExecution" in lambda_model.operation_names
+    assert "DurableExecutionName" in lambda_model.operation_model("Invoke").input_shape.members
+    assert importlib.metadata.version("botocore") == pinned_requirements(DURABLE_SDK_REQUIREMENTS)["botocore"]
 
 
 def test_a_retained_version_costs_little_of_the_code_storage_quota(tmp_path: Path) -> None:
