@@ -63,8 +63,8 @@ class AsyncJobsStack(Stack):
         )
         if self.database is not None:
             self.database.connect(self.worker.function)
-        if self.network is not None and config.dispatch == "durable":
-            self.network.reach_lambda(self.worker.function, config)
+        if self.network is not None and self.worker.durable_function_name is not None:
+            self.network.reach_lambda(self.worker.function, self.worker.durable_function_name, config)
         self.notifications: JobNotifications | None = None
         api_environment = environment
         account = ApiGatewayAccount(self, "ApiGatewayAccount", create_role=config.apigateway_cloudwatch_role)

@@ -24,7 +24,7 @@ to the database proxy on 5432 with ``database=postgres``); nothing here changes 
 
 from __future__ import annotations
 
-from aws_cdk import Fn, Stack
+from aws_cdk import ArnFormat, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -35,6 +35,20 @@ from stacks.job_store import RESULTS_PREFIX, JobStore
 from stacks.python_function import log_group
 
 AVAILABILITY_ZONES = 2
+
+
+def durable_executions_arn(stack: Stack, function_name: str) -> str:
+    """Every durable execution of ``function_name``, of any version. Lambda authorizes the
+    checkpoint calls against the execution's ARN, ``arn:aws:lambda:<region>:<account>:function:
+    <name>:<qualifier>/durable-execution/<execution name>/<execution id>``, whose qualifier is
+    always ``$LATEST`` or a version number (Lambda Developer Guide, "Security and permissions
+    for Lambda durable functions"); ``function/*`` or the bare function ARN never matches it."""
+    return stack.format_arn(
+        service="lambda",
+        resource="function",
+        resource_name=f"{function_name}:*/durable-execution/*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 class JobNetwork(Construct):
@@ -98,13 +112,13 @@ class JobNetwork(Construct):
         )
         return config.vpc_route_table_ids if config.vpc_gateway_endpoints == "create" else []
 
-    def reach_lambda(self, worker: lambda_.Function, config: AppConfig) -> None:
+    def reach_lambda(self, worker: lambda_.Function, worker_name: str, config: AppConfig) -> None:
         """``dispatch=durable``: the durable SDK checkpoints each step through the Lambda API
         (``lambda:CheckpointDurableExecution``, ``lambda:GetDurableExecutionState``), from
         inside the function, so from these subnets: a Lambda interface endpoint (AWS Lambda
         Developer Guide, "Connecting inbound interface VPC endpoints for Lambda"), reachable
         on 443 from the worker's security group only, its policy admitting the worker's role's
-        checkpoint calls only.
+        checkpoint calls on its own executions only.
 
         ``vpc=new``: the VPC is the worker's alone, so the endpoint answers for Lambda's
         regional name (private DNS). ``vpc=existing``: private DNS would take that name over
@@ -136,11 +150,11 @@ class JobNetwork(Construct):
         assert worker.role is not None
         endpoint.add_to_policy(
             iam.PolicyStatement(
-                # The role, not the function's ARN: the worker's environment names the endpoint
-                # (vpc=existing), which would otherwise depend on the worker in turn.
+                # The role, and the function by the name chosen for it, never by reference:
+                # with vpc=existing the worker's environment names this endpoint.
                 principals=[iam.ArnPrincipal(worker.role.role_arn)],
                 actions=["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
-                resources=[Stack.of(self).format_arn(service="lambda", resource="function", resource_name="*")],
+                resources=[durable_executions_arn(Stack.of(self), worker_name)],
             )
         )
         if existing:

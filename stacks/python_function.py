@@ -101,13 +101,16 @@ class PythonFunction(Construct):
         network: JobNetwork | None = None,
         durable: lambda_.DurableConfig | None = None,
         layers: tuple[lambda_.ILayerVersion, ...] = (),
+        function_name: str | None = None,
     ) -> None:
         """``cold_start``: ``none`` (callers invoke the function), ``snapstart`` or
         ``provisioned`` (callers invoke the ``live`` alias of the published version, restored
         from a SnapStart snapshot or kept warm by ``provisioned_concurrency`` environments);
         ``network``: the VPC subnets and security group to run in (``vpc``), if any;
         ``durable``: a durable function, invoked through its ``live`` alias (durable
-        functions take only qualified names); ``layers``: beside Powertools."""
+        functions take only qualified names); ``layers``: beside Powertools;
+        ``function_name``: a name chosen here, for a policy that must name the function
+        without referring to it (CloudFormation generates one otherwise)."""
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
         if cold_start == "snapstart" and not Token.is_unresolved(region) and region in SNAPSTART_UNSUPPORTED_REGIONS:
@@ -126,6 +129,7 @@ class PythonFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
+            function_name=function_name,
             description=description,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,

@@ -13,7 +13,9 @@ encrypted, TLS-only dead-letter queue. The recorder's own failures go to the sam
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+import hashlib
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -36,6 +38,21 @@ DURABLE_SDK_REQUIREMENTS = LAYERS_DIR / "durable" / "requirements.txt"
 # recorded it (Lambda Developer Guide, "Monitoring durable functions": the EventBridge
 # event "Durable Execution Status Change" from aws.lambda, for every status).
 DURABLE_FAILURE_STATUSES = ["FAILED", "TIMED_OUT", "STOPPED"]
+DURABLE_WORKER_SUFFIX = "DurableWorker"
+MAX_FUNCTION_NAME = 64  # Lambda API Reference, CreateFunction: FunctionName
+
+
+def durable_worker_name(stack_name: str) -> str:
+    """The durable worker's function name: the stack's, so unique per account and region, and
+    known before the function exists (``JobNetwork.reach_lambda``'s endpoint policy names its
+    executions, and with ``vpc=existing`` the function refers to that endpoint in turn).
+    Lambda takes 64 characters at most; a longer stack name is shortened, with a hash of it."""
+    name = f"{stack_name}-{DURABLE_WORKER_SUFFIX}"
+    if len(name) <= MAX_FUNCTION_NAME:
+        return name
+    digest = hashlib.sha256(stack_name.encode()).hexdigest()[:8]
+    keep = MAX_FUNCTION_NAME - len(DURABLE_WORKER_SUFFIX) - len(digest) - 2
+    return f"{stack_name[:keep]}-{digest}-{DURABLE_WORKER_SUFFIX}"
 
 
 class Worker(Construct):
@@ -67,6 +84,7 @@ class Worker(Construct):
         )
 
         self.durable = False
+        self.durable_function_name: str | None = None
         self.sdk_layers: tuple[lambda_.ILayerVersion, ...] = ()
         self.jobs_queue: sqs.Queue | None = None
         self.recorder: lambda_.IFunction | None = None
@@ -149,6 +167,7 @@ class Worker(Construct):
         durable: lambda_.DurableConfig | None = None,
         layers: tuple[lambda_.ILayerVersion, ...] = (),
         construct_id: str = "Worker",
+        function_name: str | None = None,
     ) -> PythonFunction:
         return PythonFunction(
             self,
@@ -165,6 +184,7 @@ class Worker(Construct):
             network=self._network,
             durable=durable,
             layers=layers,
+            function_name=function_name,
         )
 
     def _on_failure_recorder(self, config: AppConfig, store: JobStore, environment: dict[str, str]) -> None:
@@ -218,6 +238,7 @@ class Worker(Construct):
         role AWS's AWSLambdaBasicDurableExecutionRolePolicy (logs, and the checkpoint calls
         the SDK makes)."""
         self.durable = True
+        self.durable_function_name = durable_worker_name(Stack.of(self).stack_name)
         self._on_failure_recorder(config, store, environment)
         assert self.recorder is not None
         sdk = python_layer(
@@ -242,6 +263,7 @@ class Worker(Construct):
             # "Configure Lambda durable functions"): a function of its own, so that switching
             # dispatch replaces the worker instead of updating it in place.
             construct_id="DurableWorker",
+            function_name=self.durable_function_name,
         )
         self.function, self.invoked = worker.function, worker.invoked
         rule = events.Rule(

@@ -17,7 +17,7 @@ from aws_cdk.assertions import Match, Template
 from stacks.config import AppConfig, ConfigError, default_context
 from stacks.layers import InstalledDistributions, pinned_requirements
 from stacks.python_function import LAMBDAS_DIR
-from stacks.worker import DURABLE_SDK_REQUIREMENTS
+from stacks.worker import DURABLE_SDK_REQUIREMENTS, durable_worker_name
 from tests.infra.conftest import function_id, only, synth
 
 DURABLE_WORKER = "jobs.handlers.durable_worker.handler"
@@ -107,6 +107,13 @@ def test_submit_and_cancel_call_the_durable_apis_with_the_workers_boto3(durable:
     assert "StopDurableExecution" in lambda_model.operation_names
     assert "DurableExecutionName" in lambda_model.operation_model("Invoke").input_shape.members
     assert importlib.metadata.version("botocore") == pinned_requirements(DURABLE_SDK_REQUIREMENTS)["botocore"]
+
+
+def test_the_durable_workers_name_is_the_stacks_and_fits_lambdas_limit() -> None:
+    assert durable_worker_name("AsyncJobs-prod") == "AsyncJobs-prod-DurableWorker"
+    long_a, long_b = "A" * 60 + "-one", "A" * 60 + "-two"
+    assert len(durable_worker_name(long_a)) == 64 and durable_worker_name(long_a) != durable_worker_name(long_b)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", durable_worker_name("x" * 128))
 
 
 def test_a_retained_version_costs_little_of_the_code_storage_quota(tmp_path: Path) -> None:
@@ -237,6 +244,12 @@ def test_in_a_vpc_the_checkpoint_calls_reach_lambda_through_an_interface_endpoin
     assert statement["Action"] == ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
     role = template.to_json()["Resources"][worker]["Properties"]["Role"]  # the worker's role alone
     assert statement["Principal"] == {"AWS": role}
+    # Lambda authorizes a checkpoint against the execution's ARN (<function>:<version>/
+    # durable-execution/...): the worker's own executions, named without referring to it.
+    name = template.to_json()["Resources"][worker]["Properties"]["FunctionName"]
+    assert name == durable_worker_name("AsyncJobs")  # the stack tests/infra/conftest.synth builds
+    [*_, tail] = statement["Resource"]["Fn::Join"][1]
+    assert tail == f":function:{name}:*/durable-execution/*"
     # Its own VPC: the endpoint answers for Lambda's regional name; the worker needs no setting.
     assert (
         "AWS_ENDPOINT_URL_LAMBDA"
