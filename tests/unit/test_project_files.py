@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def test_the_deploy_path_needs_only_the_venv_and_the_cdk_cli():
     # deploy from a Mac, or without root, must not reach for it. `-B` prints every recipe.
     for target in ("deploy", "synth", "destroy", "doctor"):
         dry_run = subprocess.run(  # noqa: S603  fixed arguments
-            ["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+            [shutil.which("make") or "make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
         ).stdout
         assert "cdk" in dry_run or "doctor" in dry_run, dry_run
         assert not re.search(r"\b(apt-get|sudo|postgres)", dry_run), f"make {target}:\n{dry_run}"
