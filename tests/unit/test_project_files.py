@@ -93,9 +93,10 @@ def test_every_relative_link_in_the_readme_and_docs_leads_somewhere():
 def test_the_deploy_path_needs_only_the_venv_and_the_cdk_cli():
     # Only the local runtime needs PostgreSQL (installed with apt-get where it is missing): a
     # deploy from a Mac, or without root, must not reach for it. `-B` prints every recipe.
+    make = shutil.which("make") or "make"
     for target in ("deploy", "synth", "destroy", "doctor"):
         dry_run = subprocess.run(  # noqa: S603  fixed arguments
-            [shutil.which("make") or "make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+            [make, "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
         ).stdout
         assert "cdk" in dry_run or "doctor" in dry_run, dry_run
         assert not re.search(r"\b(apt-get|sudo|postgres)", dry_run), f"make {target}:\n{dry_run}"
