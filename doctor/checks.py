@@ -171,8 +171,10 @@ def check_concurrency(clients: ClientFactory, config: AppConfig) -> Finding:
             f"to take at most {max(unreserved - UNRESERVED_CONCURRENCY_MINIMUM, 0)} in all, or request "
             f"'Concurrent executions' of at least {needed} (Service Quotas, AWS Lambda, L-B99A9384)",
         )
-    if config.dispatch == "sqs" and config.worker_reserved_concurrency is None and (
-        config.worker_max_concurrency >= unreserved
+    if (
+        config.dispatch == "sqs"
+        and config.worker_reserved_concurrency is None
+        and (config.worker_max_concurrency >= unreserved)
     ):
         return Finding(
             name,
