@@ -105,7 +105,8 @@ def test_submit_and_cancel_call_the_durable_apis_with_the_workers_boto3(durable:
     # The layer's botocore (the pinned one, installed here) knows both calls.
     lambda_model = botocore.session.get_session().get_service_model("lambda")
     assert "StopDurableExecution" in lambda_model.operation_names
-    assert "DurableExecutionName" in lambda_model.operation_model("Invoke").input_shape.members
+    invoke = lambda_model.operation_model("Invoke").input_shape
+    assert invoke is not None and "DurableExecutionName" in invoke.members
     assert importlib.metadata.version("botocore") == pinned_requirements(DURABLE_SDK_REQUIREMENTS)["botocore"]
 
 

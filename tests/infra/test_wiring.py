@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.infra.conftest import synth
-from tests.infra.wiring import Edge, check_wiring, problems_of
+from tests.infra.wiring import Edge, Template, check_wiring, problems_of
 
 STACK = "AsyncJobs"  # the name tests/infra/conftest.synth gives the stack
 VARIANTS = [
@@ -31,11 +31,12 @@ def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, dict
     return {i: r for i, r in template["Resources"].items() if r["Type"] == resource_type}
 
 
-def wired(context: dict[str, Any]) -> tuple[dict[str, Any], list[Edge]]:
-    """The template synthesized with ``context`` and its edges, every one of them allowed."""
+def wired(context: dict[str, Any], outside: frozenset[str] = frozenset()) -> tuple[dict[str, Any], list[Edge]]:
+    """The template synthesized with ``context`` and its edges, every one of them allowed
+    (``outside``: the services a VPC of yours reaches through endpoints of its own)."""
     _, synthesized = synth(context)
     template = dict(synthesized.to_json())
-    edges = check_wiring(template, STACK, account_logging_role_exists=False)
+    edges = check_wiring(template, STACK, account_logging_role_exists=False, endpoints_outside_template=outside)
     assert problems_of(edges) == []
     return template, edges
 
@@ -398,3 +399,151 @@ def test_provisioned_concurrency_is_graphed_per_alias_with_metrics_lambda_publis
 
     problems = problems_after(template, undo)
     assert len(problems) == 8 and all("is no alias of this stack" in p for p in problems), problems
+
+
+# -- a function in a VPC: each AWS call through an endpoint whose policy admits it -------------
+
+EXISTING_VPC = {
+    "vpc": "existing",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "vpc_security_group_id": "sg-0123456789abcdef0",
+    "vpc_route_table_ids": "rtb-0123456789abcdef0",
+}
+NETWORKS = {"new": {"vpc": "new"}, "existing": EXISTING_VPC, "database": {"database": "postgres"}}
+# The job-running function's own calls: the jobs table (read, conditional writes) and the
+# result objects; a durable worker also checkpoints its execution.
+CODE_CALLS = {"dynamodb": 2, "s3": 1}
+DURABLE_CALLS = {"lambda": 2}
+
+
+def endpoint_statements(template: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(endpoint id, its service, statement index) for every endpoint policy statement."""
+    resolved = Template(template, STACK)
+    return [
+        (endpoint_id, str(resolved.resolve(endpoint["Properties"]["ServiceName"])).rsplit(".", 1)[-1], index)
+        for endpoint_id, endpoint in resources(template, "AWS::EC2::VPCEndpoint").items()
+        for index, _ in enumerate(endpoint["Properties"]["PolicyDocument"]["Statement"])
+    ]
+
+
+def vpc_problems(template: dict[str, Any], undo: Any, outside: frozenset[str] = frozenset()) -> list[str]:
+    broken = copy.deepcopy(template)
+    undo(broken)
+    edges = check_wiring(broken, STACK, account_logging_role_exists=False, endpoints_outside_template=outside)
+    return problems_of(edges)
+
+
+@pytest.mark.parametrize("network", list(NETWORKS))
+@pytest.mark.parametrize("dispatch", ["lambda", "sqs", "stepfunctions", "durable"])
+def test_each_call_from_a_vpc_passes_an_endpoint_whose_policy_admits_it(
+    dispatch: str, network: str, capsys: pytest.CaptureFixture
+):
+    template, edges = wired({"dispatch": dispatch, **NETWORKS[network]})
+    calls = [edge for edge in edges if edge.kind == "vpc→endpoint"]
+    expected = {**CODE_CALLS, **(DURABLE_CALLS if dispatch == "durable" else {})}
+    # Not vacuous: each call the job-running function's code makes, and nothing else (its
+    # logs, traces, queue polling and destinations are the Lambda service's traffic).
+    assert Counter(edge.description.split(" ", 2)[1].split(":")[0] for edge in calls) == expected
+    if dispatch == "durable":
+        checkpoints = [edge.description for edge in calls if "Checkpoint" in edge.description]
+        assert [":function:AsyncJobs-DurableWorker:1/durable-execution/" in d for d in checkpoints] == [True]
+
+    # Each endpoint statement dropped, then narrowed: the calls it let through are refused.
+    statements = endpoint_statements(template)
+    assert {service for _, service, _ in statements} == set(expected)
+    for endpoint_id, service, index in statements:
+
+        def drop(t: dict[str, Any], endpoint_id: str = endpoint_id, index: int = index) -> None:
+            del t["Resources"][endpoint_id]["Properties"]["PolicyDocument"]["Statement"][index]
+
+        def narrow(t: dict[str, Any], endpoint_id: str = endpoint_id, index: int = index) -> None:
+            statement = t["Resources"][endpoint_id]["Properties"]["PolicyDocument"]["Statement"][index]
+            statement["Resource"] = {"Fn::Join": ["", [statement["Resource"], "-narrowed"]]}
+
+        for undo in (drop, narrow):
+            problems = vpc_problems(template, undo)
+            assert len(problems) == expected[service], (undo.__name__, problems)
+            assert all(f"the policy of {endpoint_id} refuses {service}:" in p for p in problems)
+
+        def remove(t: dict[str, Any], endpoint_id: str = endpoint_id) -> None:
+            del t["Resources"][endpoint_id]
+
+        problems = vpc_problems(template, remove)
+        assert len(problems) == expected[service] and all(f"no route to {service}" in p for p in problems)
+    with capsys.disabled():
+        print(f"\n  vpc endpoints {dispatch}/{network}: {len(calls)} calls, {len(statements)} statements mutated")
+
+
+def test_caught_the_checkpoint_policy_that_named_function_slash_star():
+    # The shipped policy before the fix: arn:...:function/* never matches an execution's ARN.
+    template, _ = wired({"dispatch": "durable", "vpc": "new"})
+
+    def undo(t: dict[str, Any]) -> None:
+        [endpoint] = [e for e in resources(t, "AWS::EC2::VPCEndpoint").values() if "lambda" in json.dumps(e)]
+        [statement] = endpoint["Properties"]["PolicyDocument"]["Statement"]
+        statement["Resource"] = {
+            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":lambda:", {"Ref": "AWS::Region"}, ":",
+                              {"Ref": "AWS::AccountId"}, ":function/*"]]
+        }  # fmt: skip
+
+    problems = vpc_problems(template, undo)
+    assert len(problems) == 2
+    assert all("refuses lambda:" in p and "/durable-execution/" in p for p in problems)
+
+
+def test_caught_a_worker_in_an_existing_vpc_not_pointed_at_the_lambda_endpoint():
+    # No private DNS there: without AWS_ENDPOINT_URL_LAMBDA the SDK calls Lambda's public name.
+    template, _ = wired({"dispatch": "durable", **EXISTING_VPC})
+
+    def undo(t: dict[str, Any]) -> None:
+        for function in resources(t, "AWS::Lambda::Function").values():
+            function["Properties"].get("Environment", {}).get("Variables", {}).pop("AWS_ENDPOINT_URL_LAMBDA", None)
+
+    problems = vpc_problems(template, undo)
+    assert len(problems) == 2 and all("no route to lambda" in p and "no private DNS" in p for p in problems)
+
+
+def test_caught_a_lambda_endpoint_that_does_not_admit_the_worker_on_443():
+    template, _ = wired({"dispatch": "durable", "vpc": "new"})
+
+    def undo(t: dict[str, Any]) -> None:
+        for rule in resources(t, "AWS::EC2::SecurityGroupIngress").values():
+            rule["Properties"]["FromPort"] = rule["Properties"]["ToPort"] = 5432
+
+    problems = vpc_problems(template, undo)
+    assert len(problems) == 2 and all("admit no HTTPS" in p for p in problems)
+
+
+def test_caught_a_gateway_endpoint_missing_from_one_subnets_route_table():
+    template, _ = wired({"vpc": "new"})
+
+    def undo(t: dict[str, Any]) -> None:
+        for endpoint in resources(t, "AWS::EC2::VPCEndpoint").values():
+            endpoint["Properties"]["RouteTableIds"] = endpoint["Properties"]["RouteTableIds"][:1]
+
+    problems = vpc_problems(template, undo)
+    assert len(problems) == 3 and all("not on the route tables of" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("settings", "outside"),
+    [
+        ({"vpc_gateway_endpoints": "existing"}, frozenset({"dynamodb", "s3"})),
+        (
+            {"vpc_gateway_endpoints": "existing", "vpc_lambda_endpoint": "existing"},
+            frozenset({"dynamodb", "s3", "lambda"}),
+        ),
+    ],
+)
+def test_endpoints_of_your_own_vpc_are_taken_as_given_and_only_then(settings: dict[str, str], outside: frozenset[str]):
+    context = {"dispatch": "durable", **EXISTING_VPC, **settings}
+    _, edges = wired(context, outside)
+    yours = [
+        edge for edge in edges if edge.kind == "vpc→endpoint" and "(through your own endpoint)" in edge.description
+    ]
+    assert len(yours) == sum(({**CODE_CALLS, **DURABLE_CALLS})[service] for service in outside)
+    # Not a blanket pass: without your endpoints, those calls have no route.
+    _, synthesized = synth(context)
+    problems = problems_of(check_wiring(dict(synthesized.to_json()), STACK, account_logging_role_exists=False))
+    assert len(problems) == len(yours) and all("no route to" in p for p in problems)

@@ -144,13 +144,13 @@ class Template:
             return self.name(logical_id)
         return self.name(logical_id)
 
-    def get_att(self, logical_id: str, attribute: str) -> str:
+    def get_att(self, logical_id: str, attribute: str) -> Any:
         resource_type = self.type_of(logical_id)
         if attribute in {"Arn", "TopicArn"}:
             return self.arn(logical_id)
         name = self.name(logical_id)
         short = logical_id.lower()[:17]
-        values: dict[tuple[str, str], Callable[[], str]] = {
+        values: dict[tuple[str, str], Callable[[], Any]] = {
             ("AWS::DynamoDB::Table", "StreamArn"): lambda: f"{self.arn(logical_id)}/stream/2026-01-01T00:00:00.000",
             ("AWS::SQS::Queue", "QueueName"): lambda: name,
             ("AWS::SQS::Queue", "QueueUrl"): lambda: self.ref(logical_id),
@@ -165,11 +165,22 @@ class Template:
             ("AWS::RDS::DBProxy", "Endpoint"): lambda: f"{name}.proxy-example.{REGION}.rds.amazonaws.com",
             ("AWS::RDS::DBProxy", "DBProxyArn"): lambda: f"arn:aws:rds:{REGION}:{ACCOUNT}:db-proxy:prx-{short}",
             ("AWS::RDS::DBCluster", "Endpoint.Port"): lambda: "5432",
+            ("AWS::EC2::VPCEndpoint", "DnsEntries"): lambda: self.endpoint_dns_entries(logical_id),
         }
         value = values.get((resource_type, attribute))
         if value is None:
             raise UnknownIntrinsic(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type})")
         return value()
+
+    def endpoint_dns_entries(self, logical_id: str) -> list[str]:
+        """An interface endpoint's DnsEntries, "<hosted zone id>:<DNS name>", the regional name
+        first, then one per Availability Zone (Amazon VPC API Reference, DnsEntry)."""
+        service = str(self.resolve(self.props(logical_id)["ServiceName"])).rsplit(".", 1)[-1]
+        base = f"vpce-{logical_id.lower()[:17]}-a1b2c3d4"
+        return [
+            f"Z7HUB22UULQXV:{base}.{service}.{REGION}.vpce.amazonaws.com",
+            f"Z7HUB22UULQXV:{base}-{REGION}a.{service}.{REGION}.vpce.amazonaws.com",
+        ]
 
     # -- intrinsics ----------------------------------------------------------------------
 
@@ -457,12 +468,23 @@ class Edge:
 
 
 class Wiring:
-    def __init__(self, template: Mapping[str, Any], stack_name: str, *, account_logging_role_exists: bool) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        stack_name: str,
+        *,
+        account_logging_role_exists: bool,
+        endpoints_outside_template: frozenset[str] = frozenset(),
+    ) -> None:
         """``account_logging_role_exists``: the account already has API Gateway's CloudWatch
-        role (``apigateway_cloudwatch_role=false``), so no stage need wait for the stack's."""
+        role (``apigateway_cloudwatch_role=false``), so no stage need wait for the stack's.
+        ``endpoints_outside_template``: the services a VPC of yours reaches through endpoints
+        of its own (``vpc_gateway_endpoints=existing``: dynamodb, s3;
+        ``vpc_lambda_endpoint=existing``: lambda), which no template shows."""
         self.t = Template(template, stack_name)
         self.policies = Policies(self.t)
         self.account_logging_role_exists = account_logging_role_exists
+        self.endpoints_outside_template = endpoints_outside_template
         self.edges: list[Edge] = []
 
     def need(self, kind: str, description: str, request: Request, resource_arn: str | None = None) -> None:
@@ -707,6 +729,11 @@ class Wiring:
         arn = self.t.arn(function) + ("" if qualifier == "$LATEST" else f":{qualifier}")
         request = Request(self.role_of(function_id), "lambda:InvokeFunction", arn, {"aws:SecureTransport": "true"})
         self.need("function→resource", description, request)
+        if "DurableConfig" in self.t.props(function):
+            # Lambda applies neither retries nor destinations to a durable execution (Lambda
+            # Developer Guide, "Retries for Lambda durable functions"): its failures arrive
+            # as status-change events (the rule → recorder edge), so no config is expected.
+            return
         configured = [
             props
             for _, props in self.t.of_type("AWS::Lambda::EventInvokeConfig")
@@ -731,6 +758,188 @@ class Wiring:
             if snap_start and "ProvisionedConcurrencyConfig" in props:
                 problems.append("SnapStart and provisioned concurrency on one version: Lambda refuses it")
             self.check("alias→version", f"{alias_id} ({props['Name']})", problems)
+
+    # -- a function in a VPC: every AWS call through an endpoint that admits it ---------------
+
+    # What a role may do that the function's code never calls over its network: the Lambda
+    # service's own traffic, made outside the function's VPC, or no call at all.
+    NOT_FROM_THE_CODE = {
+        # Lambda sends the function's logs (Lambda Developer Guide, "Sending Lambda function
+        # logs to CloudWatch Logs") and runs the X-Ray daemon that sends its traces (X-Ray
+        # Developer Guide, "AWS Lambda and AWS X-Ray"); it attaches the VPC's network
+        # interfaces itself ("Giving Lambda functions access to a VPC").
+        "logs",
+        "xray",
+        "ec2",
+        # rds-db:connect authorizes the database connection (to the proxy, inside the VPC);
+        # its token is signed on the spot, with no call to AWS (RDS User Guide, "IAM
+        # database authentication").
+        "rds-db",
+    }
+    # AWS managed policies of a function's role: the calls its code makes under each.
+    MANAGED_POLICY_CALLS: dict[str, tuple[str, ...]] = {
+        "AWSLambdaBasicExecutionRole": (),
+        "AWSLambdaVPCAccessExecutionRole": (),
+        # The durable SDK checkpoints from inside the function (Lambda Developer Guide,
+        # "Security and permissions for Lambda durable functions"), on the execution's ARN.
+        "AWSLambdaBasicDurableExecutionRolePolicy": (
+            "lambda:CheckpointDurableExecution",
+            "lambda:GetDurableExecutionState",
+        ),
+    }
+
+    def vpc_endpoints(self) -> None:
+        """Each function in a VPC reaches AWS only through VPC endpoints (its subnets route
+        nowhere else): every call its role is granted for its code must find an endpoint of
+        that service that it can reach, whose policy admits the call on the ARN AWS
+        authorizes it against. A VPC endpoint policy does not grant, it only lets through
+        (Amazon VPC User Guide, "Control access to VPC endpoints using endpoint policies")."""
+        for function_id, props in self.t.of_type("AWS::Lambda::Function"):
+            if "VpcConfig" not in props:
+                continue
+            for action, resource in self._code_calls(function_id):
+                service = action.split(":", 1)[0]
+                description = f"{function_id} {action} on {resource}"
+                if service in self.endpoints_outside_template:
+                    self.check("vpc→endpoint", f"{description} (through your own endpoint)", [])
+                    continue
+                request = Request(self.role_of(function_id), action, resource, {"aws:SecureTransport": "true"})
+                self.check("vpc→endpoint", description, self._endpoint_problems(function_id, service, request))
+
+    def _code_calls(self, function_id: str) -> list[tuple[str, str]]:
+        """(action, resource) of every call the function's code may make: its role's grants,
+        less the Lambda service's own traffic and what its event source mappings poll,
+        each wildcard in a resource standing for one concrete name."""
+        role = self.role_of(function_id)
+        function_arn = self.t.arn(function_id)
+        # Lambda itself polls a mapping's source, and sends to a destination or a dead-letter
+        # target, with the function's role (Lambda Developer Guide, "Capturing records of
+        # Lambda asynchronous invocations"): the service's calls, not the code's.
+        services = {
+            str(self.t.resolve(props["EventSourceArn"]))
+            for _, props in self.t.of_type("AWS::Lambda::EventSourceMapping")
+            if (target := self.t.lambda_target(str(self.t.resolve(props["FunctionName"])))) is not None
+            and target[0] == function_id
+        }
+        for _, props in self.t.of_type("AWS::Lambda::EventInvokeConfig"):
+            target = self.t.lambda_target(
+                f"{self.t.resolve(props['FunctionName'])}:{self.t.resolve(props['Qualifier'])}"
+            )
+            if target is not None and target[0] == function_id:
+                destinations = self.t.resolve(props.get("DestinationConfig", {}))
+                services |= {str(d["Destination"]) for d in destinations.values()}
+        dead_letters = self.t.resolve(self.t.props(function_id).get("DeadLetterConfig", {})).get("TargetArn")
+        services |= {str(dead_letters)} if dead_letters else set()
+        services |= {f"{arn}:*" for arn in services}  # a grant to invoke also names versions and aliases
+        calls: list[tuple[str, str]] = []
+        for statement in self.policies.identity.get(role, []):
+            if statement["Effect"] != "Allow":
+                continue
+            for action in _as_list(statement["Action"]):
+                if "*" in action:
+                    raise UnknownIntrinsic(f"{function_id}: a wildcard action ({action}): grant the calls by name")
+                if action.split(":", 1)[0] in self.NOT_FROM_THE_CODE:
+                    continue
+                for resource in _as_list(statement["Resource"]):
+                    if str(resource) not in services:
+                        calls.append((action, str(resource).replace("*", "x")))
+        role_id = self.t.find_by("AWS::IAM::Role", role, self.t.arn)
+        managed = [] if role_id is None else self.t.resolve(self.t.props(role_id).get("ManagedPolicyArns", []))
+        for policy_arn in managed:
+            name = str(policy_arn).rsplit("/", 1)[-1]
+            if name not in self.MANAGED_POLICY_CALLS:
+                raise UnknownIntrinsic(f"{function_id}: what does its code call under {name}?")
+            # A durable execution's ARN: the version's (never an alias), then the execution.
+            execution = f"{function_arn}:{VERSION}/durable-execution/job-0001/0c4e6d40-aaaa-bbbb-cccc-000000000001"
+            calls += [(action, execution) for action in self.MANAGED_POLICY_CALLS[name]]
+        return calls
+
+    def _endpoint_problems(self, function_id: str, service: str, request: Request) -> list[str]:
+        endpoints = [
+            (endpoint_id, props)
+            for endpoint_id, props in self.t.of_type("AWS::EC2::VPCEndpoint")
+            if str(self.t.resolve(props["ServiceName"])).rsplit(".", 1)[-1] == service
+        ]
+        reachable = [(i, p) for i, p in endpoints if not self._unreachable(function_id, i, p)]
+        if not reachable:
+            why = "; ".join(f"{i}: {self._unreachable(function_id, i, p)}" for i, p in endpoints)
+            return [
+                f"no route to {service}: its subnets reach AWS only through VPC endpoints"
+                + (f" ({why})" if why else "")
+            ]
+        problems = []
+        for endpoint_id, props in reachable:
+            if "PolicyDocument" not in props:
+                continue  # no policy: the endpoint lets every call through (full access)
+            statements = self.t.resolve(props["PolicyDocument"])["Statement"]
+            denied = any(s["Effect"] == "Deny" and _applies(s, request, True) for s in statements)
+            allowed = any(s["Effect"] == "Allow" and _applies(s, request, True) for s in statements)
+            if denied or not allowed:
+                problems.append(f"the policy of {endpoint_id} refuses {request.action} on {request.resource}")
+        return problems
+
+    def _unreachable(self, function_id: str, endpoint_id: str, endpoint: Mapping[str, Any]) -> str:
+        """Why ``function_id`` cannot reach the endpoint, or "" when it can."""
+        vpc_config = self.t.resolve(self.t.props(function_id)["VpcConfig"])
+        subnets = [str(s) for s in vpc_config["SubnetIds"]]
+        if self._vpc_of(subnets) != str(self.t.resolve(endpoint["VpcId"])):
+            return "in another VPC"
+        if endpoint.get("VpcEndpointType") == "Gateway":
+            # A gateway endpoint is a route: on every subnet's route table, or some AZ has none.
+            tables = {str(t) for t in self.t.resolve(endpoint.get("RouteTableIds", []))}
+            missing = [s for s in subnets if (self._route_table_of(s) or next(iter(tables), "")) not in tables]
+            return f"not on the route tables of {missing}" if missing else ""
+        variables = self.t.resolve(self.t.props(function_id).get("Environment", {}).get("Variables", {}))
+        service = str(self.t.resolve(endpoint["ServiceName"])).rsplit(".", 1)[-1]
+        named = variables.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}")
+        names = {f"https://{entry.split(':', 1)[1]}" for entry in self.t.endpoint_dns_entries(endpoint_id)}
+        if named is not None and named not in names:
+            return f"the function is pointed at {named} instead"
+        if named is None and not endpoint.get("PrivateDnsEnabled", False):
+            return f"no private DNS, and the function is not pointed at it (AWS_ENDPOINT_URL_{service.upper()})"
+        groups = {str(g) for g in vpc_config.get("SecurityGroupIds", [])}
+        admitted = [
+            rule
+            for rule in self._ingress_rules({str(g) for g in self.t.resolve(endpoint.get("SecurityGroupIds", []))})
+            if str(rule.get("SourceSecurityGroupId")) in groups or rule.get("CidrIp") == "0.0.0.0/0"
+        ]
+        if not any(_covers_https(rule) for rule in admitted):
+            return "its security groups admit no HTTPS from the function's"
+        return ""
+
+    def _vpc_of(self, subnets: list[str]) -> str:
+        """The VPC of the function's subnets: the template's, or (subnets given by id, as with
+        ``vpc=existing``) the one VPC the template names by id."""
+        for subnet_id, props in self.t.of_type("AWS::EC2::Subnet"):
+            if self.t.ref(subnet_id) in subnets:
+                return str(self.t.resolve(props["VpcId"]))
+        named = {
+            str(props["VpcId"])
+            for _, props in self.t.of_type("AWS::EC2::VPCEndpoint")
+            if isinstance(props["VpcId"], str)
+        }
+        if len(named) != 1:
+            raise UnknownIntrinsic(f"the VPC of subnets {subnets}")
+        return named.pop()
+
+    def _route_table_of(self, subnet: str) -> str | None:
+        """The subnet's route table, when the template associates one (None: a subnet of yours,
+        whose route tables are the ones named for the gateway endpoints)."""
+        for _, props in self.t.of_type("AWS::EC2::SubnetRouteTableAssociation"):
+            if str(self.t.resolve(props["SubnetId"])) == subnet:
+                return str(self.t.resolve(props["RouteTableId"]))
+        return None
+
+    def _ingress_rules(self, groups: set[str]) -> list[dict[str, Any]]:
+        rules = [
+            self.t.resolve(props)
+            for _, props in self.t.of_type("AWS::EC2::SecurityGroupIngress")
+            if str(self.t.resolve(props["GroupId"])) in groups
+        ]
+        for group_id, props in self.t.of_type("AWS::EC2::SecurityGroup"):
+            if self.t.get_att(group_id, "GroupId") in groups:
+                rules += self.t.resolve(props.get("SecurityGroupIngress", []))
+        return rules
 
     # -- account settings ----------------------------------------------------------------
 
@@ -858,9 +1067,26 @@ class Wiring:
         return []
 
 
-def check_wiring(template: Mapping[str, Any], stack_name: str, *, account_logging_role_exists: bool) -> list[Edge]:
+def _covers_https(rule: Mapping[str, Any]) -> bool:
+    if str(rule.get("IpProtocol")) == "-1":
+        return True
+    return str(rule.get("IpProtocol")) == "tcp" and int(rule.get("FromPort", 0)) <= 443 <= int(rule.get("ToPort", 0))
+
+
+def check_wiring(
+    template: Mapping[str, Any],
+    stack_name: str,
+    *,
+    account_logging_role_exists: bool,
+    endpoints_outside_template: frozenset[str] = frozenset(),
+) -> list[Edge]:
     """Every edge of the template, each with its problems (none when it is wired right)."""
-    wiring = Wiring(template, stack_name, account_logging_role_exists=account_logging_role_exists)
+    wiring = Wiring(
+        template,
+        stack_name,
+        account_logging_role_exists=account_logging_role_exists,
+        endpoints_outside_template=endpoints_outside_template,
+    )
     for check in (
         wiring.alarm_actions,
         wiring.destinations,
@@ -871,6 +1097,7 @@ def check_wiring(template: Mapping[str, Any], stack_name: str, *, account_loggin
         wiring.state_machine_tasks,
         wiring.aliases,
         wiring.function_settings,
+        wiring.vpc_endpoints,
         wiring.logging_stages,
         wiring.alarm_metrics,
         wiring.dashboard_metrics,
