@@ -15,7 +15,7 @@ from local.server import LocalRuntime
 from local.template import find_stack
 from tests.conftest import synthesize_app
 from tests.e2e.test_jobs_e2e import submit, wait
-from tests.support import TEST_TASKS
+from tests.support import EXISTING_VPC, TEST_TASKS
 
 pytestmark = pytest.mark.e2e
 
@@ -42,15 +42,6 @@ def test_a_job_runs_with_the_worker_in_a_vpc(vpc_runtime: LocalRuntime):
     client = JobsClient(vpc_runtime.api_url, credentials=Credentials("VPC", "secret"))
     job = wait(client, submit(client, "primes", {"limit": 1000}))
     assert (job["status"], job["result"]) == ("COMPLETED", {"limit": 1000, "prime_count": 168})
-
-
-EXISTING_VPC = {
-    "vpc": "existing",
-    "vpc_id": "vpc-0123456789abcdef0",
-    "vpc_subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-    "vpc_security_group_id": "sg-0123456789abcdef0",
-    "vpc_route_table_ids": "rtb-0123456789abcdef0",
-}
 
 
 def test_a_durable_job_runs_in_an_existing_vpc_whose_worker_names_its_lambda_endpoint(

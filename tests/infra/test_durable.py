@@ -19,6 +19,7 @@ from stacks.layers import InstalledDistributions, pinned_requirements
 from stacks.python_function import LAMBDAS_DIR
 from stacks.worker import DURABLE_SDK_REQUIREMENTS, durable_worker_name
 from tests.infra.conftest import function_id, only, synth
+from tests.support import EXISTING_VPC
 
 DURABLE_WORKER = "jobs.handlers.durable_worker.handler"
 
@@ -278,19 +279,10 @@ def test_in_a_vpc_the_checkpoint_calls_reach_lambda_through_an_interface_endpoin
     assert "SecurityGroupIngress" not in template.to_json()["Resources"][group_id]["Properties"]
 
 
-EXISTING = {
-    "vpc": "existing",
-    "vpc_id": "vpc-0123456789abcdef0",
-    "vpc_subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-    "vpc_security_group_id": "sg-0123456789abcdef0",
-    "vpc_route_table_ids": "rtb-0123456789abcdef0",
-}
-
-
 def test_in_an_existing_vpc_only_the_worker_is_pointed_at_the_endpoint() -> None:
     # Private DNS would take Lambda's name over for the whole VPC, cutting off whatever else
     # there calls Lambda through its NAT: the endpoint keeps its own name instead.
-    _, created = synth({"dispatch": "durable", **EXISTING}, nag=True)
+    _, created = synth({"dispatch": "durable", **EXISTING_VPC}, nag=True)
     [endpoint] = lambda_endpoints(created).values()
     assert endpoint["Properties"]["PrivateDnsEnabled"] is False
     endpoint_id = next(iter(lambda_endpoints(created)))
@@ -319,7 +311,7 @@ def test_in_an_existing_vpc_only_the_worker_is_pointed_at_the_endpoint() -> None
 
 
 def test_an_existing_vpc_may_bring_its_own_lambda_endpoint() -> None:
-    _, brought = synth({"dispatch": "durable", **EXISTING, "vpc_lambda_endpoint": "existing"}, nag=True)
+    _, brought = synth({"dispatch": "durable", **EXISTING_VPC, "vpc_lambda_endpoint": "existing"}, nag=True)
     assert lambda_endpoints(brought) == {}
     with pytest.raises(ConfigError, match="vpc_lambda_endpoint=existing is for vpc=existing"):
         durable_config(vpc="new", vpc_lambda_endpoint="existing")

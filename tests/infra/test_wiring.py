@@ -17,6 +17,7 @@ import pytest
 
 from tests.infra.conftest import synth
 from tests.infra.wiring import Edge, Template, check_wiring, problems_of
+from tests.support import EXISTING_VPC
 
 STACK = "AsyncJobs"  # the name tests/infra/conftest.synth gives the stack
 VARIANTS = [
@@ -403,13 +404,6 @@ def test_provisioned_concurrency_is_graphed_per_alias_with_metrics_lambda_publis
 
 # -- a function in a VPC: each AWS call through an endpoint whose policy admits it -------------
 
-EXISTING_VPC = {
-    "vpc": "existing",
-    "vpc_id": "vpc-0123456789abcdef0",
-    "vpc_subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-    "vpc_security_group_id": "sg-0123456789abcdef0",
-    "vpc_route_table_ids": "rtb-0123456789abcdef0",
-}
 NETWORKS = {"new": {"vpc": "new"}, "existing": EXISTING_VPC, "database": {"database": "postgres"}}
 # The job-running function's own calls: the jobs table (read, conditional writes) and the
 # result objects; a durable worker also checkpoints its execution.
