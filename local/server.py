@@ -51,7 +51,7 @@ OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "LOCALRUNTIME", "AWS_SECRET_ACCESS_KEY": "local"}
 # Here the only network is loopback: webhook callbacks may go to http and private
 # addresses (a deployed stack allows neither; see lambdas/jobs/callbacks.py).
-LOCAL_CALLBACK_POLICY = {"CALLBACK_REQUIRE_HTTPS": "false", "CALLBACK_ALLOW_PRIVATE_NETWORKS": "true"}
+LOCAL_CALLBACK_POLICY = {"CALLBACK_REQUIRE_HTTPS": "false", "CALLBACK_ALLOW_LOOPBACK": "true"}
 
 
 class _Server(ThreadingHTTPServer):

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -45,8 +45,8 @@ DEFAULT_TOLERANCE_SECONDS = 300
 # The addresses a callback may never reach, from IANA's IPv4 and IPv6 Special-Purpose
 # Address Registries (RFC 6890 and its updates), with multicast and the reserved blocks.
 # This table decides, not the ``ipaddress`` module's flags (``is_global``, ``is_private``),
-# which have changed between Python versions; ``unicast=False`` blocks are refused even
-# by the local runtime's relaxed policy.
+# which have changed between Python versions. The local runtime's relaxed policy lets
+# loopback through, and nothing else here.
 SPECIAL_PURPOSE: tuple[tuple[str, str, bool], ...] = (
     # IPv4 (network, what it is, unicast)
     ("0.0.0.0/8", "'this network'", False),
@@ -77,6 +77,8 @@ SPECIAL_PURPOSE: tuple[tuple[str, str, bool], ...] = (
 )
 _SPECIAL = tuple((ipaddress.ip_network(network), name, unicast) for network, name, unicast in SPECIAL_PURPOSE)
 GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+# What the local runtime's relaxed policy lets through: this machine, and nothing else.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 MULTICAST_V6 = ipaddress.ip_network("ff00::/8")
 UNSPECIFIED_V6 = ipaddress.ip_network("::/128")
 # IPv6 forms whose last 32 bits are an IPv4 address that the packet reaches: IPv4-mapped
@@ -106,11 +108,13 @@ class UnsafeCallbackUrl(ValueError):
 
 @dataclass(frozen=True)
 class CallbackPolicy:
-    """Which URLs may be called: https only and public addresses only, unless relaxed
-    (the local runtime, whose only network is loopback, relaxes both)."""
+    """Which URLs may be called: https only and public addresses only, unless relaxed.
+    The local runtime relaxes both as far as it needs and no further: ``http://``, and
+    loopback (its receivers run on this machine); never another private, link-local or
+    special address, which its machine's network might still reach."""
 
     require_https: bool = True
-    allow_private_networks: bool = False
+    allow_loopback: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,9 @@ def _checked_host(hostname: str, policy: CallbackPolicy) -> str:
         raise UnsafeCallbackUrl("callback_url host is not a valid domain name")
     if NUMERIC_LABEL.match(ascii_name.rsplit(".", 1)[-1]):
         raise UnsafeCallbackUrl("callback_url host must be a domain name or an IP address in its usual form")
-    if not policy.allow_private_networks and (
-        ascii_name == "localhost" or ascii_name.endswith((".localhost", ".local"))
-    ):
+    # localhost names mean loopback (RFC 6761); .local names, this network (mDNS).
+    is_localhost = ascii_name == "localhost" or ascii_name.endswith(".localhost")
+    if ascii_name.endswith(".local") or (is_localhost and not policy.allow_loopback):
         raise UnsafeCallbackUrl("callback_url must be a public address")
     return ascii_name
 
@@ -198,20 +202,25 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: CallbackPolicy) -> str | None:
     """Why a callback may not reach ``address`` (None: it may), from the table above."""
+    if policy.allow_loopback and any(address.version == n.version and address in n for n in LOOPBACK):
+        return None
     if isinstance(address, ipaddress.IPv6Address):
         for prefix in EMBEDDING_IPV4:
             if address in prefix:
-                return refusal(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), policy)
+                # A mapped address is this machine's IPv4 socket; a NAT64 one goes to a
+                # gateway elsewhere, so its loopback is never ours.
+                embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+                mapped = prefix == EMBEDDING_IPV4[0]
+                return refusal(embedded, policy if mapped else replace(policy, allow_loopback=False))
         if address in MULTICAST_V6 or address in UNSPECIFIED_V6:
             return f"{address} is not a unicast address"
-        if address not in GLOBAL_UNICAST_V6 and not policy.allow_private_networks:
+        if address not in GLOBAL_UNICAST_V6:
             return f"{address} is not a global unicast address"
     for network, name, unicast in _SPECIAL:
         if address.version == network.version and address in network:
             if not unicast:
                 return f"{address} is not a unicast address ({network}: {name})"
-            if not policy.allow_private_networks:
-                return f"{address} is not a public address ({network}: {name})"
+            return f"{address} is not a public address ({network}: {name})"
     return None
 
 

@@ -152,9 +152,9 @@ class Settings(Tuning):
     # Default: Lambda's longest event age (1 h) + the longest attempt (15 min) + 5 min.
     stuck_after_seconds: int = setting("STUCK_AFTER_SECONDS", integer(10, 30 * 86_400), 4800)
     # Deployed stacks never set these two: https and public addresses only. The local
-    # runtime, whose only network is loopback, relaxes them.
+    # runtime, whose receivers run on this machine, allows http:// and loopback.
     callback_require_https: bool = setting("CALLBACK_REQUIRE_HTTPS", boolean, True)
-    callback_allow_private_networks: bool = setting("CALLBACK_ALLOW_PRIVATE_NETWORKS", boolean, False)
+    callback_allow_loopback: bool = setting("CALLBACK_ALLOW_LOOPBACK", boolean, False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -184,7 +184,7 @@ class Settings(Tuning):
         # Imported on use: most functions never take a callback URL (bench/cold_start.py).
         from jobs.callbacks import CallbackPolicy  # noqa: PLC0415
 
-        return CallbackPolicy(self.callback_require_https, self.callback_allow_private_networks)
+        return CallbackPolicy(self.callback_require_https, self.callback_allow_loopback)
 
     def require(self, name: str) -> str:
         """The value of an optional setting that this particular function cannot run without."""

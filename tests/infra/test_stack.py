@@ -603,7 +603,7 @@ def test_callbacks_sign_with_a_generated_secret_they_alone_may_read(template: Te
     ]["Variables"]
     assert variables["CALLBACK_SECRET_ARN"] == {"Ref": secret_id}
     assert "CALLBACK_REQUIRE_HTTPS" not in variables  # deployed: https and public addresses only (the default)
-    assert "CALLBACK_ALLOW_PRIVATE_NETWORKS" not in variables
+    assert "CALLBACK_ALLOW_LOOPBACK" not in variables
     readers = [
         p
         for p in template.find_resources("AWS::IAM::Policy").values()

@@ -81,12 +81,19 @@ def test_the_verdicts_do_not_depend_on_the_ipaddress_modules_flags(monkeypatch: 
         assert refusal(ipaddress.ip_address(address), DEPLOYED) is None, address
 
 
-def test_the_local_policy_still_refuses_what_is_not_unicast() -> None:
-    assert refusal(ipaddress.ip_address("127.0.0.1"), LOCAL) is None
-    assert refusal(ipaddress.ip_address("10.0.0.1"), LOCAL) is None
-    not_unicast = ("0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "ff02::1", "::ffff:224.0.0.1")  # noqa: S104
-    for address in not_unicast:
-        assert refusal(ipaddress.ip_address(address), LOCAL) is not None, address
+def test_the_local_policy_lets_loopback_through_and_nothing_else() -> None:
+    loopback = {"127.0.0.1", "127.255.255.254", "::1", "::ffff:127.0.0.1"}
+    for address in loopback:
+        assert refusal(ipaddress.ip_address(address), LOCAL) is None, address
+    # The machine's own network may still reach the rest (the metadata address, private
+    # ranges): the local runtime must not, any more than a deployed stack.
+    for address in [*REFUSED_ADDRESSES, "fd00:ec2::254", "::ffff:169.254.169.254"]:
+        if address not in loopback:
+            assert refusal(ipaddress.ip_address(address), LOCAL) is not None, address
+    assert check_callback_url("http://localhost:8080/hook", LOCAL).host == "localhost"
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://printer.local/"):
+        with pytest.raises(UnsafeCallbackUrl, match="public address"):
+            check_callback_url(url, LOCAL)
 
 
 @pytest.mark.parametrize(

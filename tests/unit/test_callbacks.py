@@ -23,7 +23,7 @@ from jobs.callbacks import (
 from jobs.naming import AppName
 
 DEPLOYED = CallbackPolicy()
-LOCAL = CallbackPolicy(require_https=False, allow_private_networks=True)
+LOCAL = CallbackPolicy(require_https=False, allow_loopback=True)
 
 
 @pytest.mark.parametrize(
