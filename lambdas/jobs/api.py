@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from botocore.exceptions import ClientError
 
+from jobs import strict_json
 from jobs.observability import logger
 from jobs.service import (
     DispatchFailed,
@@ -28,13 +29,11 @@ from jobs.service import (
     ListingUnavailable,
     UnknownTask,
 )
+from jobs.strict_json import MAX_JSON_DEPTH, NotStrictJson, nesting
 
 # The longest message an error answer carries: a validation error quoting the request
 # (up to 64 KiB of input) is cut to an excerpt.
 MAX_MESSAGE_CHARS = 500
-# The deepest JSON a request may nest. Python's parser and the schema validators recurse,
-# and would fail with RecursionError (a 500) somewhere near a thousand levels.
-MAX_JSON_DEPTH = 64
 
 
 def excerpt(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -57,18 +56,22 @@ def _finite(text: str) -> float:
 
 def read_json(body: str | bytes) -> Any:
     """A request body as JSON, or :class:`ApiError` 400 for anything that is not strict JSON
-    in UTF-8 (``NaN`` and ``Infinity`` included, which API Gateway's parser refuses) or nests
-    deeper than :data:`MAX_JSON_DEPTH`."""
+    in UTF-8 (``NaN`` and ``Infinity`` included, which API Gateway's parser refuses), nests
+    deeper than :data:`MAX_JSON_DEPTH` or holds a lone surrogate (``jobs/strict_json.py``)."""
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        depth = _nesting(text)
-        if depth > MAX_JSON_DEPTH:
+        if nesting(text) > MAX_JSON_DEPTH:
             raise ApiError(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels")
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+        # An escaped lone surrogate ("\ud800") parses, but no UTF-8 can store it.
+        strict_json.check_text(json.dumps(value, ensure_ascii=False))
     except UnicodeError as error:
         raise ApiError(400, "request body is not valid UTF-8") from error
+    except NotStrictJson as error:
+        raise ApiError(400, excerpt(f"request body is not accepted: {error}")) from error
     except (ValueError, RecursionError) as error:
         raise ApiError(400, excerpt(f"request body is not valid JSON: {error}")) from error
+    return value
 
 
 def request_bytes(event: APIGatewayProxyEvent) -> bytes:
@@ -81,29 +84,6 @@ def request_bytes(event: APIGatewayProxyEvent) -> bytes:
         except ValueError as error:
             raise ApiError(400, "request body is not valid base64") from error
     return body.encode("utf-8", "surrogatepass")
-
-
-def _nesting(text: str) -> int:
-    """The deepest ``[``/``{`` nesting of a JSON text, brackets inside strings ignored
-    (counted before parsing, so a deep document never reaches a recursive parser)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 class ApiError(Exception):

@@ -13,7 +13,6 @@ code assumes any event may arrive twice, late, or after the job has finished:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from jobs import strict_json
 from jobs.deadline import AttemptTimedOut, deadline
 from jobs.model import Job, JobError, Progress, StoredResult
 from jobs.progress import JobNoLongerOwned, ProgressReporter
@@ -187,11 +187,11 @@ class JobRunner:
     def store_result(self, job: Job, attempt_id: str, result: Any) -> StoredResult:
         """The result as it will be kept: inline JSON, or written to the result store first
         (so a completed job's result always exists). Raises :class:`ResultRejected` for a
-        result that is not strict JSON (NaN and Infinity included: no JSON parser need accept
-        them, and the API, callbacks and pushes promise JSON) or too large."""
+        result that is not strict JSON (``jobs/strict_json.py``: the API, callbacks and pushes
+        promise JSON that any parser reads back) or too large."""
         try:
-            text = json.dumps(result, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
+            text = strict_json.dumps(result)
+        except strict_json.NotStrictJson as exc:
             raise ResultRejected(JobError("ResultNotSerializable", f"the result is not JSON: {exc}"[:500])) from None
         body = text.encode()
         size = len(body)

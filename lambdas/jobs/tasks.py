@@ -14,7 +14,9 @@ A task is a plain function ``(input, progress) -> result``:
   outlive one invocation's 15 minutes; keep step results small JSON and the code between
   steps free of side effects (it runs again on each resume). Elsewhere ``step`` just calls
   ``fn()`` and ``wait`` sleeps, so the same task runs with every dispatcher.
-* The return value must be JSON-serialisable; it becomes the job's ``result``. Up to
+* The return value must be strict JSON (no NaN or Infinity, no lone surrogate, no number
+  beyond a double, at most 64 levels deep: ``jobs/strict_json.py``), or the job fails with
+  ``ResultNotSerializable``; it becomes the job's ``result``. Up to
   ``max_inline_result_bytes`` (64 KiB) it is kept on the job; beyond, up to
   ``max_result_bytes`` (50 MiB), it is stored in S3 and clients get a presigned URL.
 * Raise :class:`TaskFailed` (or any exception) to fail the job with that message; it is

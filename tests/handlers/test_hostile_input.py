@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs.api import MAX_JSON_DEPTH, MAX_MESSAGE_CHARS
+from jobs.api import MAX_MESSAGE_CHARS
 from jobs.handlers import cancel, status, submit
+from jobs.strict_json import MAX_JSON_DEPTH
 from tests.events import LambdaContext, cancel_event, checked_answer, list_event, status_event, submit_event
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -45,10 +46,21 @@ def test_a_status_filter_that_is_not_an_ascii_status_name_is_a_400(status_filter
     assert status_code == 400 and "status must be one of" in body["message"]
 
 
-def test_a_callback_url_with_a_lone_surrogate_is_a_422_not_a_500() -> None:
-    raw = '{"task": "echo", "callback_url": "https://example.com/\\ud800"}'
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"task": "echo", "callback_url": "https://example.com/\\ud800"}',
+        '{"task": "echo", "input": {"message": "\\udc00 alone"}}',
+        '{"task": "echo", "input": {"\\ud83d": 1}}',
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_body_is_a_400_not_a_lost_job(raw: str) -> None:
+    # Valid JSON grammar, but no Unicode character: DynamoDB (UTF-8) could not store it, and
+    # the job's own writes would fail later (I-JSON, RFC 7493, refuses it).
     status_code, body, _ = answer("submit", submit_event(raw))
-    assert status_code == 422 and "callback_url" in body["message"]
+    assert status_code == 400 and "lone surrogate" in body["message"]
+    paired = '{"task": "echo", "input": {"message": "\\ud83d\\ude00"}}'  # a pair is one character
+    assert answer("submit", submit_event(paired))[0] == 202
 
 
 def test_the_location_is_never_a_network_path() -> None:

@@ -3,6 +3,7 @@
 import json
 import time
 import uuid
+from typing import Any
 
 import boto3
 import pytest
@@ -10,10 +11,19 @@ import pytest
 from jobs.handlers import status, submit, worker
 from jobs.model import JobStatus, StoredResult
 from jobs.runner import AttemptFailed
+from jobs.strict_json import MAX_JSON_DEPTH
 from tests.events import LambdaContext, checked_answer, status_event, submit_event
 from tests.handlers.conftest import job_item
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+def nested(levels: int) -> Any:
+    """A list nested ``levels`` deep."""
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
 
 
 def submit_job(task: str, task_input: dict) -> str:
@@ -176,6 +186,12 @@ def test_a_transient_error_is_retried(monkeypatch):
         ({"ratio": float("nan")}, "ResultNotSerializable"),
         ({"ratio": [float("inf")]}, "ResultNotSerializable"),
         ({"ratio": -float("inf")}, "ResultNotSerializable"),
+        # Python's parser recurses: a result it could write but not read back would be a 500
+        # on every GET (found by an outside attack at ~980 levels); the cap is the inputs'.
+        ({"deep": nested(MAX_JSON_DEPTH)}, "ResultNotSerializable"),
+        ({"deep": nested(2000)}, "ResultNotSerializable"),
+        ({"text": "lone \ud800"}, "ResultNotSerializable"),
+        ({"count": 10**400}, "ResultNotSerializable"),  # JSON.parse would read Infinity
     ],
 )
 def test_results_must_be_strict_json_and_within_the_limit(monkeypatch, result, error_type):
@@ -190,6 +206,18 @@ def test_results_must_be_strict_json_and_within_the_limit(monkeypatch, result, e
     assert job["error"]["type"] == error_type and "result" not in job
     if error_type == "ResultNotSerializable":
         assert job["error"]["message"].startswith("the result is not JSON: ")
+
+
+def test_a_strict_json_result_at_the_limits_is_kept_as_it_is(monkeypatch):
+    from jobs import registry
+
+    result = {"deep": nested(MAX_JSON_DEPTH - 1), "big": 10**308, "emoji": "\U0001f600", "text": '"[[[[\\'}
+    monkeypatch.setitem(
+        registry.REGISTRY, "sleep", registry.TaskDefinition("sleep", lambda i, p: result, {"type": "object"}, "")
+    )
+    job_id = submit_job("sleep", {"seconds": 1})
+    assert run_worker(job_id)["outcome"] == "COMPLETED"
+    assert get_status(job_id)[0]["result"] == result
 
 
 def test_a_small_result_is_inline_and_a_large_one_is_a_presigned_link():
