@@ -23,14 +23,22 @@ class InvalidValue(ValueError):
     """A value is malformed or out of range; the message names the setting."""
 
 
+# An integer as text: ASCII digits with an optional minus, nothing else. Python's int()
+# also takes "3_600", " 300 ", "+300" and other scripts' digits ("٣٠٠"), and True: a
+# mistyped setting must fail, not become a number.
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
 def integer(minimum: int, maximum: int) -> Parser[int]:
     def parse(label: str, raw: Any) -> int:
-        try:
-            value = int(raw)
-        except (TypeError, ValueError) as error:
-            raise InvalidValue(f"{label} must be an integer, got {raw!r}") from error
-        if isinstance(raw, float) and raw != value:
+        whole = (
+            (isinstance(raw, int) and not isinstance(raw, bool))
+            or (isinstance(raw, float) and raw.is_integer())
+            or (isinstance(raw, str) and INTEGER_TEXT.fullmatch(raw) is not None)
+        )
+        if not whole:
             raise InvalidValue(f"{label} must be an integer, got {raw!r}")
+        value = int(raw)
         if not minimum <= value <= maximum:
             raise InvalidValue(f"{label} must be between {minimum} and {maximum}, got {value}")
         return value

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from stacks.config import AppConfig, ConfigError, default_context
@@ -96,6 +98,17 @@ def test_a_tuning_choice_is_checked_at_synth_with_the_runtimes_bounds():
     assert AppConfig.from_mapping({}).tuning.retry_after_seconds == 2  # the declared default
     with pytest.raises(ConfigError, match="context 'retry_after_seconds' must be between 1 and 3600, got 0"):
         AppConfig.from_mapping({"retry_after_seconds": 0})
+
+
+@pytest.mark.parametrize("raw", [True, "3_600", "\u0663\u0660\u0660", " 300 ", "+300", "1e3", 300.5, "300.0", []])
+def test_a_mistyped_integer_setting_fails_loudly(raw: Any):
+    with pytest.raises(ConfigError, match="context 'retry_after_seconds' must be an integer"):
+        AppConfig.from_mapping({"retry_after_seconds": raw})
+
+
+@pytest.mark.parametrize("raw", [30, "30", 30.0])
+def test_an_integer_setting_takes_a_number_or_its_digits(raw: Any):
+    assert AppConfig.from_mapping({"retry_after_seconds": raw}).tuning.retry_after_seconds == 30
 
 
 def test_a_result_url_may_not_promise_to_outlive_the_credentials_that_sign_it():
