@@ -3,7 +3,8 @@
 Throttled, because a task may report on every loop iteration and each report is a
 DynamoDB write: at most one write per interval, so a chatty task costs the same as a
 quiet one. Reports inside the interval are dropped: progress is a hint for the client,
-and the job's final status supersedes it.
+and the job's final status supersedes it. So is a report that cannot be stored: the task
+goes on, and its outcome is recorded with retries of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from jobs.model import Progress
+from jobs.observability import logger
 
 T = TypeVar("T")
 
@@ -43,7 +45,9 @@ class ProgressReporter:
 
     def report(self, percent: float, message: str | None = None) -> None:
         """Tell the client how far the job is (0-100), with an optional short message."""
-        progress = Progress(int(max(0, min(100, percent))), message[:200] if message else None)
+        # A lone surrogate could not be stored (DynamoDB strings are UTF-8): it becomes "?".
+        text = message[:200].encode("utf-8", "replace").decode() if message else None
+        progress = Progress(int(max(0, min(100, percent))), text)
         now = self._clock()
         if self._last_write is not None and now - self._last_write < self._min_interval:
             return
@@ -63,5 +67,11 @@ class ProgressReporter:
     def _write(self, progress: Progress, now: float) -> None:
         self._last_write = now
         self.writes += 1
-        if not self._sink(progress):
+        try:
+            owned = self._sink(progress)
+        except Exception as error:  # AWS trouble storing a hint (the deadline is a BaseException)
+            # The task is not at fault and goes on: its outcome is written with retries of its own.
+            logger.warning("could not record progress; the task goes on", extra={"error": str(error)[:500]})
+            return
+        if not owned:
             raise JobNoLongerOwned("the job is no longer owned by this attempt")

@@ -51,3 +51,25 @@ def test_lost_ownership_stops_the_task():
     reporter = ProgressReporter(lambda p: False, min_interval=0)
     with pytest.raises(JobNoLongerOwned):
         reporter.report(10)
+
+
+def test_a_report_that_cannot_be_stored_is_dropped_and_the_task_goes_on():
+    # Progress is a hint: AWS trouble writing it is not the task's failure (found by an
+    # outside attack: a failed write ended the job FAILED with the store's error text).
+    calls: list[Progress] = []
+
+    def failing(progress: Progress) -> bool:
+        calls.append(progress)
+        raise ConnectionError("the store did not answer")
+
+    clock = FakeClock()
+    reporter = ProgressReporter(failing, min_interval=0, clock=clock)
+    reporter.report(10)
+    reporter.report(20)
+    assert [p.percent for p in calls] == [10, 20]  # each tried, none raised
+
+
+def test_a_message_with_a_lone_surrogate_is_stored_with_a_replacement():
+    written: list[Progress] = []
+    ProgressReporter(recorder(written), min_interval=0).report(5, "bad \ud800 half")
+    assert written == [Progress(5, "bad ? half")]  # storable as DynamoDB's UTF-8
