@@ -10,7 +10,7 @@ from stacks.async_jobs_stack import AsyncJobsStack
 from stacks.config import AppConfig
 
 app = cdk.App()
-config = AppConfig.from_context(app.node.try_get_context)
+config = AppConfig.from_context(app.node.try_get_context, app.node.get_all_context())
 AsyncJobsStack(
     app,
     app.node.try_get_context("stack_name") or config.stack_name,

@@ -13,9 +13,10 @@ documents each setting.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from aws_cdk import RemovalPolicy
 
 from jobs import values
 from jobs.naming import AppName
-from jobs.settings import Tuning
+from jobs.settings import Tuning, declarations
 from jobs.values import InvalidValue
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -100,6 +101,11 @@ THROTTLE_RETRY_ATTEMPTS = 12
 THROTTLE_MAX_DELAY_SECONDS = 60
 THROTTLE_WAIT_SECONDS = sum(min(2 << attempt, THROTTLE_MAX_DELAY_SECONDS) for attempt in range(THROTTLE_RETRY_ATTEMPTS))
 STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+# A context key shaped like this app's settings; CDK's own keys (feature flags, lookups,
+# its CLI's switches) carry "@", ":" or "-" and are left to CDK.
+SETTING_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# The keys that hold settings, and app.py's override of the stack's name.
+CONTEXT_KEYS = ("stage", "stages", "settings", "stack_name")
 
 
 # Settings that may be left null in cdk.json.
@@ -181,18 +187,43 @@ class AppConfig:
     keep_legacy_owner_index: bool = field(metadata=checked(values.boolean))
 
     @classmethod
-    def from_context(cls, lookup: Callable[[str], Any]) -> AppConfig:
-        """Read every setting through ``lookup`` (``node.try_get_context``) and check it.
+    def known_settings(cls) -> frozenset[str]:
+        """Every context key this app reads: its settings (``AppConfig`` and ``Tuning``
+        fields: a fork's new field is known at once) and the keys that hold them."""
+        return frozenset({*CONTEXT_KEYS, *(f.name for f in fields(cls)), *declarations(Tuning)})
+
+    @classmethod
+    def refuse_unknown(cls, names: Iterable[str], where: str = "context") -> None:
+        """Raise :class:`ConfigError` for a name that looks like a setting (``snake_case``;
+        CDK's own keys have ``@``, ``:`` or ``-``) but is none: a typo would otherwise be
+        ignored and the default used without a word."""
+        known = cls.known_settings()
+        for name in names:
+            if SETTING_NAME.fullmatch(name) and name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f": did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown setting {name!r} in {where}{hint} (docs/configuration.md lists them)")
+
+    @classmethod
+    def from_context(cls, lookup: Callable[[str], Any], given: Iterable[str] = ()) -> AppConfig:
+        """Read every setting through ``lookup`` (``node.try_get_context``) and check it;
+        ``given``: every key of the context (``node.get_all_context()``), so that an unknown
+        one is refused rather than ignored.
 
         A setting given to the lookup directly (``-c name=value``) wins; then the chosen
         stage's preset; then the default in cdk.json's ``settings``.
         """
+        cls.refuse_unknown(given)
         file = cdk_json_context()
         stage = str(lookup("stage") or file["stage"])
         presets: dict[str, dict[str, Any]] = lookup("stages") or file["stages"]
         if not STAGE.match(stage) or stage not in presets:
             raise ConfigError(f"context 'stage' must be one of {', '.join(presets)}, got {stage!r}")
-        defaults = {**(lookup("settings") or file["settings"]), **presets[stage]}
+        settings: dict[str, Any] = lookup("settings") or file["settings"]
+        cls.refuse_unknown(settings, "cdk.json's settings")
+        for name, preset in presets.items():
+            cls.refuse_unknown(preset, f"the {name!r} stage")
+        defaults = {**settings, **presets[stage]}
 
         def chosen(name: str) -> Any:
             raw = lookup(name)
@@ -220,7 +251,7 @@ class AppConfig:
     @classmethod
     def from_mapping(cls, context: Mapping[str, Any]) -> AppConfig:
         """Settings from ``context`` overrides on top of cdk.json (handy in tests)."""
-        return cls.from_context(context.get)
+        return cls.from_context(context.get, context.keys())
 
     @property
     def name(self) -> AppName:

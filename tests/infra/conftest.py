@@ -16,7 +16,9 @@ from stacks.config import AppConfig
 
 def synth(context: dict[str, Any] | None = None, nag: bool = False) -> tuple[AsyncJobsStack, Template]:
     app = cdk.App(context=context or {})
-    stack = AsyncJobsStack(app, "AsyncJobs", config=AppConfig.from_context(app.node.try_get_context))
+    stack = AsyncJobsStack(
+        app, "AsyncJobs", config=AppConfig.from_context(app.node.try_get_context, app.node.get_all_context())
+    )
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
         app.synth()  # raises when a finding is not acknowledged

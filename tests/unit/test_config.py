@@ -1,8 +1,9 @@
+import re
 from typing import Any
 
 import pytest
 
-from stacks.config import AppConfig, ConfigError, default_context
+from stacks.config import AppConfig, ConfigError, cdk_json_context, default_context
 
 
 def test_cdk_json_defaults_are_valid():
@@ -171,3 +172,44 @@ def test_worker_provisioned_concurrency_fits_its_reserved_concurrency_and_the_ac
         AppConfig.from_mapping({**chosen, "worker_reserved_concurrency": 4})
     with pytest.raises(ConfigError, match=r"worker's reserved or provisioned concurrency \(901\)"):
         AppConfig.from_mapping({**chosen, "worker_provisioned_concurrency": 901})
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"dispath": "sqs"}, "unknown setting 'dispath' in context: did you mean 'dispatch'?"),
+        ({"worker_timeout": 60}, "did you mean 'worker_timeout_seconds'?"),
+        ({"retry_after": 5}, "did you mean 'retry_after_seconds'?"),  # a runtime (Tuning) setting
+        ({"zzz": 1}, "unknown setting 'zzz' in context (docs"),
+    ],
+)
+def test_a_mistyped_setting_fails_with_the_closest_known_name(context: dict[str, Any], message: str):
+    # Ignored, it would leave the default in place without a word (dispatch=lambda, not sqs).
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        AppConfig.from_mapping(context)
+
+
+def test_cdks_own_context_keys_are_left_to_cdk():
+    cdk_keys = {
+        "@aws-cdk/core:stackResourceLimit": 500,
+        "aws:cdk:enable-path-metadata": True,
+        "availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a"],
+        "acknowledged-issue-numbers": [1],
+    }
+    assert AppConfig.from_mapping(cdk_keys).dispatch == "lambda"
+
+
+def test_a_mistyped_setting_in_cdk_json_is_refused_too():
+    file = cdk_json_context()
+    settings = {**file["settings"], "dispath": "sqs"}
+    with pytest.raises(ConfigError, match=re.escape("unknown setting 'dispath' in cdk.json's settings")):
+        AppConfig.from_mapping({"settings": settings})
+    stages = {**file["stages"], "prod": {**file["stages"]["prod"], "waf_enable": True}}
+    with pytest.raises(ConfigError, match="in the 'prod' stage: did you mean 'waf_enabled'"):
+        AppConfig.from_mapping({"stages": stages})
+
+
+def test_every_setting_in_cdk_json_is_known():
+    file = cdk_json_context()
+    assert set(file["settings"]) <= AppConfig.known_settings()
+    assert all(set(preset) <= AppConfig.known_settings() for preset in file["stages"].values())
