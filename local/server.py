@@ -16,6 +16,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Event, Thread
@@ -57,6 +58,9 @@ LOCAL_CALLBACK_POLICY = {"CALLBACK_REQUIRE_HTTPS": "false", "CALLBACK_ALLOW_LOOP
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # lingering TIME_WAIT sockets must not block a restart; a live listener still does
+    # The listen backlog: Python's default of 5 reset connections under a burst of 40
+    # submits, which API Gateway never does (the kernel caps it at its somaxconn).
+    request_queue_size = 1024
 
 
 # API Gateway's largest request payload (API Gateway Developer Guide, "Quotas for
@@ -71,6 +75,7 @@ def _serve(port: int, handle: Callable[[HttpRequest], HttpResponse]) -> _Server:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = SOCKET_TIMEOUT_SECONDS  # socketserver sets it on the connection
+        raw_requestline: bytes  # set by the stdlib's handle_one_request
 
         def _any(self) -> None:
             try:
@@ -111,6 +116,44 @@ def _serve(port: int, handle: Callable[[HttpRequest], HttpResponse]) -> _Server:
             )
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any  # noqa: N815  (the stdlib's names)
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, CONNECT, "get", made-up ones) goes to the API too,
+            # which answers it as API Gateway does, instead of the stdlib's 501 HTML page.
+            if name.startswith("do_"):
+                return self._any
+            raise AttributeError(name)
+
+        def parse_request(self) -> bool:
+            # A server should ignore empty lines before a request line (RFC 9112, 2.2): a
+            # stray CRLF after a body must not cost the next request on the connection.
+            line: bytes = self.raw_requestline
+            for _ in range(8):
+                if line not in (b"\r\n", b"\n"):
+                    break
+                line = self.raw_requestline = self.rfile.readline(65537)
+            return super().parse_request()
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            # As the stdlib's, less the Server header naming the Python version.
+            self.log_request(code)
+            self.send_response_only(code, message)
+            self.send_header("Date", self.date_time_string())
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # The stdlib's protocol errors (a malformed request line, an HTTP version it
+            # does not speak) as JSON, like every other answer, instead of an HTML page.
+            body = json.dumps({"message": message or HTTPStatus(code).phrase}).encode()
+            self.close_connection = True
+            if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+                self.request_version = "HTTP/1.1"  # answer in a version the client can read
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)

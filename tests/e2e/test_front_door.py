@@ -113,6 +113,54 @@ def test_a_head_answer_carries_no_body(door: LocalRuntime) -> None:
     assert rest.startswith(b"HTTP/1.1 ")  # the next answer follows at once: no body in between
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "get", "BREW"])
+def test_any_method_is_answered_by_the_api_in_json(door: LocalRuntime, method: str) -> None:
+    # API Gateway answers a method no route has with its 403 JSON, never an HTML 501 page.
+    status, body = exchange(door, request("/v1/jobs", b"", method=method, headers={"Connection": "close"}))
+    assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}, body
+
+
+def test_a_protocol_version_it_does_not_speak_gets_a_json_answer_with_a_status_line(door: LocalRuntime) -> None:
+    status, body = exchange(door, b"GET /v1/jobs HTTP/2.0\r\nHost: x\r\n\r\n")
+    assert status == 505 and "message" in json.loads(body)
+
+
+def test_a_stray_blank_line_before_a_request_costs_nothing(door: LocalRuntime) -> None:
+    # RFC 9112, 2.2: empty lines before a request line are ignored, as after a body's CRLF.
+    raw = b"\r\n" + request("/v1/nothing", b"", method="GET", headers={"Connection": "close"})
+    status, body = exchange(door, raw)
+    assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}
+
+
+def test_no_answer_names_the_python_version(door: LocalRuntime) -> None:
+    with socket.create_connection(("127.0.0.1", door.port), timeout=10) as connection:
+        connection.sendall(request("/v1/nothing", b"", method="GET", headers={"Connection": "close"}))
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head = received.partition(b"\r\n\r\n")[0].lower()
+    assert b"\r\nserver:" not in head and b"python" not in head
+
+
+def test_a_burst_of_connections_gets_an_answer_each_never_a_reset(door: LocalRuntime) -> None:
+    # 200 clients connect at once before any is served: the listen backlog holds them all
+    # (Python's default of 5 reset most of them). Each gets an HTTP answer.
+    clients = [socket.create_connection(("127.0.0.1", door.port), timeout=30) for _ in range(200)]
+    try:
+        for client in clients:
+            client.sendall(request("/v1/nothing", b"", method="GET", headers={"Connection": "close"}))
+        statuses = []
+        for client in clients:
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+            statuses.append(int(received.split(b" ")[1]))
+    finally:
+        for client in clients:
+            client.close()
+    assert statuses == [403] * 200
+
+
 def test_a_broken_absolute_form_target_is_a_400(door: LocalRuntime) -> None:
     status, body = exchange(door, request("http://[/v1/jobs", b"", method="GET"))
     assert status == 400, body
