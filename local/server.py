@@ -86,6 +86,9 @@ def _serve(port: int, handle: Callable[[HttpRequest], HttpResponse]) -> _Server:
             except Exception:  # an emulator bug: say so, never drop the connection unanswered
                 log.exception("local front door failed on %s %s", self.command, self.path)
                 response = json_response(500, {"message": "Internal server error"})
+            self._write(response)
+
+        def _write(self, response: HttpResponse) -> None:
             self.send_response(response.status)
             for name, value in response.headers:
                 self.send_header(name, value)
@@ -143,17 +146,10 @@ def _serve(port: int, handle: Callable[[HttpRequest], HttpResponse]) -> _Server:
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             # The stdlib's protocol errors (a malformed request line, an HTTP version it
             # does not speak) as JSON, like every other answer, instead of an HTML page.
-            body = json.dumps({"message": message or HTTPStatus(code).phrase}).encode()
             self.close_connection = True
             if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
                 self.request_version = "HTTP/1.1"  # answer in a version the client can read
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            self._write(json_response(code, {"message": message or HTTPStatus(code).phrase}, [("Connection", "close")]))
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)

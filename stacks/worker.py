@@ -83,8 +83,7 @@ class Worker(Construct):
             "This queue is the dead-letter queue; it needs none of its own.",
         )
 
-        self.durable = False
-        self.durable_function_name: str | None = None
+        self.durable_function_name: str | None = None  # set with dispatch=durable
         self.sdk_layers: tuple[lambda_.ILayerVersion, ...] = ()
         self.jobs_queue: sqs.Queue | None = None
         self.recorder: lambda_.IFunction | None = None
@@ -103,6 +102,11 @@ class Worker(Construct):
             self._async_worker(config, store, environment)
         store.grant_jobs(self.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
         store.grant_results(self.function, "s3:PutObject")
+
+    @property
+    def durable(self) -> bool:
+        """``dispatch=durable``: the worker is a durable function."""
+        return self.durable_function_name is not None
 
     def step_functions(self) -> dict[str, lambda_.IFunction]:
         """``dispatch=stepfunctions``: the workflow's other step functions, by name (for alarms)."""
@@ -237,7 +241,6 @@ class Worker(Construct):
         retrying and dead-lettering what the recorder cannot take. CDK gives the function's
         role AWS's AWSLambdaBasicDurableExecutionRolePolicy (logs, and the checkpoint calls
         the SDK makes)."""
-        self.durable = True
         self.durable_function_name = durable_worker_name(Stack.of(self).stack_name)
         self._on_failure_recorder(config, store, environment)
         assert self.recorder is not None

@@ -64,7 +64,7 @@ def read_json(body: str | bytes) -> Any:
             raise ApiError(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels")
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
         # An escaped lone surrogate ("\ud800") parses, but no UTF-8 can store it.
-        strict_json.check_text(json.dumps(value, ensure_ascii=False))
+        strict_json.dumps(value)
     except UnicodeError as error:
         raise ApiError(400, "request body is not valid UTF-8") from error
     except NotStrictJson as error:

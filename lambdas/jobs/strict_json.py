@@ -34,8 +34,12 @@ class NotStrictJson(ValueError):
 def nesting(text: str) -> int:
     """The deepest ``[``/``{`` nesting of a JSON text, brackets inside strings ignored
     (counted before parsing, so a deep document never reaches a recursive parser)."""
+    return _bracket_depth(_STRING.sub("", text))
+
+
+def _bracket_depth(outside_strings: str) -> int:
     depth = deepest = 0
-    for char in _NOT_A_BRACKET.sub("", _STRING.sub("", text)):
+    for char in _NOT_A_BRACKET.sub("", outside_strings):
         if char in "[{":
             depth += 1
             deepest = max(deepest, depth)
@@ -63,8 +67,8 @@ def check_text(text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise NotStrictJson("it holds a lone surrogate (\\ud800 to \\udfff), which is no Unicode character") from None
-    if nesting(text) > MAX_JSON_DEPTH:
+    outside_strings = _STRING.sub("", text)  # once, for the depth and the numbers
+    if _bracket_depth(outside_strings) > MAX_JSON_DEPTH:
         raise NotStrictJson(f"it nests deeper than {MAX_JSON_DEPTH} levels")
-    outside_strings = _STRING.sub("", text)
     if any(int(digits) > sys.float_info.max for digits in _LONG_INTEGER.findall(outside_strings)):
         raise NotStrictJson("it holds a number too large for a double")

@@ -860,9 +860,10 @@ class Wiring:
             for endpoint_id, props in self.t.of_type("AWS::EC2::VPCEndpoint")
             if str(self.t.resolve(props["ServiceName"])).rsplit(".", 1)[-1] == service
         ]
-        reachable = [(i, p) for i, p in endpoints if not self._unreachable(function_id, i, p)]
+        unreachable = {i: self._unreachable(function_id, i, p) for i, p in endpoints}
+        reachable = [(i, p) for i, p in endpoints if not unreachable[i]]
         if not reachable:
-            why = "; ".join(f"{i}: {self._unreachable(function_id, i, p)}" for i, p in endpoints)
+            why = "; ".join(f"{i}: {reason}" for i, reason in unreachable.items())
             return [
                 f"no route to {service}: its subnets reach AWS only through VPC endpoints"
                 + (f" ({why})" if why else "")
