@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 from jobs_cli.app_name import api_url_variable_for
-from local.server import LocalRuntime
+from local.banner import try_lines
+from local.server import OPENAPI_FILE, LocalRuntime
 from local.template import TemplateNotFound, UnsupportedTemplate, find_stack
 
 
@@ -61,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if runtime.postgres is not None:
         postgres = runtime.postgres
         push += (
-            f"\n  Database: PostgreSQL on localhost:{postgres.port} in place of RDS Proxy (TLS); try"
-            "\n         .venv/bin/jobs submit sales_report --wait"
+            f"\n  Database: PostgreSQL on localhost:{postgres.port} in place of RDS Proxy (TLS); with a psql built"
+            " with TLS:"
             f"\n         psql 'host=localhost port={postgres.port} dbname={postgres.database} user={postgres.user}"
             f" sslmode=verify-full sslrootcert={postgres.ca_file}'"
         )
@@ -79,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
   API:   {url}
   Docs:  {url.rsplit("/", 2)[0]}/openapi.json (OpenAPI 3){push}
 
-  Try, in another terminal in this folder:
-         export {api_url_variable_for(runtime.template.app_name)}={url}
-         .venv/bin/jobs submit sleep --input '{{"seconds": 5}}' --wait
-  or with curl:
-         curl -s -X POST {url}jobs --aws-sigv4 "aws:amz:us-east-1:execute-api" --user LOCAL:local \\
-              -H 'Content-Type: application/json' -d '{{"task": "sleep", "input": {{"seconds": 5}}}}'
+{try_lines(url, api_url_variable_for(runtime.template.app_name), OPENAPI_FILE)}
 
 Requests must be SigV4-signed (any credentials: signatures are not verified locally).
 Press Ctrl-C to stop.

@@ -53,7 +53,10 @@ class FaultPlan:
     def __post_init__(self) -> None:
         if self.crash + self.hang > 1 or min(self.crash, self.hang, self.throttle) < 0 or self.throttle > 1:
             raise ValueError("fault shares must be between 0 and 1 (crash + hang at most 1)")
-        self._random = random.Random(self.seed)  # noqa: S311  fault injection, not security
+        # Two streams, so the faults of the first N invocations depend on the seed alone, not on
+        # how the DynamoDB requests of concurrent jobs interleave with them.
+        self._invocations = random.Random(self.seed)  # noqa: S311  fault injection, not security
+        self._requests = random.Random(None if self.seed is None else self.seed + 1)  # noqa: S311
         self._lock = threading.Lock()
 
     def applies_to(self, handler: str) -> bool:
@@ -63,8 +66,8 @@ class FaultPlan:
         """``("crash" | "hang" | None, seconds into the invocation)`` for the next invocation."""
         with self._lock:
             self.counts["invocations"] += 1
-            draw = self._random.random()
-            delay = self._random.uniform(0.0, 0.1)
+            draw = self._invocations.random()
+            delay = self._invocations.uniform(0.0, 0.1)
             fault = "crash" if draw < self.crash else "hang" if draw < self.crash + self.hang else None
             if fault:
                 self.counts[fault] += 1
@@ -72,7 +75,7 @@ class FaultPlan:
 
     def throttles_next_request(self) -> bool:
         with self._lock:
-            throttled = self._random.random() < self.throttle
+            throttled = self._requests.random() < self.throttle
             if throttled:
                 self.counts["throttle"] += 1
             return throttled

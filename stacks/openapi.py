@@ -52,11 +52,31 @@ ERRORS = {
 
 
 def _plain(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON schema as an OpenAPI 3.0 schema object (no ``$schema``, no ``title``)."""
+    """A JSON schema as an OpenAPI 3.0 schema object: no ``$schema``, no ``title``, and
+    JSON Schema's ``examples`` list as 3.0's one ``example``."""
     schema = copy.deepcopy(schema)
     for key in ("$schema", "title"):
         schema.pop(key, None)
-    return schema
+    plain: dict[str, Any] = _examples_as_example(schema)
+    return plain
+
+
+def _examples_as_example(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    plain = {key: value for key, value in schema.items() if key != "examples"}
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        plain["example"] = schema["examples"][0]
+    for key in ("items", "additionalProperties", "not"):
+        if key in plain:
+            plain[key] = _examples_as_example(plain[key])
+    for key in ("properties", "patternProperties"):
+        if isinstance(plain.get(key), dict):
+            plain[key] = {name: _examples_as_example(value) for name, value in plain[key].items()}
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(plain.get(key), list):
+            plain[key] = [_examples_as_example(value) for value in plain[key]]
+    return plain
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -90,10 +110,11 @@ def _job_answer(status: int, description: str, retry_after: bool, location: bool
 
 
 def _submit_body() -> dict[str, Any]:
-    """One alternative per registered task: its name, and its own input schema."""
+    """One alternative per registered task, in the order ``tasks.py`` registers them (the
+    ``make run`` banner suggests the first): its name, and its own input schema."""
     envelope = submit_request_schema()
     alternatives = []
-    for name, definition in sorted(load_tasks().items()):
+    for name, definition in load_tasks().items():
         alternatives.append(
             {
                 "title": name,

@@ -51,7 +51,7 @@ from jobs.registry import ProgressSink, TaskFailed, task  # and TransientTaskErr
     "sleep",
     {
         "type": "object",
-        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 3600}},
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 3600, "examples": [5]}},
         "required": ["seconds"],
         "additionalProperties": False,
     },

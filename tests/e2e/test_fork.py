@@ -8,6 +8,7 @@ node_modules: the CDK CLI tests skip there), using this checkout's virtualenv.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from botocore.credentials import Credentials
 
 from jobs_cli.client import JobsClient
+from local.banner import try_lines
 from local.server import LocalRuntime
 from local.synth import synthesize
 from tests.conftest import LOCAL_TEST_CONTEXT
@@ -105,3 +107,14 @@ def test_the_fork_serves_and_runs_its_own_task(fork_runtime: LocalRuntime):
     refused = client.submit("sleep", {"seconds": 1})  # the examples are gone
     assert refused.status == 422 and "registered tasks: word-count" in refused.body["message"]
     assert fork_runtime.template.app_name == "acme-reports"
+
+
+def test_the_forks_banner_suggests_its_own_task_and_the_suggestion_runs(fork: Path, fork_runtime: LocalRuntime):
+    run(fork, sys.executable, "-m", "stacks.openapi", "docs/openapi.json", timeout=120)  # as make run does
+    banner = try_lines(fork_runtime.api_url, "ACME_REPORTS_API_URL", fork / "docs" / "openapi.json")
+    suggested = re.search(r"jobs submit (\S+) --input '(.*)' --wait", banner)
+    assert suggested and suggested.group(1) == "word-count", banner
+    assert "sleep" not in banner
+    client = JobsClient(fork_runtime.api_url, credentials=Credentials("ACME", "secret"))
+    job = wait(client, submit(client, suggested.group(1), json.loads(suggested.group(2))))
+    assert job["status"] == "COMPLETED", job

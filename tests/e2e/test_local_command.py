@@ -73,6 +73,7 @@ def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp
         url = re.search(r"API:\s+(\S+)", text)
         execution_command = re.search(r"--endpoint (\S+) \\\n\s+--state-machine (\S+) <job_id>", text)
         assert url and execution_command, text
+        assert ".venv/bin/jobs submit sleep --input '{\"seconds\": 5}' --wait" in text  # the first task, its example
         assert cli.main(["--api-url", url.group(1), "submit", "sleep", "--input", '{"seconds": 1}', "--wait"]) == 0
         printed = capsys.readouterr().out
         slept = re.search(r'"slept_seconds": ([0-9.]+)', printed)  # the result: it completed

@@ -4,7 +4,11 @@ silent or full fails the attempt with a clear, retryable error before its deadli
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +22,7 @@ from jobs.database import Database, DatabaseSettings, DatabaseUnavailable, iam_t
 from jobs.deadline import AttemptTimedOut, deadline
 from jobs.registry import TaskFailed, TransientTaskError
 from jobs.settings import Settings
+from local import postgres as postgres_module
 from local.postgres import LocalPostgres
 
 
@@ -60,8 +65,45 @@ def test_jobs_in_a_row_share_one_connection(db: Database, server: LocalPostgres)
     assert [pid for pid, _ in server.app_connections()] == list(pids)
 
 
-def test_the_connection_is_tls_verified_against_the_configured_ca(db: Database) -> None:
-    assert db.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [[True]]
+def test_the_connection_is_tls_verified_against_the_configured_ca(db: Database, server: LocalPostgres) -> None:
+    [[backend]] = db.run("SELECT pg_backend_pid()")
+    assert server.tls_backends()[backend] in {"TLSv1.2", "TLSv1.3"}  # the proxy's front saw TLS
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_under_root_binaries_out_of_the_server_users_reach_are_copied_where_it_can_run_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A virtualenv under root's private home: ``nobody`` cannot run PostgreSQL from there."""
+    monkeypatch.setattr(postgres_module, "_others_can_reach", lambda path: str(path).startswith(tempfile.gettempdir()))
+    binaries = postgres_module.server_binaries(pwd.getpwnam(postgres_module.ROOT_RUNS_SERVER_AS))
+    assert binaries != postgres_module.server_package() / "pginstall" / "bin"
+    assert binaries.is_relative_to(tempfile.gettempdir()) and (binaries / "postgres").exists()
+    copied = LocalPostgres("jobs", "jobs_admin").start()  # from the copy, as nobody
+    try:
+        assert copied._process is not None
+        command = subprocess.run(  # noqa: S603  our own pid
+            ["ps", "-ww", "-o", "user=,command=", "-p", str(copied._process.pid)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert command[:2] == [postgres_module.ROOT_RUNS_SERVER_AS, str(binaries / "postgres")]
+        assert copied.superuser_run("SELECT 1") == [[1]]
+    finally:
+        copied.stop()
+
+
+def test_a_client_without_tls_is_refused_as_with_require_tls(server: LocalPostgres) -> None:
+    import pg8000.native
+
+    before = server.app_connections()
+    with pytest.raises(pg8000.native.DatabaseError, match="requires TLS") as refused:
+        pg8000.native.Connection(
+            server.user, host="127.0.0.1", port=server.port, database=server.database, ssl_context=False, timeout=5
+        )
+    assert refused.value.args[0]["C"] == "28000"  # invalid_authorization_specification
+    assert server.app_connections() == before  # it never reached the server
 
 
 def test_a_certificate_that_does_not_verify_fails_the_job(server: LocalPostgres) -> None:

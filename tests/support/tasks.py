@@ -113,13 +113,12 @@ def install() -> None:  # noqa: PLR0915  one registration after another
 
     @task("whoami", _object({}))
     def whoami(input: dict[str, Any], progress: ProgressSink) -> dict[str, Any]:
-        """``database=postgres``: who and how this environment's connection is (jobs/database.py)."""
+        """``database=postgres``: whose this environment's connection is, and its server backend
+        (the local proxy's front knows which backends it opened for a TLS client)."""
         from jobs.database import database
 
-        [[pid, user, tls]] = database().run(
-            "SELECT pg_backend_pid(), current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-        )
-        return {"backend_pid": pid, "user": user, "tls": tls}
+        [[pid, user]] = database().run("SELECT pg_backend_pid(), current_user")
+        return {"backend_pid": pid, "user": user}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import sys
 
 from jobs.registry import REGISTRY
 from jobs.schemas import submit_request_schema
-from stacks.openapi import OPENAPI_FILE, ROOT, build, job_schema, render
+from stacks.openapi import OPENAPI_FILE, ROOT, _plain, build, job_schema, render
 
 
 def test_the_committed_document_is_current():
@@ -19,13 +19,38 @@ def test_the_committed_document_is_current():
     assert render(build()) != fresh  # the tests' tasks are not the app's: the check above is not vacuous
 
 
+def without_examples(schema: object) -> object:
+    if isinstance(schema, dict):
+        return {k: without_examples(v) for k, v in schema.items() if k not in ("example", "examples")}
+    return [without_examples(v) for v in schema] if isinstance(schema, list) else schema
+
+
+def test_json_schema_examples_become_openapi_3_0_examples():
+    """OpenAPI 3.0's schema object has one ``example``; ``examples`` (JSON Schema's list) is 3.1's."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "examples": {"type": "array", "items": {"type": "integer", "examples": [3, 4]}},
+            "seconds": {"type": "number", "examples": [5]},
+        },
+    }
+    assert _plain(schema) == {
+        "type": "object",
+        "properties": {
+            "examples": {"type": "array", "items": {"type": "integer", "example": 3}},  # a property may be named so
+            "seconds": {"type": "number", "example": 5},
+        },
+    }
+    assert '"examples": [' not in render(build())
+
+
 def test_submit_body_has_one_alternative_per_task_with_its_own_input_schema():
     alternatives = build()["components"]["schemas"]["SubmitJobRequest"]["oneOf"]
-    assert [a["properties"]["task"]["enum"] for a in alternatives] == [[name] for name in sorted(REGISTRY)]
+    assert [a["properties"]["task"]["enum"] for a in alternatives] == [[name] for name in REGISTRY]  # as registered
     for alternative in alternatives:
         [name] = alternative["properties"]["task"]["enum"]
         expected = {k: v for k, v in REGISTRY[name].input_schema.items() if k not in ("$schema", "title")}
-        assert alternative["properties"]["input"] == expected
+        assert without_examples(alternative["properties"]["input"]) == without_examples(expected)
         assert alternative["properties"]["task"]["pattern"] == submit_request_schema()["properties"]["task"]["pattern"]
 
 

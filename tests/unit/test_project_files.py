@@ -28,6 +28,11 @@ def test_the_ci_workflow_runs_what_ci_runs_here():
     assert runs == ["bash .ci/run"]
     versions = {step["uses"].split("@")[0]: step.get("with", {}) for step in job["steps"] if "uses" in step}
     assert versions["actions/setup-python"]["python-version"] == "3.11"  # the Lambda code's floor (pyproject)
+    assert versions["actions/setup-node"]["node-version"] in ("22", "24")  # what the AWS CDK supports
+    # Both systems the README promises (runners this machine cannot run: their jobs are defined, not run here).
+    assert job["runs-on"] == "${{ matrix.os }}"
+    oses = job["strategy"]["matrix"]["os"]
+    assert any(os.startswith("ubuntu") for os in oses) and any(os.startswith("macos") for os in oses)
     assert "make test" in (ROOT / ".ci/run").read_text()
 
 
@@ -90,13 +95,44 @@ def test_every_relative_link_in_the_readme_and_docs_leads_somewhere():
     assert checked > 20
 
 
+def test_no_target_reaches_for_a_system_package_manager_or_root():
+    # Everything installs from PyPI and npm, the local PostgreSQL server included (a wheel):
+    # `make run` and `make test` work on a Mac or without root. `-B` prints every recipe.
+    make = shutil.which("make") or "make"
+    for target in ("run", "test", "install", "deploy", "synth", "destroy", "doctor"):
+        dry_run = subprocess.run(  # noqa: S603  fixed arguments
+            [make, "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        assert "pip install" in dry_run, dry_run  # -B: the recipes ran from the venv's up
+        assert not re.search(r"\b(apt-get|apt|brew|dnf|yum|sudo|initdb)\b", dry_run), f"make {target}:\n{dry_run}"
+
+
 def test_the_deploy_path_needs_only_the_venv_and_the_cdk_cli():
-    # Only the local runtime needs PostgreSQL (installed with apt-get where it is missing): a
-    # deploy from a Mac, or without root, must not reach for it. `-B` prints every recipe.
     make = shutil.which("make") or "make"
     for target in ("deploy", "synth", "destroy", "doctor"):
         dry_run = subprocess.run(  # noqa: S603  fixed arguments
             [make, "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
         ).stdout
         assert "cdk" in dry_run or "doctor" in dry_run, dry_run
-        assert not re.search(r"\b(apt-get|sudo|postgres)", dry_run), f"make {target}:\n{dry_run}"
+        assert "local" not in dry_run, f"make {target} starts the local runtime:\n{dry_run}"
+
+
+def test_the_node_version_check_names_the_supported_versions():
+    """The CDK supports Node.js 22 and 24; 20 (past its end of life) works with a note."""
+    make = shutil.which("make") or "make"
+
+    def check(major: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603  fixed arguments
+            [make, "-s", f"NODE_MAJOR={major}", "node-version"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert (check("24").returncode, check("24").stdout, check("22").returncode) == (0, "", 0)
+    assert check("20").returncode == 0 and "past its end of life" in check("20").stdout
+    for unsupported in ("18", ""):
+        refused = check(unsupported)
+        assert refused.returncode != 0 and "install" in refused.stderr and "22 or 24" in refused.stderr
