@@ -87,7 +87,22 @@ def test_the_fork_passes_lint_and_type_checks(fork: Path):
 def test_the_forks_in_process_suite_passes(fork: Path):
     run(fork, sys.executable, "-m", "stacks.openapi", "docs/openapi.json", timeout=120)  # as make test does
     assert "word-count" in (fork / "docs" / "openapi.json").read_text()
-    out = run(fork, sys.executable, "-m", "pytest", "-m", "not e2e", "-q", "-x", "-p", "no:cacheprovider", timeout=1800)
+    # On one worker per core, as make test runs it.
+    out = run(
+        fork,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "not e2e",
+        "-n",
+        "2",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        timeout=1800,
+    )
     assert " passed" in out and " failed" not in out
 
 

@@ -28,8 +28,16 @@ def submit(client: JobsClient, task: str, task_input: dict[str, Any], key: str |
     return str(response.body["job_id"])
 
 
-def wait(client: JobsClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    job = Waiter(client, out=io.StringIO(), sleep=time.sleep).wait(job_id, timeout)
+POLL_SECONDS = 0.5  # a test follows one job closely; the CLI's backoff grows to 10 s between polls
+
+
+def wait(
+    client: JobsClient, job_id: str, timeout: float = 60, poll_seconds: float | None = POLL_SECONDS
+) -> dict[str, Any]:
+    """The job once it is terminal: polled every ``poll_seconds`` at most (None: the CLI's own
+    backoff from Retry-After, for many jobs at once)."""
+    cap = poll_seconds if poll_seconds is not None else float("inf")
+    job = Waiter(client, out=io.StringIO(), sleep=lambda delay: time.sleep(min(delay, cap))).wait(job_id, timeout)
     assert job is not None, f"job {job_id} did not finish in {timeout} s"
     return job
 
@@ -166,7 +174,7 @@ def test_another_callers_job_is_not_found(alice, bob):
 def test_hundred_concurrent_submissions_each_finish_exactly_once(runtime, alice):
     with ThreadPoolExecutor(max_workers=20) as pool:
         job_ids = list(pool.map(lambda i: submit(alice, "sleep", {"seconds": 0.2}), range(100)))
-        jobs = list(pool.map(lambda job_id: wait(alice, job_id, timeout=120), job_ids))
+        jobs = list(pool.map(lambda job_id: wait(alice, job_id, timeout=120, poll_seconds=None), job_ids))
     assert len(set(job_ids)) == 100
     assert [job["status"] for job in jobs] == ["COMPLETED"] * 100
     assert [job["attempts"] for job in jobs] == [1] * 100

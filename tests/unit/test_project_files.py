@@ -136,3 +136,14 @@ def test_the_node_version_check_names_the_supported_versions():
     for unsupported in ("18", ""):
         refused = check(unsupported)
         assert refused.returncode != 0 and "install" in refused.stderr and "22 or 24" in refused.stderr
+
+
+def test_make_test_runs_every_part_and_prints_the_time_of_each():
+    make = shutil.which("make") or "make"
+    recipe = subprocess.run(  # noqa: S603  fixed arguments
+        [make, "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    for part in ("lint (ruff)", "type checks", "in-process tests", "end-to-end tests", "time per part", "total"):
+        assert part in recipe, recipe
+    assert '-m "not e2e"' in recipe and "-m e2e" in recipe  # together, every test
+    assert "-n " in recipe  # the in-process tests on one worker per core
