@@ -68,8 +68,9 @@ LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 TYPECHECK := $(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli doctor tests bench
 test: install openapi
 	@parts="$$(printf '\n  %-34s %4d s' "install (venv, CDK CLI, openapi)" $$(( $$(date +%s) - $(MAKE_STARTED) )))"; \
-	part() { local from=$$(date +%s) name="$$1"; shift; bash -c "$$*" || exit $$?; \
-	  parts="$$parts$$(printf '\n  %-34s %4d s' "$$name" $$(( $$(date +%s) - from )))"; }; \
+	part() { local from=$$(date +%s) name="$$1" status=0; shift; bash -c "$$*" || status=$$?; \
+	  parts="$$parts$$(printf '\n  %-34s %4d s' "$$name" $$(( $$(date +%s) - from )))"; \
+	  [ $$status = 0 ] || { printf "make test, time per part (stopped at a failure):%s\n" "$$parts"; exit $$status; }; }; \
 	part "lint (ruff)" '$(LINT)'; \
 	part "type checks (mypy --strict)" '$(TYPECHECK)'; \
 	part "in-process tests" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --cov --cov-report='; \

@@ -112,11 +112,21 @@ LOCAL_TEST_CONTEXT = {
 }
 
 
+_SYNTHESIZED: dict[tuple[tuple[str, str], ...], Path] = {}
+
+
 def synthesize_app(out: Path, **settings: str) -> Path:
-    """The app synthesized into ``out`` with the local test settings and ``settings`` (a variant)."""
+    """The app synthesized into ``out`` with the local test settings and ``settings`` (a variant).
+
+    Once per variant and test process: a second call with the same settings returns the
+    first call's folder (read-only for the local runtime), so each variant is synthesized once."""
     from local.synth import ROOT, synthesize
 
-    return synthesize(ROOT / "app.py", out, {**LOCAL_TEST_CONTEXT, **settings})
+    context = {**LOCAL_TEST_CONTEXT, **settings}
+    key = tuple(sorted((name, str(value)) for name, value in context.items()))
+    if key not in _SYNTHESIZED or not _SYNTHESIZED[key].is_dir():
+        _SYNTHESIZED[key] = synthesize(ROOT / "app.py", out, context)
+    return _SYNTHESIZED[key]
 
 
 @pytest.fixture(scope="session")

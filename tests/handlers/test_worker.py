@@ -57,7 +57,7 @@ def test_submit_run_and_poll_to_completion():
 
 
 def test_progress_is_visible_while_running():
-    job_id = submit_job("sleep", {"seconds": 0.5})
+    job_id = submit_job("sleep", {"seconds": 1})  # reports every 0.1 s at most (progress_min_interval_ms)
     seen: list[int] = []
     original = worker.runner._store.report_progress
 
@@ -71,7 +71,7 @@ def test_progress_is_visible_while_running():
         run_worker(job_id)
     finally:
         worker.runner._store.report_progress = original  # type: ignore[method-assign]
-    assert len(seen) > 3
+    assert len(seen) >= 3  # several, whatever the load (about ten on an idle machine)
     assert seen == sorted(seen)
     assert 0 < seen[-1] < 100
 
