@@ -262,7 +262,9 @@ def test_a_deployment_without_a_database_fails_the_task_clearly(monkeypatch: pyt
         DatabaseSettings.from_settings(settings)
 
 
-def test_concurrent_first_jobs_fill_the_sample_table_once(server: LocalPostgres) -> None:
+def test_concurrent_first_jobs_fill_the_sample_table_once(
+    server: LocalPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The app's ``sales_report`` example (skipped once a fork deletes it)."""
     import jobs.tasks
 
@@ -282,11 +284,14 @@ def test_concurrent_first_jobs_fill_the_sample_table_once(server: LocalPostgres)
 
     results: list[object] = []
     databases = [Database(settings_for(server), password=no_password) for _ in range(3)]
+    # Each thread its own connection, as each execution environment has: patched once, read
+    # per thread (patching the module from each thread let two threads share one connection).
+    per_thread = threading.local()
+    monkeypatch.setattr(database_module, "database", lambda: per_thread.db)
 
     def run(db: Database) -> None:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(database_module, "database", lambda: db)
-            results.append(sales_report({}, Progress()))
+        per_thread.db = db
+        results.append(sales_report({}, Progress()))
 
     threads = [threading.Thread(target=run, args=(db,)) for db in databases]
     for thread in threads:
