@@ -10,6 +10,7 @@ Part of the local runtime; nothing here is deployed.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,8 @@ def try_lines(api_url: str, api_url_variable: str, openapi_file: Path) -> str:
     return (
         lines + "  Try, in another terminal in this folder:\n"
         f"         export {api_url_variable}={api_url}\n"
-        f"         .venv/bin/jobs submit {name} --input '{input_text}' --wait\n"
+        f"         .venv/bin/jobs submit {name} --input {shlex.quote(input_text)} --wait\n"
         "  or with curl:\n"
         f'         curl -s -X POST {api_url}jobs --aws-sigv4 "aws:amz:us-east-1:execute-api" --user LOCAL:local \\\n'
-        f"              -H 'Content-Type: application/json' -d '{body}'"
+        f"              -H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )

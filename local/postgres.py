@@ -166,6 +166,14 @@ class LocalPostgres:
         return {"DATABASE_PORT": str(self.port), "DATABASE_CA_FILE": self.ca_file}
 
     def start(self) -> LocalPostgres:
+        """Start the server and the proxy's TLS front; on any failure, stop what was started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalPostgres:
         owner = self._server_user()
         binaries = server_binaries(owner)
         self._directory = Path(tempfile.mkdtemp(prefix="async-jobs-postgres-"))
@@ -187,6 +195,7 @@ class LocalPostgres:
             f"local all {SUPERUSER} trust\n"
             f"local {self.database} {self.user} trust\n"
         )
+        log = open(self._directory / "server.log", "wb")  # noqa: SIM115  closed once the child has it
         self._process = subprocess.Popen(  # noqa: S603
             [
                 str(binaries / "postgres"),
@@ -207,9 +216,10 @@ class LocalPostgres:
                 *[option for name, value in self.parameters.items() for option in ("-c", f"{name}={value}")],
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(self._directory / "server.log", "wb"),  # noqa: SIM115  kept open by the child
+            stderr=log,
             **as_owner,
         )
+        log.close()  # the child has its own copy
         self._wait_until_ready()
         self.superuser_run(f'CREATE ROLE "{self.user}" LOGIN')
         self.superuser_run(f'CREATE DATABASE "{self.database}" OWNER "{self.user}"')

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 NOT_ON_PATH = {"apt", "apt-get", "dpkg", "brew", "dnf", "yum", "sudo", "su", "initdb", "postgres", "pg_ctl"}
 STARTUP_TIMEOUT_SECONDS = 240
+CAP_DAC_READ_SEARCH = 2  # linux/capability.h
 
 
 def shadow_path(into: Path) -> str:
@@ -50,8 +51,8 @@ def shadow_path(into: Path) -> str:
 
 def tracked_copy(into: Path) -> None:
     """This checkout's files (tracked, or new and not ignored), mtimes kept (so the venv stays up to date for make)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],  # noqa: S607
+    listed = subprocess.run(  # noqa: S603  git on this checkout (safe.directory: its owner may not be us)
+        ["git", "-c", f"safe.directory={ROOT}", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],  # noqa: S607
         cwd=ROOT,
         capture_output=True,
         check=True,
@@ -69,27 +70,14 @@ def unprivileged() -> Iterator[tuple[Path, list[str], dict[str, str]]]:
     """A folder of our own, the command prefix that runs as its user, and that user's environment."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs this checkout's git index to copy the tracked files")
-    folder = Path(tempfile.mkdtemp(prefix="async-jobs-unprivileged-"))
-    home = folder / "home"
-    home.mkdir()
-    tracked_copy(folder / "app")
-    environment = {
-        "PATH": shadow_path(folder / "bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PORT": "0",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ.get(
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", ""
-        ),
-    }
     prefix: list[str] = []
     if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        for path in (folder, *folder.rglob("*")):
-            os.lchown(path, nobody.pw_uid, nobody.pw_gid)
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root needs util-linux's setpriv to drop to nobody")
+        if not _bounding_set_has(CAP_DAC_READ_SEARCH):  # e.g. a container without it: nothing to keep
+            pytest.skip("root without CAP_DAC_READ_SEARCH cannot hand nobody the read access the venv needs")
+        nobody = pwd.getpwnam("nobody")
         prefix = [
             setpriv,
             f"--reuid={nobody.pw_uid}",
@@ -99,8 +87,37 @@ def unprivileged() -> Iterator[tuple[Path, list[str], dict[str, str]]]:
             "--ambient-caps=+dac_read_search",
             "--bounding-set=-all,+dac_read_search",
         ]
-    yield folder, prefix, environment
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix="async-jobs-unprivileged-"))
+    try:
+        home = folder / "home"
+        home.mkdir()
+        tracked_copy(folder / "app")
+        environment = {
+            "PATH": shadow_path(folder / "bin"),
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "PORT": "0",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ.get(
+                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", ""
+            ),
+        }
+        if prefix:
+            nobody = pwd.getpwnam("nobody")
+            for path in (folder, *folder.rglob("*")):
+                os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+        yield folder, prefix, environment
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bounding_set_has(capability: int) -> bool:
+    """Whether this process may hand ``capability`` on (Linux's /proc; elsewhere, assume so)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return True
+    [bounding] = [line.split()[1] for line in status.splitlines() if line.startswith("CapBnd:")]
+    return bool(int(bounding, 16) >> capability & 1)
 
 
 def test_make_run_serves_the_database_variant_without_root_or_a_system_package(

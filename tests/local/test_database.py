@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pwd
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -305,3 +306,14 @@ def test_concurrent_first_jobs_fill_the_sample_table_once(
         assert isinstance(result, dict)
         assert [region["region"] for region in result["regions"]] == ["east", "north", "south", "west"]
         assert sum(region["sales"] for region in result["regions"]) == rows
+
+
+def test_bytes_sent_with_the_tls_request_are_refused_not_passed_on(server: LocalPostgres) -> None:
+    """What PostgreSQL refuses since CVE-2021-23214: plaintext behind the SSLRequest would
+    reach the server as if it had come over TLS."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(struct.pack("!II", 8, 80877103) + b"plaintext smuggled past TLS")
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+    assert answer[:1] == b"E" and b"C08P01" in answer and b"unencrypted data after SSL request" in answer
