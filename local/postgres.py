@@ -33,9 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.database_proxy import TlsProxy
+from local.database_proxy import HOST, TlsProxy  # the certificate names the address the front listens on
 
-HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 SOCKET_PORT = 5432  # names the server's socket file only: it listens on no TCP port
 START_TIMEOUT_SECONDS = 30
@@ -195,31 +194,30 @@ class LocalPostgres:
             f"local all {SUPERUSER} trust\n"
             f"local {self.database} {self.user} trust\n"
         )
-        log = open(self._directory / "server.log", "wb")  # noqa: SIM115  closed once the child has it
-        self._process = subprocess.Popen(  # noqa: S603
-            [
-                str(binaries / "postgres"),
-                "-D",
-                str(data),
-                "-c",
-                "listen_addresses=",
-                "-c",
-                f"port={SOCKET_PORT}",
-                "-c",
-                f"unix_socket_directories={self._directory}",
-                "-c",
-                f"max_connections={self.max_connections}",
-                "-c",
-                "superuser_reserved_connections=3",
-                "-c",
-                "fsync=off",
-                *[option for name, value in self.parameters.items() for option in ("-c", f"{name}={value}")],
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            **as_owner,
-        )
-        log.close()  # the child has its own copy
+        with open(self._directory / "server.log", "wb") as log:  # the child keeps its own copy
+            self._process = subprocess.Popen(  # noqa: S603
+                [
+                    str(binaries / "postgres"),
+                    "-D",
+                    str(data),
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    f"port={SOCKET_PORT}",
+                    "-c",
+                    f"unix_socket_directories={self._directory}",
+                    "-c",
+                    f"max_connections={self.max_connections}",
+                    "-c",
+                    "superuser_reserved_connections=3",
+                    "-c",
+                    "fsync=off",
+                    *[option for name, value in self.parameters.items() for option in ("-c", f"{name}={value}")],
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                **as_owner,
+            )
         self._wait_until_ready()
         self.superuser_run(f'CREATE ROLE "{self.user}" LOGIN')
         self.superuser_run(f'CREATE DATABASE "{self.database}" OWNER "{self.user}"')

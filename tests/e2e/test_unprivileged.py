@@ -71,13 +71,13 @@ def unprivileged() -> Iterator[tuple[Path, list[str], dict[str, str]]]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs this checkout's git index to copy the tracked files")
     prefix: list[str] = []
-    if os.geteuid() == 0:
+    nobody = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+    if nobody is not None:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root needs util-linux's setpriv to drop to nobody")
         if not _bounding_set_has(CAP_DAC_READ_SEARCH):  # e.g. a container without it: nothing to keep
             pytest.skip("root without CAP_DAC_READ_SEARCH cannot hand nobody the read access the venv needs")
-        nobody = pwd.getpwnam("nobody")
         prefix = [
             setpriv,
             f"--reuid={nobody.pw_uid}",
@@ -101,8 +101,7 @@ def unprivileged() -> Iterator[tuple[Path, list[str], dict[str, str]]]:
                 "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", ""
             ),
         }
-        if prefix:
-            nobody = pwd.getpwnam("nobody")
+        if nobody is not None:
             for path in (folder, *folder.rglob("*")):
                 os.lchown(path, nobody.pw_uid, nobody.pw_gid)
         yield folder, prefix, environment
