@@ -272,12 +272,15 @@ class JobRepository:
             TableName=self._table_name, Item=to_attributes(item), ConditionExpression="attribute_not_exists(job_id)"
         )
 
-    def claim(self, job_id: str, attempt_id: str, lease_seconds: int) -> Job | None:
+    def claim(self, job_id: str, attempt_id: str, lease_seconds: int, *, repeat_counts: bool = True) -> Job | None:
         """Make ``attempt_id`` the owner of the job and count the attempt.
 
-        Allowed when the job is PENDING, when the same invocation retries it (Lambda keeps
-        the request id across retries), or when the previous owner's lease has run out (that
-        attempt is certainly dead, because the lease outlasts the function timeout).
+        Allowed when the job is PENDING, when the same attempt id claims it again, or when
+        the previous owner's lease has run out (that attempt is certainly dead, because the
+        lease outlasts the function timeout). A repeat by the same id counts as another
+        attempt when ``repeat_counts`` (Lambda keeps the request id across its retries);
+        a workflow passes False, because its execution is one attempt and its claiming step
+        runs again only when its checkpoint was lost to a crash.
         Returns the claimed job, or None when another attempt owns it or it is finished.
         """
         now = _epoch()
@@ -291,10 +294,13 @@ class JobRepository:
             ":one": 1,
             ":updated": iso(utc_now()),
         }
+        ours = "attempt_id = :attempt OR " if repeat_counts else ""
         condition = (
             f"attribute_exists(job_id) AND {_status_in(JobStatus.RUNNING, values)} AND "
-            "(#status <> :running OR attempt_id = :attempt OR lease_expires_at < :now)"
+            f"(#status <> :running OR {ours}lease_expires_at < :now)"
         )
+        if not repeat_counts:
+            condition += " AND (attribute_not_exists(attempt_id) OR attempt_id <> :attempt)"
         try:
             response = self._client.update_item(
                 TableName=self._table_name,
@@ -309,9 +315,19 @@ class JobRepository:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if not _is_condition_failure(error):
+                raise
+            if repeat_counts:
                 return None
-            raise
+            # Already ours: renew the lease without counting another attempt.
+            renewed = self._update(
+                job_id,
+                "SET lease_expires_at = :lease, updated_at = :updated",
+                {":running": JobStatus.RUNNING.value, ":attempt": attempt_id, ":lease": now + lease_seconds},
+                "#status = :running AND attempt_id = :attempt",
+                return_item=True,
+            )
+            return job_from_item(renewed) if renewed else None
         return job_from_item(from_attributes(response["Attributes"]))
 
     def report_progress(self, job_id: str, attempt_id: str, progress: Progress) -> bool:

@@ -72,7 +72,9 @@ class StepRunner:
         existing = self._store.get(job_id)
         if existing is None or existing.status.is_terminal:
             return {"outcome": Outcome.SKIPPED.value}
-        job = self._store.claim(job_id, execution, self._lease_seconds)
+        # One execution is one attempt: this step runs again only when a crash lost its
+        # checkpoint after the claim, and that is not another attempt.
+        job = self._store.claim(job_id, execution, self._lease_seconds, repeat_counts=False)
         if job is None:
             return {"outcome": Outcome.SKIPPED.value}
         if job.cancel_requested or not self._store.enter_step(job_id, execution, PREPARE):

@@ -152,6 +152,23 @@ def test_a_finished_or_unknown_job_is_not_run_again():
     assert step("prepare", "9b2f4c1e-0000-4000-8000-000000000000") == {"outcome": "SKIPPED"}
 
 
+def test_prepare_run_again_in_the_same_execution_is_still_one_attempt():
+    # A crash between the claim and the step's checkpoint runs prepare again in the same
+    # execution (Step Functions' Retry, a durable replay): the job's one attempt, lease renewed.
+    job_id = submit_job("sleep", {"seconds": 0})
+    assert step("prepare", job_id) == {"outcome": "READY"}
+    lease = job_item(job_id)["lease_expires_at"]
+    boto3.resource("dynamodb").Table("jobs").update_item(
+        Key={"job_id": job_id}, UpdateExpression="SET lease_expires_at = :past", ExpressionAttributeValues={":past": 1}
+    )
+    assert step("prepare", job_id) == {"outcome": "READY"}
+    assert job_item(job_id)["lease_expires_at"] >= lease
+    other = steps.prepare({"job_id": job_id, "execution": "another-execution"}, LambdaContext(timeout_seconds=30))
+    assert other == {"outcome": "SKIPPED"}  # the renewed lease keeps it ours
+    body, _ = get_status(job_id)
+    assert (body["status"], body["attempts"]) == ("RUNNING", 1)
+
+
 def test_an_unknown_task_fails_in_prepare():
     job_id = submit_job("sleep", {"seconds": 0})
     boto3.resource("dynamodb").Table("jobs").update_item(
