@@ -58,10 +58,10 @@ run: node-version $(VENV)/.installed openapi
 
 # Coverage is a figure, not a gate: measured on the in-process tests. The e2e tests run the
 # same code in the local runtime's sandbox processes, unmeasured, and without the tracer's
-# slowdown on their timings. The in-process tests run on pytest-xdist workers, one per core;
-# the e2e tests one after another, each local runtime started once and shared (their timing
-# caps and fault runs assume the cores are theirs). Each part's time is printed at the end
-# (docs/testing.md keeps the figures).
+# slowdown on their timings. Both parts run on pytest-xdist workers, one per core; the e2e
+# tests a whole file per worker (--dist loadfile), so each file's local runtimes start once
+# on its worker (most e2e time is waiting on jobs, which two files share well). Each part's
+# time is printed at the end (docs/testing.md keeps the figures).
 TEST_WORKERS ?= 2
 MAKE_STARTED := $(shell date +%s)
 LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -74,7 +74,7 @@ test: install openapi
 	part "lint (ruff)" '$(LINT)'; \
 	part "type checks (mypy --strict)" '$(TYPECHECK)'; \
 	part "in-process tests" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --cov --cov-report='; \
-	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e'; \
+	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e -n $(TEST_WORKERS) --dist loadfile'; \
 	echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"; \
 	printf "make test, time per part:%s\n  %-34s %4d s\n" "$$parts" "total" $$(( $$(date +%s) - $(MAKE_STARTED) ))
 

@@ -6,8 +6,12 @@ handler tests run against moto, the infrastructure tests only synthesize.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import ipaddress
+import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,18 +119,41 @@ LOCAL_TEST_CONTEXT = {
 _SYNTHESIZED: dict[tuple[tuple[str, str], ...], Path] = {}
 
 
-def synthesize_app(out: Path, **settings: str) -> Path:
-    """The app synthesized into ``out`` with the local test settings and ``settings`` (a variant).
+def _shared_folder(out: Path) -> Path:
+    """Where every process of this test run keeps the variants it synthesized: beside the
+    run's worker folders (pytest-xdist names each worker's temporary folder after it:
+    ``popen-gw0``)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    for folder in out.resolve().parents:
+        if worker and folder.name.rpartition("-")[2] == worker:
+            return folder.parent / "synthesized"
+    return out.parent / "synthesized"
 
-    Once per variant and test process: a second call with the same settings returns the
-    first call's folder (read-only for the local runtime), so each variant is synthesized once."""
+
+def synthesize_app(out: Path, **settings: str) -> Path:
+    """The app synthesized with the local test settings and ``settings`` (a variant).
+
+    Once per variant and test run: every call with the same settings, from any pytest-xdist
+    worker, returns the folder the first call synthesized (beside ``out``, read-only for the
+    local runtime). A synthesis costs a Python and a Node.js process several seconds of CPU."""
     from local.synth import ROOT, synthesize
 
     context = {**LOCAL_TEST_CONTEXT, **settings}
     key = tuple(sorted((name, str(value)) for name, value in context.items()))
-    if key not in _SYNTHESIZED or not _SYNTHESIZED[key].is_dir():
-        _SYNTHESIZED[key] = synthesize(ROOT / "app.py", out, context)
-    return _SYNTHESIZED[key]
+    if key in _SYNTHESIZED and _SYNTHESIZED[key].is_dir():
+        return _SYNTHESIZED[key]
+    shared = _shared_folder(out)
+    shared.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+    folder, done = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker synthesizing it: wait for its folder
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            synthesize(ROOT / "app.py", folder, context)
+            done.touch()
+    _SYNTHESIZED[key] = folder
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ def test_the_invocation_faults_depend_on_the_seed_alone() -> None:
     alone, interleaved = invocation_faults(plan(), 200, 0), invocation_faults(plan(), 200, 7)
     assert alone == interleaved
     assert (alone.count("crash"), alone.count("hang")) == (15, 9)  # what tests/e2e/test_faults.py relies on
+    assert (alone[:100].count("crash"), alone[:100].count("hang")) == (7, 5)
     assert (alone[:60].count("crash"), alone[:60].count("hang")) == (4, 4)
 
 
