@@ -59,9 +59,11 @@ run: node-version $(VENV)/.installed openapi
 # Coverage is a figure, not a gate: measured on the in-process tests. The e2e tests run the
 # same code in the local runtime's sandbox processes, unmeasured, and without the tracer's
 # slowdown on their timings. Both parts run on pytest-xdist workers, one per core; the e2e
-# tests a whole file per worker (--dist loadfile), so each file's local runtimes start once
-# on its worker (most e2e time is waiting on jobs, which two files share well). Each part's
-# time is printed at the end (docs/testing.md keeps the figures).
+# tests a whole file per worker (--dist loadgroup, groups in tests/conftest.py), so each
+# file's local runtimes start once (most e2e time is waiting on jobs, which two files share
+# well). mypy runs beside the in-process tests (it keeps one core busy for a minute, and the
+# tests' workers leave gaps). Each part's time is printed at the end (docs/testing.md keeps
+# the figures).
 TEST_WORKERS ?= 2
 MAKE_STARTED := $(shell date +%s)
 LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -72,9 +74,14 @@ test: install openapi
 	  parts="$$parts$$(printf '\n  %-34s %4d s' "$$name" $$(( $$(date +%s) - from )))"; \
 	  [ $$status = 0 ] || { printf "make test, time per part (stopped at a failure):%s\n" "$$parts"; exit $$status; }; }; \
 	part "lint (ruff)" '$(LINT)'; \
-	part "type checks (mypy --strict)" '$(TYPECHECK)'; \
-	part "in-process tests" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --cov --cov-report='; \
-	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e -n $(TEST_WORKERS) --dist loadfile'; \
+	types_out=$$(mktemp); types_from=$$(date +%s); \
+	{ $(TYPECHECK) > "$$types_out" 2>&1; echo "$$? $$(date +%s)" > "$$types_out.end"; } & types_pid=$$!; \
+	trap 'kill $$types_pid 2>/dev/null; rm -f "$$types_out" "$$types_out.end"' EXIT; \
+	part "in-process tests (mypy alongside)" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --cov --cov-report='; \
+	wait $$types_pid; cat "$$types_out"; read -r types_status types_end < "$$types_out.end"; \
+	parts="$$parts$$(printf '\n  %-34s %4d s' "type checks (mypy --strict)" $$(( types_end - types_from )))"; \
+	[ "$$types_status" = 0 ] || { printf "make test, time per part (stopped at a failure):%s\n" "$$parts"; exit "$$types_status"; }; \
+	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e -n $(TEST_WORKERS) --dist loadgroup'; \
 	echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"; \
 	printf "make test, time per part:%s\n  %-34s %4d s\n" "$$parts" "total" $$(( $$(date +%s) - $(MAKE_STARTED) ))
 

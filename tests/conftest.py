@@ -156,6 +156,28 @@ def synthesize_app(out: Path, **settings: str) -> Path:
     return folder
 
 
+# make test runs the end-to-end tests on two pytest-xdist workers (--dist loadgroup) in
+# groups, each whole on one worker so its local runtimes start once: a file, or every test
+# on the shared per-transport ``runtime`` (tests/e2e/conftest.py). The two files that keep
+# cores busy for minutes (the fault runs, and the fork's own suite on two workers of its
+# own) share one group, one after the other: side by side they starved each other's 4 s
+# timeouts.
+CORE_BOUND_E2E = ("test_faults.py", "test_fork.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e") is None:
+            continue
+        if item.path.name in CORE_BOUND_E2E:
+            group = "core-bound"
+        elif "runtime" in getattr(item, "fixturenames", ()):
+            group = "per-transport-runtime"
+        else:
+            group = str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The app synthesized once per test session: the one description of tables, functions, routes."""

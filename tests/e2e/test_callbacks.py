@@ -21,6 +21,7 @@ from jobs.callbacks import delivery_header, signature_header, verify_signature
 from jobs.naming import AppName
 from local.server import LocalRuntime
 from stacks.config import default_context
+from tests.e2e.conftest import ANY_TRANSPORT
 from tests.e2e.test_jobs_e2e import submit, wait
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +114,7 @@ def test_a_finished_job_is_posted_to_its_callback_url_signed(runtime, alice, rec
     assert len(receiver.received) == 1, "recording the outcome must not trigger a second delivery"
 
 
+@ANY_TRANSPORT
 def test_failed_and_cancelled_jobs_call_back_too(alice, receiver):
     failing = alice.submit("fail", {"message": "boom"}, callback_url=receiver.url).body["job_id"]
     cancelled = alice.submit("sleep", {"seconds": 30}, callback_url=receiver.url).body["job_id"]
@@ -123,6 +125,7 @@ def test_failed_and_cancelled_jobs_call_back_too(alice, receiver):
     assert documents[cancelled]["status"] == "CANCELLED"
 
 
+@ANY_TRANSPORT
 def test_a_receiver_error_is_retried_with_backoff_and_the_delivery_id_kept(alice, receiver):
     receiver.statuses = [503, 500]
     job_id = alice.submit("sleep", {"seconds": 0}, callback_url=receiver.url).body["job_id"]
@@ -134,6 +137,7 @@ def test_a_receiver_error_is_retried_with_backoff_and_the_delivery_id_kept(alice
     assert job["callback"]["attempts"] == 3
 
 
+@ANY_TRANSPORT
 def test_a_receiver_that_refuses_is_not_retried_and_the_failure_recorded(alice, receiver):
     receiver.statuses = [410]
     job_id = alice.submit("sleep", {"seconds": 0}, callback_url=receiver.url).body["job_id"]
@@ -144,6 +148,7 @@ def test_a_receiver_that_refuses_is_not_retried_and_the_failure_recorded(alice, 
     assert len(receiver.received) == 1
 
 
+@ANY_TRANSPORT
 def test_jobs_without_callback_url_are_not_called_back(alice, receiver):
     job_id = submit(alice, "sleep", {"seconds": 0})
     assert "callback" not in wait(alice, job_id)

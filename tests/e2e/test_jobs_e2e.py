@@ -16,7 +16,7 @@ from jobs_cli import main as cli
 from jobs_cli.client import JobsClient
 from jobs_cli.main import Waiter
 from local.server import LocalRuntime
-from tests.e2e.conftest import execution_events, job_runner
+from tests.e2e.conftest import ANY_TRANSPORT, execution_events, job_runner
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +59,7 @@ def test_submit_poll_complete(alice):
     assert job["attempts"] == 1
 
 
+@ANY_TRANSPORT
 def test_the_functions_run_the_tests_own_tasks(alice):
     # "echo" exists only in tests/support/tasks.py, which the sandboxes preload: the suite
     # does not depend on the app's example tasks, which a fork deletes.
@@ -156,6 +157,7 @@ def test_worker_process_dying_mid_job_is_retried_and_finished_once(runtime, alic
     assert not [r for r in dead_letters(runtime) if r["requestPayload"]["job_id"] == job_id]
 
 
+@ANY_TRANSPORT
 def test_idempotent_submit(alice):
     first = submit(alice, "sleep", {"seconds": 0}, key="e2e-key-1")
     second = submit(alice, "sleep", {"seconds": 0}, key="e2e-key-1")
@@ -164,6 +166,7 @@ def test_idempotent_submit(alice):
     assert conflict.status == 422
 
 
+@ANY_TRANSPORT
 def test_another_callers_job_is_not_found(alice, bob):
     job_id = submit(alice, "sleep", {"seconds": 0})
     response = bob.status(job_id)
@@ -181,6 +184,7 @@ def test_hundred_concurrent_submissions_each_finish_exactly_once(runtime, alice)
     assert runtime.lambdas.wait_idle(30)
 
 
+@ANY_TRANSPORT
 def test_gateway_rejects_before_any_function_runs(runtime, alice):
     unsigned = urllib.request.Request(runtime.api_url + "jobs", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -194,12 +198,14 @@ def test_gateway_rejects_before_any_function_runs(runtime, alice):
     assert "message" in invalid.body
 
 
+@ANY_TRANSPORT
 def test_bad_content_type_gets_415(alice):
     response = alice.request("POST", "jobs", {"task": "sleep"}, {"Content-Type": "text/plain"})
     assert response.status == 415
     assert response.body == {"message": "Content-Type must be application/json"}
 
 
+@ANY_TRANSPORT
 def test_cli_follows_a_job_to_the_end_without_aws_credentials(runtime, monkeypatch, tmp_path, capsys):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -264,6 +270,7 @@ def test_the_scheduled_reaper_ends_a_job_whose_event_was_lost(runtime, alice):
     assert job["error"]["type"] == "DeadlineExceeded"
 
 
+@ANY_TRANSPORT
 def test_listing_pages_through_the_callers_own_jobs(runtime, alice, bob):
     mine = [submit(alice, "sleep", {"seconds": 0}) for _ in range(3)]
     for job_id in mine:
@@ -294,6 +301,7 @@ def test_a_large_result_is_fetched_from_its_presigned_url(runtime, alice, capsys
     assert json.loads(capsys.readouterr().out)["rows"][1] == {"n": 1, "square": 1}
 
 
+@ANY_TRANSPORT
 def test_an_input_over_the_limit_is_413_with_the_way_out(alice):
     response = alice.request("POST", "jobs", {"task": "sleep", "input": {"seconds": 1, "pad": "x" * 70_000}})
     assert response.status == 413

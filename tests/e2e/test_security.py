@@ -9,9 +9,10 @@ import uuid
 import pytest
 
 from jobs_cli.client import JobsClient
+from tests.e2e.conftest import ANY_TRANSPORT
 from tests.e2e.test_jobs_e2e import submit, wait
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ANY_TRANSPORT]
 
 
 def test_another_caller_cannot_read_list_or_cancel_your_jobs(alice: JobsClient, bob: JobsClient):
