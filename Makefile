@@ -81,7 +81,7 @@ test: install openapi
 	wait $$types_pid; cat "$$types_out"; read -r types_status types_end < "$$types_out.end"; \
 	parts="$$parts$$(printf '\n  %-34s %4d s' "type checks (mypy --strict)" $$(( types_end - types_from )))"; \
 	[ "$$types_status" = 0 ] || { printf "make test, time per part (stopped at a failure):%s\n" "$$parts"; exit "$$types_status"; }; \
-	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e -n $(TEST_WORKERS) --dist loadgroup'; \
+	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder'; \
 	echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"; \
 	printf "make test, time per part:%s\n  %-34s %4d s\n" "$$parts" "total" $$(( $$(date +%s) - $(MAKE_STARTED) ))
 

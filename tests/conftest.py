@@ -161,21 +161,28 @@ def synthesize_app(out: Path, **settings: str) -> Path:
 # on the shared per-transport ``runtime`` (tests/e2e/conftest.py). The two files that keep
 # cores busy for minutes (the fault runs, and the fork's own suite on two workers of its
 # own) share one group, one after the other: side by side they starved each other's 4 s
-# timeouts.
+# timeouts. The two longest groups go first, one to each worker, and the files after them
+# to whichever worker is free (--no-loadscope-reorder keeps this order).
 CORE_BOUND_E2E = ("test_faults.py", "test_fork.py")
+FIRST_GROUPS = ("core-bound", "per-transport-runtime")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    groups: dict[str, str] = {}
     for item in items:
         if item.get_closest_marker("e2e") is None:
             continue
         if item.path.name in CORE_BOUND_E2E:
-            group = "core-bound"
+            group = FIRST_GROUPS[0]
         elif "runtime" in getattr(item, "fixturenames", ()):
-            group = "per-transport-runtime"
+            group = FIRST_GROUPS[1]
         else:
             group = str(item.path)
+        groups[item.nodeid] = group
         item.add_marker(pytest.mark.xdist_group(group))
+    order = {name: rank for rank, name in enumerate(FIRST_GROUPS)}
+    # A stable sort: the tests keep their order within a group (by transport, as pytest put them).
+    items.sort(key=lambda item: order.get(groups.get(item.nodeid, ""), len(order)))
 
 
 @pytest.fixture(scope="session")
