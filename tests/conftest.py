@@ -115,6 +115,14 @@ LOCAL_TEST_CONTEXT = {
     "retry_after_seconds": 1,
 }
 
+# Step Functions locally is the emulator's heaviest part: every execution starts at once (no
+# queue in front of them) and moto runs each one's interpreter in the process that also
+# serves DynamoDB, so on two busy cores its steps wait on the emulator for seconds. At 4 s,
+# 100 concurrent jobs failed their process steps' budget (one clean run of `make test`, and
+# every run beside two busy loops); at 8 s none did. The other transports meter their jobs
+# (the asynchronous-invoke queue, the queue's event source, the durable runner) and keep 4 s.
+EMULATOR_HEADROOM = {"stepfunctions": {"worker_timeout_seconds": 8}}
+
 
 _SYNTHESIZED: dict[tuple[tuple[str, str], ...], Path] = {}
 
@@ -138,7 +146,7 @@ def synthesize_app(out: Path, **settings: str) -> Path:
     local runtime). A synthesis costs a Python and a Node.js process several seconds of CPU."""
     from local.synth import ROOT, synthesize
 
-    context = {**LOCAL_TEST_CONTEXT, **settings}
+    context = {**LOCAL_TEST_CONTEXT, **EMULATOR_HEADROOM.get(str(settings.get("dispatch")), {}), **settings}
     key = tuple(sorted((name, str(value)) for name, value in context.items()))
     if key in _SYNTHESIZED and _SYNTHESIZED[key].is_dir():
         return _SYNTHESIZED[key]

@@ -67,7 +67,7 @@ def test_missing_synthesis_is_a_clear_error(tmp_path, capsys):
 
 def test_a_stepfunctions_stack_is_served_and_a_job_runs_through_its_workflow(tmp_path, capsys):
     # What `make run CDK_ARGS="-c dispatch=stepfunctions"` starts, then `jobs submit ... --wait`
-    # (with the tests' 4 s worker timeout, so a 1 s job).
+    # (with the tests' short worker timeout, so a 1 s job).
     out = synthesize_app(tmp_path / "cdk.out", dispatch="stepfunctions")
     with served(out, dict(os.environ)) as text:
         url = re.search(r"API:\s+(\S+)", text)
