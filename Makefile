@@ -59,11 +59,10 @@ run: node-version $(VENV)/.installed openapi
 # Coverage is a figure, not a gate: measured on the in-process tests. The e2e tests run the
 # same code in the local runtime's sandbox processes, unmeasured, and without the tracer's
 # slowdown on their timings. Both parts run on pytest-xdist workers, one per core; the e2e
-# tests a whole file per worker (--dist loadgroup, groups in tests/conftest.py), so each
-# file's local runtimes start once (most e2e time is waiting on jobs, which two files share
-# well). mypy runs beside the in-process tests (it keeps one core busy for a minute, and the
-# tests' workers leave gaps). Each part's time is printed at the end (docs/testing.md keeps
-# the figures).
+# tests a whole group per worker (--dist loadgroup, groups in tests/conftest.py: a file, or
+# every test on one shared runtime), so each local runtime starts once. mypy runs beside
+# the in-process tests (it keeps one core busy for a minute or more, and the tests' workers
+# leave gaps). Each part's time is printed at the end (docs/testing.md keeps the figures).
 TEST_WORKERS ?= 2
 MAKE_STARTED := $(shell date +%s)
 LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

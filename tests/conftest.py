@@ -120,7 +120,8 @@ LOCAL_TEST_CONTEXT = {
 # serves DynamoDB, so on two busy cores its steps wait on the emulator for seconds. At 4 s,
 # 100 concurrent jobs failed their process steps' budget (one clean run of `make test`, and
 # every run beside two busy loops); at 8 s none did. The other transports meter their jobs
-# (the asynchronous-invoke queue, the queue's event source, the durable runner) and keep 4 s.
+# (the asynchronous-invoke queue, the queue's event source, the durable runner) and keep 4 s
+# (the fault runs take 8 s everywhere: FAULTS_WORKER_TIMEOUT in tests/e2e/test_faults.py).
 EMULATOR_HEADROOM = {"stepfunctions": {"worker_timeout_seconds": 8}}
 
 
