@@ -115,14 +115,16 @@ LOCAL_TEST_CONTEXT = {
     "retry_after_seconds": 1,
 }
 
-# Step Functions locally is the emulator's heaviest part: every execution starts at once (no
-# queue in front of them) and moto runs each one's interpreter in the process that also
-# serves DynamoDB, so on two busy cores its steps wait on the emulator for seconds. At 4 s,
-# 100 concurrent jobs failed their process steps' budget (one clean run of `make test`, and
-# every run beside two busy loops); at 8 s none did. The other transports meter their jobs
-# (the asynchronous-invoke queue, the queue's event source, the durable runner) and keep 4 s
-# (the fault runs take 8 s everywhere: FAULTS_WORKER_TIMEOUT in tests/e2e/test_faults.py).
-EMULATOR_HEADROOM = {"stepfunctions": {"worker_timeout_seconds": 8}}
+# Where the emulator's own latency, not the behaviour under test, ate a 4 s worker timeout
+# on two busy cores, the tests give it 8 s. Step Functions locally is the emulator's heaviest
+# part: every execution starts at once (no queue in front of them) and moto runs each one's
+# interpreter in the process that also serves DynamoDB; at 4 s, 100 concurrent jobs failed
+# their process steps' budget (a clean run of `make test`, and every run beside two busy
+# loops). With sqs one of 100 concurrent jobs timed out once and was redelivered (attempts 2,
+# in a clean run). At 8 s neither happened. The lambda and durable runtimes kept 4 s in every
+# run, beside two busy loops too (the fault runs take 8 s everywhere: FAULTS_WORKER_TIMEOUT
+# in tests/e2e/test_faults.py).
+EMULATOR_HEADROOM = {"stepfunctions": {"worker_timeout_seconds": 8}, "sqs": {"worker_timeout_seconds": 8}}
 
 
 _SYNTHESIZED: dict[tuple[tuple[str, str], ...], Path] = {}

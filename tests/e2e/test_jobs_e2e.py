@@ -87,7 +87,7 @@ def test_failing_task_is_failed_with_its_error(runtime, alice, dispatch):
         assert (execution["status"], execution["error"]) == ("FAILED", "JobFailed")
 
 
-SLOW_REDELIVERY = "with dispatch=sqs a retry waits the queue's visibility timeout (6 x 4 s); tests/handlers covers it"
+SLOW_REDELIVERY = "with dispatch=sqs a retry waits the queue's visibility timeout (6 x 8 s); tests/handlers covers it"
 
 
 def test_task_outliving_the_timeout_fails_after_retries_and_is_dead_lettered(runtime, alice, dispatch):
