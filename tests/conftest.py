@@ -122,9 +122,10 @@ LOCAL_TEST_CONTEXT = {
 # their process steps' budget (a clean run of `make test`, and every run beside two busy
 # loops). With sqs one of 100 concurrent jobs timed out once and was redelivered (attempts 2,
 # in a clean run). At 8 s neither happened. The lambda and durable runtimes kept 4 s in every
-# run, beside two busy loops too (the fault runs take 8 s everywhere: FAULTS_WORKER_TIMEOUT
-# in tests/e2e/test_faults.py).
-EMULATOR_HEADROOM = {"stepfunctions": {"worker_timeout_seconds": 8}, "sqs": {"worker_timeout_seconds": 8}}
+# run, beside two busy loops too (the fault runs take it on every transport:
+# tests/e2e/test_faults.py).
+HEADROOM_WORKER_TIMEOUT_SECONDS = "8"
+EMULATOR_HEADROOM = {"stepfunctions", "sqs"}  # the transports that take it in every test
 
 
 _SYNTHESIZED: dict[tuple[tuple[str, str], ...], Path] = {}
@@ -149,7 +150,12 @@ def synthesize_app(out: Path, **settings: str) -> Path:
     local runtime). A synthesis costs a Python and a Node.js process several seconds of CPU."""
     from local.synth import ROOT, synthesize
 
-    context = {**LOCAL_TEST_CONTEXT, **EMULATOR_HEADROOM.get(str(settings.get("dispatch")), {}), **settings}
+    headroom = (
+        {"worker_timeout_seconds": HEADROOM_WORKER_TIMEOUT_SECONDS}
+        if settings.get("dispatch") in EMULATOR_HEADROOM
+        else {}
+    )
+    context = {**LOCAL_TEST_CONTEXT, **headroom, **settings}
     key = tuple(sorted((name, str(value)) for name, value in context.items()))
     if key in _SYNTHESIZED and _SYNTHESIZED[key].is_dir():
         return _SYNTHESIZED[key]

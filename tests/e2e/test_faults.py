@@ -19,7 +19,7 @@ from bench.fault_run import JOB_RUNNERS, QUIET, FaultRunReport, prime_count, run
 from jobs_cli.client import JobsClient
 from local.faults import FaultPlan
 from local.server import LocalRuntime
-from tests.conftest import synthesize_app
+from tests.conftest import HEADROOM_WORKER_TIMEOUT_SECONDS, synthesize_app
 from tests.support import TEST_TASKS
 
 pytestmark = pytest.mark.e2e
@@ -29,12 +29,12 @@ pytestmark = pytest.mark.e2e
 # 300 two cores starve the process steps past the run's timeout, failing 3-5 % of jobs in one
 # clean run of four (286/300 against the 97 % bar below). bench/fault_run.py runs 1,000.
 JOBS = {"lambda": 100, "sqs": 60, "stepfunctions": 60, "durable": 60}
-# The job runner's timeout in these runs. Every attempt also waits on throttled DynamoDB calls
+# The job runner's timeout in these runs: the tests' headroom (HEADROOM_WORKER_TIMEOUT_SECONDS in
+# tests/conftest.py) on every transport. Every attempt also waits on throttled DynamoDB calls
 # (botocore's backoff) and on an emulator the other worker's tests share the cores with: at
 # the tests' usual 4 s, beside two busy loops, 20 of 100 lambda jobs and 13 of 60 sqs jobs ran
 # out of time on all three attempts; at 8 s none did. A hang waits the timeout out, and with
 # sqs a crash waits the queue's visibility timeout (6 x 8 s): idle time, not the cores'.
-FAULTS_WORKER_TIMEOUT = "8"
 SEED = 2026  # its first 60 invocations: 4 crashes, 4 hangs; first 100: 7 and 5
 # How each mode names a job whose retries ran out while its runner kept crashing or hanging.
 RUNNER_FAILURES = {
@@ -60,7 +60,7 @@ def plan(dispatch: str) -> FaultPlan:
 @pytest.fixture(scope="module")
 def faulty_runtime(dispatch: str, plan: FaultPlan, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     out = tmp_path_factory.mktemp(f"cdk.out.faults.{dispatch}")
-    cdk_out = synthesize_app(out, dispatch=dispatch, worker_timeout_seconds=FAULTS_WORKER_TIMEOUT)
+    cdk_out = synthesize_app(out, dispatch=dispatch, worker_timeout_seconds=HEADROOM_WORKER_TIMEOUT_SECONDS)
     runtime = LocalRuntime(
         cdk_out, port=0, retry_base_delay=0.2, faults=plan, extra_environment=QUIET, preload=TEST_TASKS
     ).start()
