@@ -184,6 +184,7 @@ CORE_BOUND_E2E = ("test_faults.py", "test_fork.py")
 FIRST_GROUPS = ("core-bound", "per-transport-runtime")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it names each test after its group)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     groups: dict[str, str] = {}
     for item in items:

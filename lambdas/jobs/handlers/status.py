@@ -35,6 +35,11 @@ def status(job_id: str) -> Any:
 
 @app.get("/jobs")
 def list_jobs() -> Any:
+    job_id = (app.current_event.path_parameters or {}).get("job_id")
+    if job_id is not None:
+        # API Gateway matched /jobs/{job_id}, but Powertools' route pattern ends in "$", which
+        # also matches before a final newline: GET /jobs/%0A would list the caller's jobs.
+        return status(job_id)
     query = app.current_event.query_string_parameters or {}
     jobs, next_token = service.list_for_owner(
         caller_identity(app.current_event), query.get("status"), query.get("limit"), query.get("next_token")
