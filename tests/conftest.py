@@ -174,14 +174,13 @@ def synthesize_app(out: Path, **settings: str) -> Path:
 
 
 # make test runs the end-to-end tests on two pytest-xdist workers (--dist loadgroup) in
-# groups, each whole on one worker so its local runtimes start once: a file, or every test
-# on the shared per-transport ``runtime`` (tests/e2e/conftest.py). The two files that keep
-# cores busy for minutes (the fault runs, and the fork's own suite on two workers of its
-# own) share one group, one after the other: side by side they starved each other's 4 s
-# timeouts. The two longest groups go first, one to each worker, and the files after them
-# to whichever worker is free (--no-loadscope-reorder keeps this order).
-CORE_BOUND_E2E = ("test_faults.py", "test_fork.py")
-FIRST_GROUPS = ("core-bound", "per-transport-runtime")
+# groups, each whole on one worker so its local runtimes start once: a file, or every test on
+# the shared per-transport ``runtime`` (tests/e2e/conftest.py). The longest groups go first,
+# the fault runs to one worker and the fork's suite to the other (each keeps its cores busy
+# for minutes; the headroom of the fault runs' timeouts was measured beside two busy loops),
+# and the other groups fill in behind them on whichever worker is free
+# (--no-loadscope-reorder keeps this order).
+LONGEST_GROUPS_FIRST = ("test_faults.py", "test_fork.py", "per-transport-runtime")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it names each test after its group)
@@ -190,17 +189,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("e2e") is None:
             continue
-        if item.path.name in CORE_BOUND_E2E:
-            group = FIRST_GROUPS[0]
-        elif "runtime" in getattr(item, "fixturenames", ()):
-            group = FIRST_GROUPS[1]
-        else:
-            group = str(item.path)
+        group = LONGEST_GROUPS_FIRST[2] if "runtime" in getattr(item, "fixturenames", ()) else str(item.path)
         groups[item.nodeid] = group
         item.add_marker(pytest.mark.xdist_group(group))
-    order = {name: rank for rank, name in enumerate(FIRST_GROUPS)}
+
+    def rank(item: pytest.Item) -> int:
+        group = groups.get(item.nodeid, "")
+        for position, name in enumerate(LONGEST_GROUPS_FIRST):
+            if group == name or group.endswith(f"/{name}"):
+                return position
+        return len(LONGEST_GROUPS_FIRST)
+
     # A stable sort: the tests keep their order within a group (by transport, as pytest put them).
-    items.sort(key=lambda item: order.get(groups.get(item.nodeid, ""), len(order)))
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 worker with the pinned pytest.
 
 ``make test`` runs the end-to-end tests in groups (``pytest_collection_modifyitems`` in
-``tests/conftest.py``) so that each local runtime starts once and the two core-bound files run
-one after the other. pytest-xdist names each test after its group by rewriting a private
+``tests/conftest.py``) so that each local runtime starts once and the longest groups start
+first. pytest-xdist names each test after its group by rewriting a private
 attribute that pytest 9.2 no longer reads (pytest-xdist issue #1386, open): nothing fails, the
 groups are simply ignored, every module-scoped runtime starts on both workers and the fault
 runs happen twice. Seen here: the end-to-end part took 868 s with pytest 9.2.0. This test

@@ -126,6 +126,8 @@ def test_the_forks_in_process_suite_passes(fork: Path):
         f"--ignore={NOT_FORK_SENSITIVE}",
         "-n",
         "2",
+        "--dist",
+        "loadfile",
         "-q",
         "-x",
         "-p",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +14,23 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.async_jobs_stack import AsyncJobsStack
 from stacks.config import AppConfig
 
+_SYNTHESIZED: dict[str, tuple[AsyncJobsStack, Template]] = {}
+
 
 def synth(context: dict[str, Any] | None = None, nag: bool = False) -> tuple[AsyncJobsStack, Template]:
+    """The stack synthesized with ``context`` (and cdk-nag's AwsSolutions checks when ``nag``).
+
+    Once per context in a test process: the tests only read what it returns, and a synthesis
+    costs a second or more of calls into the CDK's Node.js process (138 calls, 77 contexts).
+    A test that changes what a synthesis reads calls :func:`fresh_synth`."""
+    key = json.dumps([context or {}, nag], sort_keys=True, default=str)
+    if key not in _SYNTHESIZED:
+        _SYNTHESIZED[key] = fresh_synth(context, nag)
+    return _SYNTHESIZED[key]
+
+
+def fresh_synth(context: dict[str, Any] | None = None, nag: bool = False) -> tuple[AsyncJobsStack, Template]:
+    """A new synthesis, whatever was synthesized before."""
     app = cdk.App(context=context or {})
     stack = AsyncJobsStack(
         app, "AsyncJobs", config=AppConfig.from_context(app.node.try_get_context, app.node.get_all_context())

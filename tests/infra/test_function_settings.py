@@ -7,6 +7,7 @@ here, not at a cold start in AWS."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -63,11 +64,17 @@ def function_environments(context: dict[str, Any], with_handlers: bool = False) 
 
 
 def import_failure(handler: str, environment: dict[str, str]) -> str | None:
-    """The error of importing ``handler``'s module with only ``environment``, if any."""
+    """The error of importing ``handler``'s module with only ``environment``, if any (once per
+    handler and environment: variants share most of their functions' environments)."""
+    return _import_failure(handler, tuple(sorted(environment.items())))
+
+
+@functools.cache
+def _import_failure(handler: str, environment: tuple[tuple[str, str], ...]) -> str | None:
     module = handler.rsplit(".", 1)[0]
     result = subprocess.run(  # noqa: S603  a fixed interpreter and module name
         [sys.executable, "-c", f"import {module}"],
-        env={**environment, **RUNTIME, "PATH": os.environ.get("PATH", "")},
+        env={**dict(environment), **RUNTIME, "PATH": os.environ.get("PATH", "")},
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,7 +12,7 @@ from local.template import load
 from stacks.async_jobs_stack import AsyncJobsStack
 from stacks.config import AppConfig, ConfigError
 from tests.infra import wiring
-from tests.infra.conftest import function_id, only, synth
+from tests.infra.conftest import fresh_synth, function_id, only, synth
 
 HANDLERS = {
     "submit": "jobs.handlers.submit.handler",
@@ -970,7 +970,7 @@ def test_a_changed_request_model_makes_a_new_deployment(monkeypatch, tmp_path):
     import stacks.api
 
     def deployment_id() -> str:
-        _, template = synth()
+        _, template = fresh_synth()
         [(logical_id, _)] = template.find_resources("AWS::ApiGateway::Deployment").items()
         return logical_id
 
@@ -982,7 +982,7 @@ def test_a_changed_request_model_makes_a_new_deployment(monkeypatch, tmp_path):
     monkeypatch.setattr(stacks.api, "SUBMIT_REQUEST_SCHEMA", changed)
     after = deployment_id()
     assert after != before
-    _, template = synth()  # and the stage serves the new one
+    _, template = fresh_synth()  # and the stage serves the new one
     only(template, "AWS::ApiGateway::Stage", {"DeploymentId": {"Ref": after}})
 
 
