@@ -15,11 +15,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install tools node-version run test lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
+.PHONY: help install tools node-version run test coverage lint format typecheck synth doctor deploy destroy test-deployed bench openapi clean
 
 help:
 	@echo "make run       the app on 127.0.0.1:$${PORT:-3000} with AWS emulated (Ctrl-C stops it)"
 	@echo "make test      lint, type-check and run every test (no AWS account needed)"
+	@echo "make coverage  the line and branch coverage of the in-process tests"
 	@echo "make synth     synthesize the CloudFormation template into cdk.out/"
 	@echo "make doctor    read-only preflight of your AWS account and region before the first deploy"
 	@echo "make deploy    cdk deploy (needs AWS credentials and a bootstrapped account)"
@@ -56,15 +57,14 @@ run: node-version $(VENV)/.installed openapi
 	$(PYTHON) -m local.synth --out cdk.out $(CDK_ARGS)
 	$(PYTHON) -m local --cdk-out cdk.out
 
-# Coverage is a figure, not a gate: measured on the in-process tests. The e2e tests run the
-# same code in the local runtime's sandbox processes, unmeasured, and without the tracer's
-# slowdown on their timings. Both parts run on pytest-xdist workers, one per core: the
-# in-process tests a file per worker (--dist loadfile: a file's tests share the worker's
-# syntheses, 12 % less CPU than test by test), the e2e tests a whole group per worker
-# (--dist loadgroup, groups in tests/conftest.py: a file, or every test on one shared
-# runtime), so each local runtime starts once. mypy runs beside
-# the in-process tests (it keeps one core busy for a minute or more, and the tests' workers
-# leave gaps). Each part's time is printed at the end (docs/testing.md keeps the figures).
+# Both parts run on pytest-xdist workers, one per core: the in-process tests a file per
+# worker (--dist loadfile: a file's tests share the worker's syntheses, 12 % less CPU than test
+# by test), the e2e tests a whole group per worker (--dist loadgroup, groups in
+# tests/conftest.py: a file, or every test on one shared runtime), so each local runtime
+# starts once. mypy runs beside the in-process tests (it keeps one core busy for a minute or
+# more, and the tests' workers leave gaps). Each part's time is printed at the end
+# (docs/testing.md keeps the figures). Coverage is a figure, not a proof: `make coverage`
+# (its tracer costs the in-process tests a third more CPU, so make test does without it).
 TEST_WORKERS ?= 2
 MAKE_STARTED := $(shell date +%s)
 LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -78,13 +78,19 @@ test: install openapi
 	types_out=$$(mktemp); types_from=$$(date +%s); \
 	{ $(TYPECHECK) > "$$types_out" 2>&1; echo "$$? $$(date +%s)" > "$$types_out.end"; } & types_pid=$$!; \
 	trap 'kill $$types_pid 2>/dev/null; rm -f "$$types_out" "$$types_out.end"' EXIT; \
-	part "in-process tests (mypy alongside)" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile --cov --cov-report='; \
+	part "in-process tests (mypy alongside)" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile'; \
 	wait $$types_pid; cat "$$types_out"; read -r types_status types_end < "$$types_out.end"; \
 	parts="$$parts$$(printf '\n  %-34s %4d s' "type checks (mypy --strict)" $$(( types_end - types_from )))"; \
 	[ "$$types_status" = 0 ] || { printf "make test, time per part (stopped at a failure):%s\n" "$$parts"; exit "$$types_status"; }; \
 	part "end-to-end tests" '$(VENV)/bin/pytest -m e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder'; \
-	echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"; \
 	printf "make test, time per part:%s\n  %-34s %4d s\n" "$$parts" "total" $$(( $$(date +%s) - $(MAKE_STARTED) ))
+
+# The line and branch coverage of the in-process tests. The e2e tests run the same code in
+# the local runtime's sandbox processes, unmeasured, and without the tracer's slowdown on
+# their timings.
+coverage: install openapi
+	$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile -q --cov --cov-report=
+	@echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"
 
 lint: $(VENV)/.installed
 	$(LINT)
