@@ -68,6 +68,7 @@ run: node-version $(VENV)/.installed openapi
 TEST_WORKERS ?= 2
 MAKE_STARTED := $(shell date +%s)
 LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+IN_PROCESS_TESTS := $(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile
 TYPECHECK := $(VENV)/bin/mypy app.py stacks lambdas/jobs local jobs_cli doctor tests bench
 test: install openapi
 	@parts="$$(printf '\n  %-34s %4d s' "install (venv, CDK CLI, openapi)" $$(( $$(date +%s) - $(MAKE_STARTED) )))"; \
@@ -78,7 +79,7 @@ test: install openapi
 	types_out=$$(mktemp); types_from=$$(date +%s); \
 	{ $(TYPECHECK) > "$$types_out" 2>&1; echo "$$? $$(date +%s)" > "$$types_out.end"; } & types_pid=$$!; \
 	trap 'kill $$types_pid 2>/dev/null; rm -f "$$types_out" "$$types_out.end"' EXIT; \
-	part "in-process tests (mypy alongside)" '$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile'; \
+	part "in-process tests (mypy alongside)" '$(IN_PROCESS_TESTS)'; \
 	wait $$types_pid; cat "$$types_out"; read -r types_status types_end < "$$types_out.end"; \
 	parts="$$parts$$(printf '\n  %-34s %4d s' "type checks (mypy --strict)" $$(( types_end - types_from )))"; \
 	[ "$$types_status" = 0 ] || { printf "make test, time per part (stopped at a failure):%s\n" "$$parts"; exit "$$types_status"; }; \
@@ -89,7 +90,7 @@ test: install openapi
 # the local runtime's sandbox processes, unmeasured, and without the tracer's slowdown on
 # their timings.
 coverage: install openapi
-	$(VENV)/bin/pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadfile -q --cov --cov-report=
+	$(IN_PROCESS_TESTS) -q --cov --cov-report=
 	@echo "coverage: $$($(VENV)/bin/coverage report --format=total)% of lines and branches in lambdas/, stacks/, local/, jobs_cli/, doctor/ (in-process tests; coverage report -m for each file)"
 
 lint: $(VENV)/.installed

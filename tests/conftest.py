@@ -180,28 +180,23 @@ def synthesize_app(out: Path, **settings: str) -> Path:
 # for minutes; the headroom of the fault runs' timeouts was measured beside two busy loops),
 # and the other groups fill in behind them on whichever worker is free
 # (--no-loadscope-reorder keeps this order).
-LONGEST_GROUPS_FIRST = ("test_faults.py", "test_fork.py", "per-transport-runtime")
+PER_TRANSPORT_RUNTIME = "per-transport-runtime"
+LONGEST_GROUPS_FIRST = ("test_faults.py", "test_fork.py", PER_TRANSPORT_RUNTIME)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it names each test after its group)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    groups: dict[str, str] = {}
+    first = {name: position for position, name in enumerate(LONGEST_GROUPS_FIRST)}
+    rank: dict[str, int] = {}
     for item in items:
         if item.get_closest_marker("e2e") is None:
             continue
-        group = LONGEST_GROUPS_FIRST[2] if "runtime" in getattr(item, "fixturenames", ()) else str(item.path)
-        groups[item.nodeid] = group
-        item.add_marker(pytest.mark.xdist_group(group))
-
-    def rank(item: pytest.Item) -> int:
-        group = groups.get(item.nodeid, "")
-        for position, name in enumerate(LONGEST_GROUPS_FIRST):
-            if group == name or group.endswith(f"/{name}"):
-                return position
-        return len(LONGEST_GROUPS_FIRST)
-
+        on_runtime = "runtime" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group(PER_TRANSPORT_RUNTIME if on_runtime else str(item.path)))
+        name = PER_TRANSPORT_RUNTIME if on_runtime else item.path.name
+        rank[item.nodeid] = first.get(name, len(first))
     # A stable sort: the tests keep their order within a group (by transport, as pytest put them).
-    items.sort(key=rank)
+    items.sort(key=lambda item: rank.get(item.nodeid, len(first)))
 
 
 @pytest.fixture(scope="session")
